@@ -1,0 +1,86 @@
+/**
+ * Environment → one typed, validated Config. Invalid values fail fast, naming the variable.
+ */
+import path from 'node:path';
+
+export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+const BACKENDS: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  databaseUrl: string;
+  redisUrl: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  tfjsBackend: BackendPreference;
+  workerConcurrency: number;
+  /** BullMQ key prefix and Redis channel namespace: isolates deployments (and test runs) sharing one Redis. */
+  queuePrefix: string;
+  logLevel: LogLevel;
+  /** Minimum interval between `batch` progress events of one run. */
+  progressIntervalMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name];
+  return v === undefined || v === '' ? fallback : v;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const raw = str(env, name, fallback);
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function url(env: Env, name: string, fallback: string, protocols: string[]): string {
+  const raw = str(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL: "${raw}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
+  }
+  return raw;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const prefix = str(env, 'QUEUE_PREFIX', 'regula');
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(prefix)) {
+    throw new ConfigError(`QUEUE_PREFIX must be 1-64 letters, digits, - or _, got "${prefix}"`);
+  }
+  return {
+    databaseUrl: url(env, 'DATABASE_URL', 'postgresql://postgres@127.0.0.1:5432/regula', ['postgresql:', 'postgres:']),
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    host: str(env, 'HOST', '0.0.0.0'),
+    port: int(env, 'PORT', 3000, 0, 65535),
+    dataDir: path.resolve(str(env, 'DATA_DIR', 'data')),
+    tfjsBackend: oneOf(env, 'TFJS_BACKEND', 'auto', BACKENDS),
+    workerConcurrency: int(env, 'WORKER_CONCURRENCY', 1, 1, 64),
+    queuePrefix: prefix,
+    logLevel: oneOf(env, 'LOG_LEVEL', 'info', LOG_LEVELS),
+    progressIntervalMs: int(env, 'PROGRESS_INTERVAL_MS', 1000, 0, 3_600_000),
+  };
+}

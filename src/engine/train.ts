@@ -1,0 +1,301 @@
+/**
+ * The training loop: Keras' fit() semantics with Regula's own loss accounting.
+ *
+ *  - validation: the last `validationSplit` of the training arrays, before shuffling (Keras);
+ *  - each epoch shuffles the rest with a seeded permutation;
+ *  - each step minimises  mean CE + Σ weight penalties + Σ activity penalties / batch size;
+ *  - train/val/test figures include the penalties (Keras' loss/val_loss) and report each part.
+ *
+ * The loop checks `shouldStop()` before every batch, so a cancel lands within one batch.
+ */
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs';
+import type { NormalizedSpec } from '../spec/normalized.js';
+import { buildModel, type BuiltModel } from './model.js';
+import { penalty } from './regularizers.js';
+import type {
+  DataSplit,
+  EpochReport,
+  LossParts,
+  ModelArtifact,
+  TrainingData,
+  TrainingEvent,
+  TrainingResult,
+  WeightSpec,
+} from './types.js';
+
+export interface TrainOptions {
+  onEvent?: (event: TrainingEvent) => void;
+  shouldStop?: () => boolean;
+  /** Minimum interval between `batch` events (the last batch of an epoch always reports). */
+  progressIntervalMs?: number;
+}
+
+const PIXELS = 28 * 28;
+
+/** mulberry32: a small, fast, seedable PRNG. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function permutation(n: number, seed: number): Int32Array {
+  const p = new Int32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  const r = rng(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
+  }
+  return p;
+}
+
+class Batcher {
+  private readonly x: Float32Array;
+  private readonly y: Int32Array;
+  constructor(
+    private readonly split: DataSplit,
+    private readonly numClasses: number,
+    private readonly shape: [number, number, number],
+    maxBatch: number,
+  ) {
+    this.x = new Float32Array(maxBatch * PIXELS * shape[2]);
+    this.y = new Int32Array(maxBatch);
+  }
+
+  /** The batch of `indices[from, to)` as tensors (the caller disposes them). */
+  batch(indices: Int32Array, from: number, to: number): { xs: tf.Tensor4D; ys: tf.Tensor2D } {
+    const size = to - from;
+    const px = PIXELS * this.shape[2];
+    for (let k = 0; k < size; k++) {
+      const i = indices[from + k]!;
+      this.x.set(this.split.images.subarray(i * px, (i + 1) * px), k * px);
+      this.y[k] = this.split.labels[i]!;
+    }
+    const xs = tf.tensor4d(this.x.subarray(0, size * px), [size, ...this.shape]);
+    const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(this.y.subarray(0, size), 'int32'), this.numClasses).toFloat() as tf.Tensor2D);
+    return { xs, ys };
+  }
+}
+
+interface StepTensors {
+  dataLoss: tf.Scalar;
+  kernel: tf.Scalar;
+  bias: tf.Scalar;
+  activity: tf.Scalar;
+  correct: tf.Scalar;
+}
+
+/** Forward pass with every loss part. `training` switches dropout on. Returns tensors the caller owns. */
+function forward(built: BuiltModel, xs: tf.Tensor4D, ys: tf.Tensor2D, training: boolean): StepTensors & { total: tf.Scalar } {
+  const outs = built.trainModel.apply(xs, { training }) as tf.Tensor | tf.Tensor[];
+  const [probs, ...acts] = Array.isArray(outs) ? outs : [outs];
+  const batch = xs.shape[0];
+  const dataLoss = tf.mean(tf.metrics.categoricalCrossentropy(ys, probs!)) as tf.Scalar;
+  let kernel: tf.Scalar = tf.scalar(0);
+  let bias: tf.Scalar = tf.scalar(0);
+  for (const p of built.weightPenalties) {
+    const v = penalty(p.regularizer, p.variable);
+    if (p.kind === 'kernel') kernel = tf.add(kernel, v);
+    else bias = tf.add(bias, v);
+  }
+  let activity: tf.Scalar = tf.scalar(0);
+  for (const p of built.activityPenalties) {
+    activity = tf.add(activity, tf.div(penalty(p.regularizer, acts[p.output - 1]!), batch));
+  }
+  const correct = tf.sum(tf.cast(tf.equal(tf.argMax(probs!, -1), tf.argMax(ys, -1)), 'float32')) as tf.Scalar;
+  const total = tf.addN([dataLoss, kernel, bias, activity]) as tf.Scalar;
+  return { total, dataLoss, kernel, bias, activity, correct };
+}
+
+/** Accumulates batch-size weighted sums of the loss parts. */
+class PartsMeter {
+  private n = 0;
+  private sums = { dataLoss: 0, kernel: 0, bias: 0, activity: 0, correct: 0 };
+  add(size: number, v: { dataLoss: number; kernel: number; bias: number; activity: number; correct: number }): void {
+    this.n += size;
+    this.sums.dataLoss += v.dataLoss * size;
+    this.sums.kernel += v.kernel * size;
+    this.sums.bias += v.bias * size;
+    this.sums.activity += v.activity * size;
+    this.sums.correct += v.correct;
+  }
+  get count(): number {
+    return this.n;
+  }
+  parts(): LossParts {
+    const n = Math.max(this.n, 1);
+    const dataLoss = this.sums.dataLoss / n;
+    const kernelPenalty = this.sums.kernel / n;
+    const biasPenalty = this.sums.bias / n;
+    const activityPenalty = this.sums.activity / n;
+    return {
+      loss: dataLoss + kernelPenalty + biasPenalty + activityPenalty,
+      dataLoss,
+      kernelPenalty,
+      biasPenalty,
+      activityPenalty,
+      accuracy: this.sums.correct / n,
+    };
+  }
+}
+
+async function read(t: StepTensors): Promise<{ dataLoss: number; kernel: number; bias: number; activity: number; correct: number }> {
+  const [dataLoss, kernel, bias, activity, correct] = await Promise.all(
+    [t.dataLoss, t.kernel, t.bias, t.activity, t.correct].map(async (s) => (await s.data())[0] ?? NaN),
+  );
+  return { dataLoss: dataLoss!, kernel: kernel!, bias: bias!, activity: activity!, correct: correct! };
+}
+
+/** Keras-compatible evaluation (dropout off, penalties included) of `indices` of a split. */
+async function evaluate(built: BuiltModel, batcher: Batcher, indices: Int32Array, batchSize: number): Promise<LossParts> {
+  const meter = new PartsMeter();
+  for (let from = 0; from < indices.length; from += batchSize) {
+    const to = Math.min(from + batchSize, indices.length);
+    const { xs, ys } = batcher.batch(indices, from, to);
+    const t = tf.tidy(() => {
+      const { total: _total, ...parts } = forward(built, xs, ys, false);
+      return parts;
+    });
+    tf.dispose([xs, ys]);
+    meter.add(to - from, await read(t));
+    tf.dispose(Object.values(t));
+  }
+  return meter.parts();
+}
+
+function makeOptimizer(spec: NormalizedSpec): tf.Optimizer {
+  const { type, learningRate } = spec.training.optimizer;
+  switch (type) {
+    case 'adam':
+      return tf.train.adam(learningRate, 0.9, 0.999, 1e-7);
+    case 'sgd':
+      return tf.train.sgd(learningRate);
+    case 'rmsprop':
+      return tf.train.rmsprop(learningRate, 0.9, 0, 1e-7);
+  }
+}
+
+/** Serialise the inference model (probabilities out) the way tfjs `model.save()` does, weights in one buffer. */
+export async function exportModel(model: tf.LayersModel): Promise<ModelArtifact> {
+  let artifact: ModelArtifact | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      const parts = a.weightData === undefined ? [] : Array.isArray(a.weightData) ? a.weightData : [a.weightData];
+      const size = parts.reduce((s, b) => s + b.byteLength, 0);
+      const weightData = new Uint8Array(size);
+      let off = 0;
+      for (const b of parts) {
+        weightData.set(new Uint8Array(b), off);
+        off += b.byteLength;
+      }
+      artifact = {
+        format: 'tfjs-layers-model',
+        modelTopology: a.modelTopology as object,
+        weightSpecs: (a.weightSpecs ?? []).map((w): WeightSpec => ({ name: w.name, shape: [...w.shape], dtype: w.dtype })),
+        weightData,
+        sha256: createHash('sha256').update(weightData).digest('hex'),
+      };
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  if (!artifact) throw new Error('model.save() produced no artifacts');
+  return artifact;
+}
+
+function range(from: number, to: number): Int32Array {
+  const r = new Int32Array(Math.max(0, to - from));
+  for (let i = 0; i < r.length; i++) r[i] = from + i;
+  return r;
+}
+
+export async function train(spec: NormalizedSpec, data: TrainingData, opts: TrainOptions = {}): Promise<TrainingResult> {
+  const { epochs, batchSize, validationSplit, shuffle, seed } = spec.training;
+  const emit = opts.onEvent ?? (() => {});
+  const shouldStop = opts.shouldStop ?? (() => false);
+  const interval = opts.progressIntervalMs ?? 1000;
+
+  // Keras: validation is the tail of the training arrays, taken before any shuffling.
+  const splitAt = Math.floor(data.train.count * (1 - validationSplit));
+  const valIdx = range(splitAt, data.train.count);
+  const trainCount = splitAt;
+  if (trainCount < 1) throw new Error(`no training samples left after the validation split (${data.train.count} samples)`);
+  const batches = Math.ceil(trainCount / batchSize);
+
+  tf.util.assert(spec.input.numClasses === data.numClasses, () => `the spec expects ${spec.input.numClasses} classes, the data has ${data.numClasses}`);
+  const built = buildModel(spec);
+  const optimizer = makeOptimizer(spec);
+  const trainBatcher = new Batcher(data.train, data.numClasses, spec.input.shape, batchSize);
+  const testBatcher = new Batcher(data.test, data.numClasses, spec.input.shape, batchSize);
+  const reports: EpochReport[] = [];
+
+  try {
+    emit({ type: 'started', trainCount, valCount: valIdx.length, testCount: data.test.count, batchesPerEpoch: batches, epochs });
+    for (let epoch = 1; epoch <= epochs; epoch++) {
+      const started = performance.now();
+      const order = shuffle ? permutation(trainCount, seed * 1000 + epoch) : range(0, trainCount);
+      const meter = new PartsMeter();
+      let lastEmit = started;
+      for (let b = 0; b < batches; b++) {
+        if (shouldStop()) return { status: 'cancelled', epochs: reports };
+        const from = b * batchSize;
+        const to = Math.min(from + batchSize, trainCount);
+        const { xs, ys } = trainBatcher.batch(order, from, to);
+        let parts: StepTensors | undefined;
+        const { value, grads } = tf.variableGrads(() => {
+          const { total, ...rest } = forward(built, xs, ys, true);
+          for (const t of Object.values(rest)) tf.keep(t);
+          parts = rest;
+          return total;
+        }, built.trainable);
+        optimizer.applyGradients(grads);
+        tf.dispose([xs, ys, value, ...Object.values(grads)]);
+        if (!parts) throw new Error('training step produced no loss parts');
+        const v = await read(parts);
+        tf.dispose(Object.values(parts));
+        meter.add(to - from, v);
+        const now = performance.now();
+        if (now - lastEmit >= interval || b === batches - 1) {
+          lastEmit = now;
+          const p = meter.parts();
+          emit({
+            type: 'batch',
+            epoch,
+            batch: b + 1,
+            batches,
+            loss: p.loss,
+            accuracy: p.accuracy,
+            samplesPerSec: meter.count / ((now - started) / 1000),
+          });
+        }
+      }
+      const trainedMs = performance.now() - started;
+      const val = valIdx.length > 0 ? await evaluate(built, trainBatcher, valIdx, batchSize) : null;
+      const report: EpochReport = {
+        epoch,
+        epochs,
+        durationMs: Math.round(performance.now() - started),
+        samplesPerSec: trainCount / (trainedMs / 1000),
+        train: meter.parts(),
+        val,
+      };
+      reports.push(report);
+      emit({ type: 'epoch', ...report });
+    }
+    if (shouldStop()) return { status: 'cancelled', epochs: reports };
+    const test = await evaluate(built, testBatcher, range(0, data.test.count), batchSize);
+    const artifact = await exportModel(built.model);
+    return { status: 'completed', test, artifact, epochs: reports };
+  } finally {
+    optimizer.dispose();
+    built.dispose();
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The language users speak: one TypeBox schema per concept. These schemas drive request
+ * validation (Ajv), the TypeScript types (Static) and the OpenAPI document — one source.
+ *
+ * Layer and dataset unions are `oneOf` + `discriminator` (OpenAPI 3 style) so that a bad layer
+ * gets an error about *its* class, not a list of every class it failed to be.
+ */
+import { Type, type Static, type TSchema } from 'typebox';
+import { LIMITS } from './limits.js';
+
+/** A tagged union rendered as oneOf + discriminator; its static type is the union of the members. */
+function TaggedUnion<T extends TSchema[]>(tag: string, members: [...T], options: Record<string, unknown> = {}) {
+  return Type.Unsafe<Static<T[number]>>({
+    ...options,
+    type: 'object',
+    oneOf: members,
+    discriminator: { propertyName: tag },
+    required: [tag],
+  });
+}
+
+const Size2 = (description: string, max: number) =>
+  Type.Union(
+    [
+      Type.Integer({ minimum: 1, maximum: max }),
+      Type.Array(Type.Integer({ minimum: 1, maximum: max }), { minItems: 2, maxItems: 2 }),
+    ],
+    { description },
+  );
+
+export const Activation = Type.Union(
+  [
+    Type.Literal('linear'),
+    Type.Literal('relu'),
+    Type.Literal('sigmoid'),
+    Type.Literal('tanh'),
+    Type.Literal('softmax'),
+    Type.Literal('elu'),
+    Type.Literal('selu'),
+    Type.Literal('softplus'),
+  ],
+  { description: 'Keras activation name.' },
+);
+export type Activation = Static<typeof Activation>;
+
+export const Regularizer = Type.Object(
+  {
+    type: Type.Union([Type.Literal('l1'), Type.Literal('l2'), Type.Literal('l1_l2')], {
+      description:
+        'Keras regularizer: l1 → l1·Σ|x|, l2 → l2·Σx², l1_l2 → l1·Σ|x| + l2·Σx² (Elastic Net). ' +
+        'An activity penalty is divided by the batch size, as in tf.keras.',
+    }),
+    l1: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1000,
+        description: 'L1 factor. Default 0.01 for type l1; 0 for l1_l2 (a missing factor is off, never a hidden 0.01).',
+      }),
+    ),
+    l2: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1000,
+        description: 'L2 factor. Default 0.01 for type l2; 0 for l1_l2.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type Regularizer = Static<typeof Regularizer>;
+
+const regularizers = {
+  kernelRegularizer: Type.Optional(Regularizer),
+  biasRegularizer: Type.Optional(Regularizer),
+  activityRegularizer: Type.Optional(Regularizer),
+};
+
+const Conv2DLayer = Type.Object(
+  {
+    type: Type.Literal('Conv2D'),
+    filters: Type.Integer({ minimum: 1, maximum: 2048 }),
+    kernelSize: Size2('Kernel height and width (one number for a square kernel).', 64),
+    activation: Type.Optional(Activation),
+    padding: Type.Optional(Type.Union([Type.Literal('valid'), Type.Literal('same')], { default: 'valid' })),
+    strides: Type.Optional(Size2('Strides (default 1).', 64)),
+    useBias: Type.Optional(Type.Boolean({ default: true })),
+    ...regularizers,
+  },
+  { additionalProperties: false, title: 'Conv2D' },
+);
+
+const MaxPooling2DLayer = Type.Object(
+  {
+    type: Type.Literal('MaxPooling2D'),
+    poolSize: Type.Optional(Size2('Pool height and width (default 2).', 64)),
+    strides: Type.Optional(Size2('Strides (default: the pool size).', 64)),
+    padding: Type.Optional(Type.Union([Type.Literal('valid'), Type.Literal('same')], { default: 'valid' })),
+  },
+  { additionalProperties: false, title: 'MaxPooling2D' },
+);
+
+const DropoutLayer = Type.Object(
+  {
+    type: Type.Literal('Dropout'),
+    rate: Type.Number({ minimum: 0, exclusiveMaximum: 1 }),
+  },
+  { additionalProperties: false, title: 'Dropout' },
+);
+
+const FlattenLayer = Type.Object({ type: Type.Literal('Flatten') }, { additionalProperties: false, title: 'Flatten' });
+
+const DenseLayer = Type.Object(
+  {
+    type: Type.Literal('Dense'),
+    units: Type.Integer({ minimum: 1, maximum: 65536 }),
+    activation: Type.Optional(Activation),
+    useBias: Type.Optional(Type.Boolean({ default: true })),
+    ...regularizers,
+  },
+  { additionalProperties: false, title: 'Dense' },
+);
+
+export const Layer = TaggedUnion('type', [Conv2DLayer, MaxPooling2DLayer, DropoutLayer, FlattenLayer, DenseLayer], {
+  description: 'A layer, by its Keras class name with tfjs-style (camelCase) arguments.',
+});
+export type Layer = Static<typeof Layer>;
+
+export const Optimizer = Type.Object(
+  {
+    type: Type.Union([Type.Literal('adam'), Type.Literal('sgd'), Type.Literal('rmsprop')], { default: 'adam' }),
+    learningRate: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 10,
+        description: 'Default: Keras defaults (adam 0.001, sgd 0.01, rmsprop 0.001).',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const Training = Type.Object(
+  {
+    epochs: Type.Optional(Type.Integer({ minimum: 1, maximum: LIMITS.maxEpochs, default: 25 })),
+    batchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: LIMITS.maxBatchSize, default: 250 })),
+    validationSplit: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 0.9,
+        default: 0.2,
+        description: 'Fraction of the training data held out for validation: the last part, before shuffling, as in Keras.',
+      }),
+    ),
+    optimizer: Type.Optional(Optimizer),
+    shuffle: Type.Optional(Type.Boolean({ default: true })),
+    seed: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 2 ** 31 - 1,
+        description: 'Seed for weight initialisation, shuffling, dropout and sampling. Chosen and recorded when absent.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const IdxFiles = Type.Object(
+  {
+    images: Type.String({ minLength: 1, maxLength: 512, description: 'IDX (optionally .gz) image file, relative to DATA_DIR.' }),
+    labels: Type.String({ minLength: 1, maxLength: 512, description: 'IDX (optionally .gz) label file, relative to DATA_DIR.' }),
+  },
+  { additionalProperties: false },
+);
+
+export const DATASET_NAMES = [
+  'emnist-balanced',
+  'emnist-byclass',
+  'emnist-bymerge',
+  'emnist-digits',
+  'emnist-letters',
+  'emnist-mnist',
+  'mnist',
+  'fashion-mnist',
+] as const;
+export type DatasetName = (typeof DATASET_NAMES)[number];
+
+const limit = Type.Optional(
+  Type.Integer({
+    minimum: 1,
+    maximum: 10_000_000,
+    description: 'Train on a seeded, stratified sample of at most this many training images (the test split shrinks in proportion).',
+  }),
+);
+
+const NamedDataset = Type.Object(
+  {
+    name: Type.Union(
+      [
+        Type.Literal('emnist-balanced'),
+        Type.Literal('emnist-byclass'),
+        Type.Literal('emnist-bymerge'),
+        Type.Literal('emnist-digits'),
+        Type.Literal('emnist-letters'),
+        Type.Literal('emnist-mnist'),
+        Type.Literal('mnist'),
+        Type.Literal('fashion-mnist'),
+      ],
+      { description: 'An EMNIST split, MNIST or Fashion-MNIST, read from DATA_DIR/<name>/ with the official file names.' },
+    ),
+    limit,
+  },
+  { additionalProperties: false, title: 'NamedDataset' },
+);
+
+const IdxDataset = Type.Object(
+  {
+    name: Type.Literal('idx'),
+    train: IdxFiles,
+    test: Type.Optional(IdxFiles),
+    testFraction: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 0.5, description: 'Holdout fraction when no test files are given (default 0.15).' }),
+    ),
+    transposed: Type.Optional(Type.Boolean({ description: 'Images are stored transposed, as in EMNIST (default true).' })),
+    limit,
+  },
+  { additionalProperties: false, title: 'IdxDataset' },
+);
+
+export const Dataset = TaggedUnion('name', [NamedDataset, IdxDataset]);
+export type Dataset = Static<typeof Dataset>;
+
+export const RunRequest = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    model: Type.Object(
+      {
+        layers: Type.Array(Layer, { minItems: 1, maxItems: LIMITS.maxLayers }),
+      },
+      { additionalProperties: false },
+    ),
+    training: Type.Optional(Training),
+    dataset: Type.Optional(Dataset),
+  },
+  { additionalProperties: false },
+);
+export type RunRequest = Static<typeof RunRequest>;
