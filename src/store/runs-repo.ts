@@ -1,0 +1,198 @@
+/**
+ * Runs, their epoch rows, events and model artifacts in PostgreSQL. Status changes are
+ * compare-and-set updates, so two processes racing (a cancel against a worker starting the job)
+ * cannot both win.
+ */
+import { Prisma, type PrismaClient, type Run, type RunStatus } from './prisma.js';
+import type { NormalizedSpec } from '../spec/normalized.js';
+
+export type { Run, RunStatus };
+
+export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+export interface NewRun {
+  id: string;
+  name: string | null;
+  specSubmitted: unknown;
+  spec: NormalizedSpec;
+  datasetName: string;
+  paramCount: number;
+}
+
+export interface StoredEvent {
+  seq: number;
+  type: string;
+  data: unknown;
+  createdAt: Date;
+}
+
+export interface EpochRow {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  valLoss: number | null;
+  valAccuracy: number | null;
+  durationMs: number;
+  details: unknown;
+}
+
+export interface ArtifactRow {
+  format: string;
+  modelTopology: unknown;
+  weightSpecs: unknown;
+  weightData: Uint8Array;
+  sha256: string;
+}
+
+const json = (v: unknown): Prisma.InputJsonValue => v as Prisma.InputJsonValue;
+
+export class RunsRepo {
+  constructor(private readonly db: PrismaClient) {}
+
+  /** Creates the run with its first event (`queued`) in one transaction. */
+  async create(run: NewRun, queuedEvent: unknown): Promise<Run> {
+    return this.db.$transaction(async (tx) => {
+      const created = await tx.run.create({
+        data: {
+          id: run.id,
+          name: run.name,
+          specSubmitted: json(run.specSubmitted),
+          spec: json(run.spec),
+          datasetName: run.datasetName,
+          paramCount: run.paramCount,
+        },
+      });
+      await tx.runEvent.create({ data: { runId: run.id, seq: 1, type: 'queued', data: json(queuedEvent) } });
+      return created;
+    });
+  }
+
+  get(id: string): Promise<Run | null> {
+    return this.db.run.findUnique({ where: { id } });
+  }
+
+  async list(opts: { status?: RunStatus; limit: number; offset: number }): Promise<{ items: Run[]; total: number }> {
+    const where = opts.status ? { status: opts.status } : {};
+    const [items, total] = await this.db.$transaction([
+      this.db.run.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], take: opts.limit, skip: opts.offset }),
+      this.db.run.count({ where }),
+    ]);
+    return { items, total };
+  }
+
+  /** queued → running. False when the run is no longer queued (e.g. cancelled meanwhile). */
+  async markRunning(id: string, backend: string, backendNote: string | null): Promise<boolean> {
+    const r = await this.db.run.updateMany({
+      where: { id, status: 'queued', cancelRequested: false },
+      data: { status: 'running', startedAt: new Date(), backend, backendNote },
+    });
+    return r.count === 1;
+  }
+
+  /** Cancels a queued run. False when it is not queued any more. */
+  async cancelQueued(id: string): Promise<boolean> {
+    const r = await this.db.run.updateMany({
+      where: { id, status: 'queued' },
+      data: { status: 'cancelled', cancelRequested: true, finishedAt: new Date() },
+    });
+    return r.count === 1;
+  }
+
+  /** Flags a running run for cancellation; the worker stops it at the next batch. */
+  async requestCancel(id: string): Promise<boolean> {
+    const r = await this.db.run.updateMany({ where: { id, status: 'running' }, data: { cancelRequested: true } });
+    return r.count === 1;
+  }
+
+  async finish(
+    id: string,
+    status: 'succeeded' | 'failed' | 'cancelled',
+    fields: { error?: string; testLoss?: number; testAccuracy?: number; testMetrics?: unknown; samplesPerSec?: number } = {},
+  ): Promise<boolean> {
+    const r = await this.db.run.updateMany({
+      where: { id, status: { in: ['queued', 'running'] } },
+      data: {
+        status,
+        finishedAt: new Date(),
+        error: fields.error ?? null,
+        testLoss: fields.testLoss ?? null,
+        testAccuracy: fields.testAccuracy ?? null,
+        testMetrics: fields.testMetrics === undefined ? Prisma.DbNull : json(fields.testMetrics),
+        samplesPerSec: fields.samplesPerSec ?? null,
+      },
+    });
+    return r.count === 1;
+  }
+
+  async saveEpoch(runId: string, row: EpochRow): Promise<void> {
+    const data = { ...row, details: json(row.details) };
+    await this.db.epochMetric.upsert({
+      where: { runId_epoch: { runId, epoch: row.epoch } },
+      create: { runId, ...data },
+      update: data,
+    });
+  }
+
+  async epochs(runId: string): Promise<EpochRow[]> {
+    const rows = await this.db.epochMetric.findMany({ where: { runId }, orderBy: { epoch: 'asc' } });
+    return rows.map(({ epoch, loss, accuracy, valLoss, valAccuracy, durationMs, details }) => ({
+      epoch,
+      loss,
+      accuracy,
+      valLoss,
+      valAccuracy,
+      durationMs,
+      details,
+    }));
+  }
+
+  /**
+   * Appends an event with the run's next sequence number (the SSE id). Writers of one run
+   * (API and worker) may race for a number: the primary key rejects the loser, which retries.
+   */
+  async appendEvent(runId: string, type: string, data: unknown): Promise<StoredEvent> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const rows = await this.db.$queryRaw<{ seq: number; createdAt: Date }[]>`
+          INSERT INTO "RunEvent" ("runId", "seq", "type", "data")
+          SELECT ${runId}::uuid, COALESCE(MAX("seq"), 0) + 1, ${type}, ${JSON.stringify(data)}::jsonb
+          FROM "RunEvent" WHERE "runId" = ${runId}::uuid
+          RETURNING "seq", "createdAt"`;
+        const row = rows[0];
+        if (!row) throw new Error(`event for run ${runId} was not stored`);
+        return { seq: row.seq, type, data, createdAt: row.createdAt };
+      } catch (err) {
+        if (attempt < 10 && isUniqueViolation(err)) continue;
+        throw err;
+      }
+    }
+  }
+
+  async events(runId: string, afterSeq = 0): Promise<StoredEvent[]> {
+    const rows = await this.db.runEvent.findMany({ where: { runId, seq: { gt: afterSeq } }, orderBy: { seq: 'asc' } });
+    return rows.map(({ seq, type, data, createdAt }) => ({ seq, type, data, createdAt }));
+  }
+
+  async saveArtifact(runId: string, a: ArtifactRow): Promise<void> {
+    const data = {
+      format: a.format,
+      modelTopology: json(a.modelTopology),
+      weightSpecs: json(a.weightSpecs),
+      weightData: new Uint8Array(a.weightData),
+      sha256: a.sha256,
+      sizeBytes: a.weightData.byteLength,
+    };
+    await this.db.modelArtifact.upsert({ where: { runId }, create: { runId, ...data }, update: data });
+  }
+
+  async artifact(runId: string): Promise<ArtifactRow | null> {
+    const a = await this.db.modelArtifact.findUnique({ where: { runId } });
+    if (!a) return null;
+    return { format: a.format, modelTopology: a.modelTopology, weightSpecs: a.weightSpecs, weightData: a.weightData, sha256: a.sha256 };
+  }
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  const text = String((err as { message?: string } | null)?.message ?? err);
+  return text.includes('23505') || text.includes('Unique constraint') || text.includes('duplicate key');
+}
