@@ -21,7 +21,7 @@ export interface WeightPenalty {
 
 export interface ActivityPenalty {
   layer: string;
-  /** Index into trainModel's outputs (0 is the probabilities). */
+  /** Index into trainModel's outputs (0 is the probabilities, i.e. the last layer). */
   output: number;
   regularizer: NormalizedRegularizer;
 }
@@ -107,8 +107,10 @@ export function buildModel(spec: NormalizedSpec): BuiltModel {
     x = layer.apply(x) as tf.SymbolicTensor;
     built.push({ spec: layerSpec, layer });
     if ((layerSpec.type === 'Conv2D' || layerSpec.type === 'Dense') && layerSpec.activityRegularizer) {
-      activityOutputs.push(x);
-      activityPenalties.push({ layer: layer.name, output: activityOutputs.length, regularizer: layerSpec.activityRegularizer });
+      // The last layer's output is output 0 already (a model cannot list one tensor twice).
+      const isLast = i === spec.model.layers.length - 1;
+      if (!isLast) activityOutputs.push(x);
+      activityPenalties.push({ layer: layer.name, output: isLast ? 0 : activityOutputs.length, regularizer: layerSpec.activityRegularizer });
     }
   });
 

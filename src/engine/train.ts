@@ -97,7 +97,8 @@ interface StepTensors {
 /** Forward pass with every loss part. `training` switches dropout on. Returns tensors the caller owns. */
 function forward(built: BuiltModel, xs: tf.Tensor4D, ys: tf.Tensor2D, training: boolean): StepTensors & { total: tf.Scalar } {
   const outs = built.trainModel.apply(xs, { training }) as tf.Tensor | tf.Tensor[];
-  const [probs, ...acts] = Array.isArray(outs) ? outs : [outs];
+  const all = Array.isArray(outs) ? outs : [outs];
+  const probs = all[0];
   const batch = xs.shape[0];
   const dataLoss = tf.mean(tf.metrics.categoricalCrossentropy(ys, probs!)) as tf.Scalar;
   let kernel: tf.Scalar = tf.scalar(0);
@@ -109,7 +110,7 @@ function forward(built: BuiltModel, xs: tf.Tensor4D, ys: tf.Tensor2D, training: 
   }
   let activity: tf.Scalar = tf.scalar(0);
   for (const p of built.activityPenalties) {
-    activity = tf.add(activity, tf.div(penalty(p.regularizer, acts[p.output - 1]!), batch));
+    activity = tf.add(activity, tf.div(penalty(p.regularizer, all[p.output]!), batch));
   }
   const correct = tf.sum(tf.cast(tf.equal(tf.argMax(probs!, -1), tf.argMax(ys, -1)), 'float32')) as tf.Scalar;
   const total = tf.addN([dataLoss, kernel, bias, activity]) as tf.Scalar;

@@ -194,19 +194,11 @@ const limit = Type.Optional(
 
 const NamedDataset = Type.Object(
   {
-    name: Type.Union(
-      [
-        Type.Literal('emnist-balanced'),
-        Type.Literal('emnist-byclass'),
-        Type.Literal('emnist-bymerge'),
-        Type.Literal('emnist-digits'),
-        Type.Literal('emnist-letters'),
-        Type.Literal('emnist-mnist'),
-        Type.Literal('mnist'),
-        Type.Literal('fashion-mnist'),
-      ],
-      { description: 'An EMNIST split, MNIST or Fashion-MNIST, read from DATA_DIR/<name>/ with the official file names.' },
-    ),
+    name: Type.Unsafe<DatasetName>({
+      type: 'string',
+      enum: [...DATASET_NAMES],
+      description: 'An EMNIST split, MNIST or Fashion-MNIST, read from DATA_DIR/<name>/ with the official file names.',
+    }),
     limit,
   },
   { additionalProperties: false, title: 'NamedDataset' },
