@@ -12,13 +12,13 @@ import type { NormalizedRegularizer } from '../spec/normalized.js';
  * exactly 0 — which would push zero-initialised biases under an L1 penalty on the very first step,
  * where Keras leaves them alone.
  */
-const sumAbs = tf.customGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
+const sumAbs = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x]);
   return {
-    value: tf.sum(tf.abs(x)),
+    value: tf.sum(tf.abs(x)) as tf.Scalar,
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, tf.sign(saved[0]!)),
   };
-}) as (x: tf.Tensor) => tf.Scalar;
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Scalar;
 
 export function penalty(reg: NormalizedRegularizer, x: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {

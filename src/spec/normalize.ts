@@ -106,9 +106,13 @@ function normalizeBias(r: Regularizer | undefined, useBias: boolean, at: string)
   return normalizeRegularizer(r, `${at}/biasRegularizer`);
 }
 
-function normalizeDataset(req: RunRequest, seed: number): NormalizedDataset {
-  const d: Dataset = req.dataset ?? { name: DEFAULTS.dataset };
+/** The request's dataset (default: the tutorial's emnist-balanced) with its sampling seed. */
+export function normalizeDataset(dataset: Dataset | undefined, seed: number): NormalizedDataset {
+  const d: Dataset = dataset ?? { name: DEFAULTS.dataset };
   if (d.name === 'idx') {
+    if (d.test && d.testFraction !== undefined) {
+      throw new SpecError('/dataset/testFraction', 'testFraction applies only when no test files are given');
+    }
     return {
       name: 'idx',
       train: { images: d.train.images, labels: d.train.labels },
@@ -126,9 +130,6 @@ export function normalizeSpec(req: RunRequest, ctx: NormalizeContext): Normalize
   const t = req.training ?? {};
   const optimizerType = t.optimizer?.type ?? DEFAULTS.optimizer;
   const seed = t.seed ?? ctx.seed;
-  if (req.dataset?.name === 'idx' && req.dataset.test && req.dataset.testFraction !== undefined) {
-    throw new SpecError('/dataset/testFraction', 'testFraction applies only when no test files are given');
-  }
   const spec: NormalizedSpec = {
     name: req.name ?? null,
     model: { layers: req.model.layers.map(normalizeLayer) },
@@ -140,7 +141,7 @@ export function normalizeSpec(req: RunRequest, ctx: NormalizeContext): Normalize
       shuffle: t.shuffle ?? true,
       seed,
     },
-    dataset: normalizeDataset(req, seed),
+    dataset: normalizeDataset(req.dataset, seed),
     input: { shape: ctx.inputShape ?? [28, 28, 1], numClasses: ctx.numClasses },
   };
   return { spec, shapes: inferShapes(spec) };

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Installs what is missing on a fresh clone, so `npm start` and `npm test` work as the first command:
+// dependencies (npm ci, when node_modules is absent or older than package-lock.json) and the
+// generated Prisma client (when absent or older than prisma/schema.prisma). Plain Node, no dependencies.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+function run(cmd, args) {
+  console.error(`regula: ${cmd} ${args.join(' ')}`);
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+const installed = join(root, 'node_modules', '.package-lock.json');
+if (!existsSync(installed) || mtime(installed) < mtime(join(root, 'package-lock.json'))) {
+  run(npm, ['ci', '--no-audit', '--no-fund']);
+}
+
+const client = join(root, 'src', 'store', 'generated', 'prisma', 'client.ts');
+if (!existsSync(client) || mtime(client) < mtime(join(root, 'prisma', 'schema.prisma'))) {
+  run(process.execPath, [join(root, 'scripts', 'prisma-generate.mjs')]);
+}

@@ -1,0 +1,56 @@
+/**
+ * The composition root's building blocks: one place that turns a Config into connected services.
+ * Entry points (main.ts) and integration tests both use it.
+ */
+import type { ConnectionOptions } from 'bullmq';
+import type { Config } from './config.js';
+import { RunEventBus } from './events/bus.js';
+import { RunQueue } from './queue/producer.js';
+import { RunsService } from './runs/service.js';
+import { createPrisma, type PrismaClient } from './store/prisma.js';
+import { RunsRepo } from './store/runs-repo.js';
+
+export function redisConnection(redisUrl: string): ConnectionOptions {
+  const u = new URL(redisUrl);
+  return {
+    host: u.hostname,
+    port: u.port ? Number(u.port) : 6379,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.pathname.length > 1 ? { db: Number(u.pathname.slice(1)) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
+export interface Context {
+  config: Config;
+  prisma: PrismaClient;
+  repo: RunsRepo;
+  bus: RunEventBus;
+  queue: RunQueue;
+  runs: RunsService;
+  connection: ConnectionOptions;
+  close(): Promise<void>;
+}
+
+export function createContext(config: Config): Context {
+  const prisma = createPrisma({ databaseUrl: config.databaseUrl });
+  const repo = new RunsRepo(prisma);
+  const bus = new RunEventBus(config.redisUrl, config.queuePrefix);
+  const connection = redisConnection(config.redisUrl);
+  const queue = new RunQueue(connection, config.queuePrefix);
+  const runs = new RunsService({ repo, queue, bus, dataDir: config.dataDir });
+  return {
+    config,
+    prisma,
+    repo,
+    bus,
+    queue,
+    runs,
+    connection,
+    close: async () => {
+      await Promise.allSettled([queue.close(), bus.close()]);
+      await prisma.$disconnect();
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * Live run events and cancel requests over Redis pub/sub.
+ *
+ * One subscriber connection per process; each run channel is subscribed once, however many SSE
+ * clients follow that run, and messages fan out in-process.
+ */
+import { Redis } from 'ioredis';
+import type { StoredEvent } from '../store/runs-repo.js';
+
+export type EventListener = (event: StoredEvent) => void;
+
+interface WireEvent {
+  seq: number;
+  type: string;
+  data: unknown;
+  createdAt: string;
+}
+
+export class RunEventBus {
+  private readonly pub: Redis;
+  private sub: Redis | undefined;
+  private readonly listeners = new Map<string, Set<EventListener>>();
+  private readonly cancelListeners = new Set<(runId: string) => void>();
+  private cancelSubscribed: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly redisUrl: string,
+    private readonly prefix: string,
+  ) {
+    this.pub = new Redis(redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
+  }
+
+  private channel(runId: string): string {
+    return `${this.prefix}:events:${runId}`;
+  }
+
+  private get cancelChannel(): string {
+    return `${this.prefix}:cancel`;
+  }
+
+  private subscriber(): Redis {
+    if (!this.sub) {
+      this.sub = new Redis(this.redisUrl, { maxRetriesPerRequest: null });
+      this.sub.on('message', (channel: string, message: string) => this.dispatch(channel, message));
+    }
+    return this.sub;
+  }
+
+  private dispatch(channel: string, message: string): void {
+    if (channel === this.cancelChannel) {
+      for (const l of this.cancelListeners) l(message);
+      return;
+    }
+    const runId = channel.slice(this.prefix.length + ':events:'.length);
+    const set = this.listeners.get(runId);
+    if (!set) return;
+    const w = JSON.parse(message) as WireEvent;
+    const event: StoredEvent = { seq: w.seq, type: w.type, data: w.data, createdAt: new Date(w.createdAt) };
+    for (const l of set) l(event);
+  }
+
+  async publish(runId: string, event: StoredEvent): Promise<void> {
+    const wire: WireEvent = { ...event, createdAt: event.createdAt.toISOString() };
+    await this.pub.publish(this.channel(runId), JSON.stringify(wire));
+  }
+
+  /** Follows a run's live events. Resolves once the subscription is active; call the result to stop. */
+  async subscribe(runId: string, listener: EventListener): Promise<() => Promise<void>> {
+    let set = this.listeners.get(runId);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(runId, set);
+    }
+    set.add(listener);
+    await this.subscriber().subscribe(this.channel(runId));
+    return async () => {
+      const s = this.listeners.get(runId);
+      if (!s) return;
+      s.delete(listener);
+      if (s.size === 0) {
+        this.listeners.delete(runId);
+        await this.sub?.unsubscribe(this.channel(runId));
+      }
+    };
+  }
+
+  async publishCancel(runId: string): Promise<void> {
+    await this.pub.publish(this.cancelChannel, runId);
+  }
+
+  async onCancel(listener: (runId: string) => void): Promise<void> {
+    this.cancelListeners.add(listener);
+    this.cancelSubscribed ??= this.subscriber().subscribe(this.cancelChannel);
+    await this.cancelSubscribed;
+  }
+
+  async ping(): Promise<void> {
+    await this.pub.ping();
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    this.cancelListeners.clear();
+    await Promise.allSettled([this.pub.quit(), this.sub?.quit()]);
+  }
+}

@@ -1,0 +1,197 @@
+/** /v1/runs: thin routes over RunsService. */
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { RunRequest } from '../../spec/schema.js';
+import type { RunsService } from '../../runs/service.js';
+import type { RunEventBus } from '../../events/bus.js';
+import type { Run } from '../../store/runs-repo.js';
+import type { LossParts } from '../../engine/types.js';
+import { ListQuery, MetricsView, ModelView, Problem, RunList, RunParams, RunView, type RunView as RunViewT } from '../schemas.js';
+import { lastEventId, streamRunEvents } from '../sse.js';
+
+export interface RunsRouteDeps {
+  runs: RunsService;
+  bus: RunEventBus;
+}
+
+const problems = {
+  400: Problem,
+  404: Problem,
+  409: Problem,
+  422: Problem,
+};
+
+export function runView(run: Run): RunViewT {
+  const self = `/v1/runs/${run.id}`;
+  return {
+    id: run.id,
+    name: run.name,
+    status: run.status,
+    dataset: run.datasetName,
+    paramCount: run.paramCount,
+    backend: run.backend,
+    backendNote: run.backendNote,
+    error: run.error,
+    cancelRequested: run.cancelRequested,
+    test: run.testLoss !== null && run.testAccuracy !== null ? { loss: run.testLoss, accuracy: run.testAccuracy } : null,
+    samplesPerSec: run.samplesPerSec,
+    createdAt: run.createdAt.toISOString(),
+    startedAt: run.startedAt?.toISOString() ?? null,
+    finishedAt: run.finishedAt?.toISOString() ?? null,
+    spec: run.spec,
+    links: { self, events: `${self}/events`, metrics: `${self}/metrics`, model: `${self}/model` },
+  };
+}
+
+export const runsRoutes =
+  (deps: RunsRouteDeps): FastifyPluginAsync =>
+  async (fastify) => {
+    const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+    const { runs } = deps;
+
+    app.post(
+      '/runs',
+      {
+        schema: {
+          tags: ['runs'],
+          summary: 'Submit a training run',
+          description:
+            'Validates the spec (schema, then shape inference against the dataset), stores the run and queues it. ' +
+            'Defaults are the tutorial\'s: batch 250, 25 epochs, validation split 0.2, Adam, dataset emnist-balanced.',
+          body: RunRequest,
+          response: { 202: RunView, ...problems },
+        },
+      },
+      async (request, reply) => {
+        const run = await runs.submit(request.body);
+        return reply.code(202).header('location', `/v1/runs/${run.id}`).send(runView(run));
+      },
+    );
+
+    app.get(
+      '/runs',
+      { schema: { tags: ['runs'], summary: 'List runs, newest first', querystring: ListQuery, response: { 200: RunList, 400: Problem } } },
+      async (request) => {
+        const { status, limit, offset } = request.query;
+        const page = await runs.list({ ...(status ? { status } : {}), limit, offset });
+        return { items: page.items.map(runView), total: page.total, limit, offset };
+      },
+    );
+
+    app.get(
+      '/runs/:id',
+      { schema: { tags: ['runs'], summary: 'One run', params: RunParams, response: { 200: RunView, ...problems } } },
+      async (request) => runView(await runs.get(request.params.id)),
+    );
+
+    app.get(
+      '/runs/:id/metrics',
+      {
+        schema: {
+          tags: ['runs'],
+          summary: 'Per-epoch metrics and the final test metrics',
+          params: RunParams,
+          response: { 200: MetricsView, ...problems },
+        },
+      },
+      async (request) => {
+        const { run, epochs } = await runs.metrics(request.params.id);
+        return {
+          runId: run.id,
+          status: run.status,
+          epochs: epochs.map((e) => {
+            const d = (e.details ?? {}) as { train?: LossParts; val?: LossParts | null };
+            return { ...e, details: undefined, ...(d.train ? { train: d.train } : {}), ...(d.val !== undefined ? { val: d.val } : {}) };
+          }),
+          test:
+            run.testLoss !== null && run.testAccuracy !== null
+              ? { loss: run.testLoss, accuracy: run.testAccuracy, parts: (run.testMetrics as LossParts | null) ?? null }
+              : null,
+        };
+      },
+    );
+
+    app.get(
+      '/runs/:id/events',
+      {
+        schema: {
+          tags: ['runs'],
+          summary: 'Server-Sent Events of a run',
+          description:
+            'Replays the stored events (queued, started, batch, epoch, completed | failed | cancelled), then follows live ones. ' +
+            'Each event carries an `id:`; reconnect with `Last-Event-ID` (or `?lastEventId=`) to resume. The stream ends after the terminal event.',
+          params: RunParams,
+          querystring: Type.Object({ lastEventId: Type.Optional(Type.Integer({ minimum: 0 })) }),
+          produces: ['text/event-stream'],
+          response: { 200: Type.String({ description: 'text/event-stream' }), ...problems },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        await runs.get(id);
+        await streamRunEvents(request, reply, id, lastEventId(request, request.query), {
+          bus: deps.bus,
+          replay: (after) => runs.events(id, after),
+          isFinished: async () => ['succeeded', 'failed', 'cancelled'].includes((await runs.get(id)).status),
+        });
+      },
+    );
+
+    app.post(
+      '/runs/:id/cancel',
+      {
+        schema: {
+          tags: ['runs'],
+          summary: 'Cancel a run',
+          description: 'A queued run is cancelled at once; a running one stops before its next batch (cancelRequested is true until then).',
+          params: RunParams,
+          response: { 202: RunView, ...problems },
+        },
+      },
+      async (request, reply) => reply.code(202).send(runView(await runs.cancel(request.params.id))),
+    );
+
+    app.get(
+      '/runs/:id/model',
+      {
+        schema: {
+          tags: ['runs'],
+          summary: 'The trained model as tfjs model.json',
+          description: 'Load it with `tf.loadLayersModel(\'<base>/v1/runs/<id>/model\')`: the weights manifest points at `model/weights.bin`.',
+          params: RunParams,
+          response: { 200: ModelView, ...problems },
+        },
+      },
+      async (request, reply) => {
+        const a = await runs.model(request.params.id);
+        return reply.header('etag', `"${a.sha256}"`).send({
+          format: 'layers-model',
+          modelTopology: a.modelTopology,
+          weightsManifest: [{ paths: ['model/weights.bin'], weights: a.weightSpecs as unknown[] }],
+          sha256: a.sha256,
+        });
+      },
+    );
+
+    app.get(
+      '/runs/:id/model/weights.bin',
+      {
+        schema: {
+          tags: ['runs'],
+          summary: 'The trained weights (binary, little-endian float32, in manifest order)',
+          params: RunParams,
+          produces: ['application/octet-stream'],
+          response: { 200: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }), 404: Problem, 409: Problem },
+        },
+      },
+      async (request, reply) => {
+        const a = await runs.model(request.params.id);
+        return reply
+          .type('application/octet-stream')
+          .header('etag', `"${a.sha256}"`)
+          .header('x-content-sha256', a.sha256)
+          .send(Buffer.from(a.weightData.buffer, a.weightData.byteOffset, a.weightData.byteLength));
+      },
+    );
+  };

@@ -1,0 +1,111 @@
+/** Response and parameter schemas of the HTTP API (request bodies come from src/spec/schema.ts). */
+import { Type, type Static } from 'typebox';
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    instance: Type.Optional(Type.String()),
+    errors: Type.Optional(
+      Type.Array(
+        Type.Object({
+          pointer: Type.String({ description: 'RFC 6901 JSON pointer to the offending field of the request body.' }),
+          detail: Type.String(),
+        }),
+      ),
+    ),
+  },
+  { description: 'RFC 9457 problem details.' },
+);
+
+export const RunStatus = Type.Union(
+  [Type.Literal('queued'), Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('cancelled')],
+  { description: 'queued → running → succeeded | failed | cancelled' },
+);
+
+export const LossParts = Type.Object(
+  {
+    loss: Type.Number({ description: 'Keras-compatible total: dataLoss + kernelPenalty + biasPenalty + activityPenalty.' }),
+    dataLoss: Type.Number({ description: 'Mean categorical crossentropy (probabilities clipped to [1e-7, 1-1e-7], as Keras).' }),
+    kernelPenalty: Type.Number({ description: 'Σ over layers with a kernel regularizer of l1·Σ|W| + l2·ΣW².' }),
+    biasPenalty: Type.Number({ description: 'Σ over layers with a bias regularizer of l1·Σ|b| + l2·Σb².' }),
+    activityPenalty: Type.Number({
+      description: 'Σ over layers with an activity regularizer of (l1·Σ|a| + l2·Σa²) / batch size (tf.keras semantics), averaged over batches.',
+    }),
+    accuracy: Type.Number({ description: 'Categorical accuracy (argmax of prediction = argmax of label).' }),
+  },
+  { description: 'Loss and its parts. Over an epoch: the batch-size weighted mean over its batches, as Keras reports it.' },
+);
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
+export const TestMetrics = Type.Object({ loss: Type.Number(), accuracy: Type.Number() });
+
+export const RunView = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  name: Nullable(Type.String()),
+  status: RunStatus,
+  dataset: Type.String(),
+  paramCount: Type.Integer(),
+  backend: Nullable(Type.String({ description: 'The tfjs backend that trains (or trained) the run.' })),
+  backendNote: Nullable(Type.String({ description: 'Backends tried first and why they were skipped.' })),
+  error: Nullable(Type.String()),
+  cancelRequested: Type.Boolean(),
+  test: Nullable(TestMetrics),
+  samplesPerSec: Nullable(Type.Number({ description: 'Training throughput of the last epoch.' })),
+  createdAt: Type.String({ format: 'date-time' }),
+  startedAt: Nullable(Type.String({ format: 'date-time' })),
+  finishedAt: Nullable(Type.String({ format: 'date-time' })),
+  spec: Type.Unknown({ description: 'The normalized spec: every default applied.' }),
+  links: Type.Object({
+    self: Type.String(),
+    events: Type.String(),
+    metrics: Type.String(),
+    model: Type.String(),
+  }),
+});
+export type RunView = Static<typeof RunView>;
+
+export const RunList = Type.Object({
+  items: Type.Array(RunView),
+  total: Type.Integer(),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
+});
+
+export const EpochMetricView = Type.Object({
+  epoch: Type.Integer({ minimum: 1 }),
+  loss: Type.Number({ description: 'Keras-compatible training loss (penalties included).' }),
+  accuracy: Type.Number(),
+  valLoss: Nullable(Type.Number({ description: 'Keras-compatible validation loss (penalties included).' })),
+  valAccuracy: Nullable(Type.Number()),
+  durationMs: Type.Integer(),
+  train: Type.Optional(LossParts),
+  val: Type.Optional(Nullable(LossParts)),
+});
+
+export const MetricsView = Type.Object({
+  runId: Type.String({ format: 'uuid' }),
+  status: RunStatus,
+  epochs: Type.Array(EpochMetricView),
+  test: Nullable(Type.Object({ loss: Type.Number(), accuracy: Type.Number(), parts: Nullable(LossParts) })),
+});
+
+export const RunParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+
+export const ListQuery = Type.Object({
+  status: Type.Optional(RunStatus),
+  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  offset: Type.Integer({ minimum: 0, default: 0 }),
+});
+
+export const ModelView = Type.Object({
+  format: Type.String(),
+  modelTopology: Type.Unknown(),
+  weightsManifest: Type.Array(
+    Type.Object({ paths: Type.Array(Type.String()), weights: Type.Array(Type.Unknown()) }),
+  ),
+  sha256: Type.String(),
+});

@@ -1,0 +1,26 @@
+/**
+ * Ajv for Fastify: request bodies are validated strictly (no coercion, no silent removal of unknown
+ * fields, OpenAPI discriminators); query strings and params coerce strings to numbers as usual.
+ */
+import { Ajv, type Options, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { FastifySchema, FastifySchemaCompiler } from 'fastify';
+
+// ajv-formats is CommonJS: its default export arrives wrapped under NodeNext.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+const base: Options = { allErrors: false, strict: false, discriminator: true, useDefaults: true };
+
+function make(options: Options): Ajv {
+  const ajv = new Ajv({ ...base, ...options });
+  addFormats(ajv);
+  return ajv;
+}
+
+const bodyAjv = make({ coerceTypes: false, removeAdditional: false, useDefaults: false });
+const otherAjv = make({ coerceTypes: 'array', removeAdditional: false });
+
+export const validatorCompiler: FastifySchemaCompiler<FastifySchema> = ({ schema, httpPart }) => {
+  const ajv = httpPart === 'body' ? bodyAjv : otherAjv;
+  return ajv.compile(schema as object) as ValidateFunction;
+};

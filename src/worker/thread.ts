@@ -1,0 +1,63 @@
+/**
+ * A training thread: owns one tfjs backend and trains one run at a time, so the worker host's
+ * event loop stays free for BullMQ's lock renewal however long a synchronous kernel runs.
+ * Imports the engine only.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../engine/backends/index.js';
+import { loadDataset } from '../engine/data/load.js';
+import { DatasetError } from '../engine/data/errors.js';
+import type { LoadedDataset } from '../engine/data/types.js';
+import { toDatasetSpec } from '../engine/dataset-spec.js';
+import { train } from '../engine/train.js';
+import type { ThreadInit, ThreadMessage, TrainRequest } from './protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('worker/thread.ts must run in a worker thread');
+const post = (m: ThreadMessage) => port.postMessage(m);
+
+/** The last dataset loaded, kept for the next run that asks for the same data (studies, retries). */
+let cached: { key: string; data: LoadedDataset } | undefined;
+
+async function dataFor(req: TrainRequest): Promise<LoadedDataset> {
+  const spec = toDatasetSpec(req.spec.dataset);
+  const key = JSON.stringify([req.dataDir, spec]);
+  if (cached?.key === key) return cached.data;
+  cached = undefined;
+  const t0 = performance.now();
+  const data = await loadDataset(spec, req.dataDir);
+  post({ type: 'data-loaded', runId: req.runId, source: data.source, ms: Math.round(performance.now() - t0) });
+  cached = { key, data };
+  return data;
+}
+
+async function handle(req: TrainRequest): Promise<void> {
+  const flag = new Int32Array(req.cancel);
+  try {
+    const data = await dataFor(req);
+    const result = await train(req.spec, data, {
+      progressIntervalMs: req.progressIntervalMs,
+      shouldStop: () => Atomics.load(flag, 0) === 1,
+      onEvent: (event) => post({ type: 'event', runId: req.runId, event }),
+    });
+    post({ type: 'done', runId: req.runId, result, numTensors: tf.memory().numTensors });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    post({ type: 'failed', runId: req.runId, message, unrecoverable: err instanceof DatasetError });
+  }
+}
+
+const init = workerData as ThreadInit;
+try {
+  const info = await initBackend(init.backend);
+  const note = info.fallbacks.length ? info.fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; ') : null;
+  post({ type: 'ready', backend: { name: info.name, note } });
+} catch (err) {
+  post({ type: 'init-failed', message: err instanceof Error ? err.message : String(err) });
+}
+
+let busy: Promise<void> = Promise.resolve();
+port.on('message', (req: TrainRequest) => {
+  busy = busy.then(() => handle(req));
+});
