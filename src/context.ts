@@ -7,6 +7,8 @@ import type { Config } from './config.js';
 import { RunEventBus } from './events/bus.js';
 import { RunQueue } from './queue/producer.js';
 import { RunsService } from './runs/service.js';
+import { Predictor } from './engine/predict.js';
+import { initBackend } from './engine/backends/index.js';
 import { createPrisma, type PrismaClient } from './store/prisma.js';
 import { RunsRepo } from './store/runs-repo.js';
 
@@ -39,7 +41,13 @@ export function createContext(config: Config): Context {
   const bus = new RunEventBus(config.redisUrl, config.queuePrefix);
   const connection = redisConnection(config.redisUrl);
   const queue = new RunQueue(connection, config.queuePrefix);
-  const runs = new RunsService({ repo, queue, bus, dataDir: config.dataDir });
+  // Predictions run in the API process; its tfjs backend starts on the first one.
+  let backend: Promise<unknown> | undefined;
+  const predictor = new Predictor(async () => {
+    backend ??= initBackend(config.tfjsBackend);
+    await backend;
+  });
+  const runs = new RunsService({ repo, queue, bus, predictor, dataDir: config.dataDir });
   return {
     config,
     prisma,
@@ -49,6 +57,7 @@ export function createContext(config: Config): Context {
     runs,
     connection,
     close: async () => {
+      predictor.dispose();
       await Promise.allSettled([queue.close(), bus.close()]);
       await prisma.$disconnect();
     },

@@ -9,6 +9,7 @@ import { registerProblems } from './plugins/problems.js';
 import { validatorCompiler } from './validation.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { runsRoutes, type RunsRouteDeps } from './routes/runs.js';
+import { presetsRoutes } from './routes/presets.js';
 
 export interface AppDeps extends RunsRouteDeps {
   readiness: Record<string, ReadinessCheck>;
@@ -33,6 +34,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
       },
       tags: [
         { name: 'runs', description: 'Training runs' },
+        { name: 'presets', description: "The tutorial's configurations" },
         { name: 'health', description: 'Liveness and readiness' },
       ],
     },
@@ -42,5 +44,6 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
 
   await app.register(healthRoutes(deps.readiness));
   await app.register(runsRoutes(deps), { prefix: '/v1' });
+  await app.register(presetsRoutes, { prefix: '/v1' });
   return app;
 }

@@ -21,6 +21,10 @@ const bodyAjv = make({ coerceTypes: false, removeAdditional: false, useDefaults:
 const otherAjv = make({ coerceTypes: 'array', removeAdditional: false });
 
 export const validatorCompiler: FastifySchemaCompiler<FastifySchema> = ({ schema, httpPart }) => {
-  const ajv = httpPart === 'body' ? bodyAjv : otherAjv;
-  return ajv.compile(schema as object) as ValidateFunction;
+  if (httpPart !== 'body') return otherAjv.compile(schema as object) as ValidateFunction;
+  const validate = bodyAjv.compile(schema as object);
+  // Binary bodies (e.g. image/png, parsed to a Buffer by their content-type parser) are not JSON:
+  // the route decodes and checks them itself.
+  const binaryAware = (data: unknown) => Buffer.isBuffer(data) || validate(data);
+  return Object.defineProperty(binaryAware, 'errors', { get: () => validate.errors }) as unknown as ValidateFunction;
 };

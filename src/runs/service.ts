@@ -11,6 +11,8 @@ import type { NormalizedSpec } from '../spec/normalized.js';
 import { readLabelsInfo } from '../engine/data/load.js';
 import { DatasetError, DatasetFileMissingError, DatasetPathError, DatasetSpecError } from '../engine/data/errors.js';
 import { toDatasetSpec } from '../engine/dataset-spec.js';
+import type { Predictor } from '../engine/predict.js';
+import { classNamesOf } from './class-names.js';
 import type { RunEventBus } from '../events/bus.js';
 import type { RunQueue } from '../queue/producer.js';
 import type { EpochRow, Run, RunsRepo, RunStatus, StoredEvent } from '../store/runs-repo.js';
@@ -19,7 +21,15 @@ export interface RunsServiceDeps {
   repo: RunsRepo;
   queue: RunQueue;
   bus: RunEventBus;
+  predictor: Predictor;
   dataDir: string;
+}
+
+export interface Prediction {
+  class: number;
+  label: string;
+  probability: number;
+  probabilities: number[];
 }
 
 /** Maps a data-layer complaint about the dataset to the request field at fault. */
@@ -59,6 +69,9 @@ export class RunsService {
       paramCount = n.shapes.paramCount;
     } catch (err) {
       throw this.specError(err);
+    }
+    if (spec.dataset.name === 'idx' && spec.dataset.classNames && spec.dataset.classNames.length !== numClasses) {
+      throw new AppError(422, 'Invalid dataset', `classNames has ${spec.dataset.classNames.length} names but the labels have ${numClasses} classes`, '/dataset/classNames');
     }
     if (Math.floor(trainCount * (1 - spec.training.validationSplit)) < 1) {
       throw new AppError(422, 'Invalid spec', `the dataset leaves no training samples after validationSplit ${spec.training.validationSplit}`, '/training/validationSplit');
@@ -130,5 +143,19 @@ export class RunsService {
     const artifact = await this.deps.repo.artifact(id);
     if (!artifact) throw new AppError(409, 'Conflict', `run ${id} has no model yet (status ${run.status})`);
     return artifact;
+  }
+
+  /** Class probabilities and the top class (as its character) for upright 28×28 images in [0, 1]. */
+  async predict(id: string, images: Float32Array, count: number): Promise<{ classNames: string[]; predictions: Prediction[] }> {
+    const run = await this.get(id);
+    const artifact = await this.model(id);
+    const classNames = classNamesOf(run.spec as unknown as NormalizedSpec);
+    const probs = await this.deps.predictor.predict(artifact, images, count);
+    const predictions = probs.map((p) => {
+      let best = 0;
+      for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
+      return { class: best, label: classNames[best] ?? String(best), probability: p[best]!, probabilities: Array.from(p) };
+    });
+    return { classNames, predictions };
   }
 }

@@ -13,6 +13,7 @@ import type {
   Pair,
 } from './normalized.js';
 import { inferShapes, type ShapeReport } from './shapes.js';
+import { PRESETS } from './presets.js';
 
 /** The tutorial's settings: batch 250, 25 epochs, validation split 0.2, Adam. */
 export const DEFAULTS = {
@@ -119,11 +120,21 @@ export function normalizeDataset(dataset: Dataset | undefined, seed: number): No
       test: d.test ? { images: d.test.images, labels: d.test.labels } : null,
       testFraction: d.test ? 0 : (d.testFraction ?? DEFAULTS.testFraction),
       transposed: d.transposed ?? true,
+      classNames: d.classNames ?? null,
       limit: d.limit ?? null,
       seed,
     };
   }
   return { name: d.name, limit: d.limit ?? null, seed };
+}
+
+function layersOf(req: RunRequest): Layer[] {
+  if (req.preset !== undefined && req.model !== undefined) {
+    throw new SpecError('/model', `give either a model or a preset, not both (preset "${req.preset}" defines the layers)`);
+  }
+  if (req.preset !== undefined) return PRESETS[req.preset].layers;
+  if (req.model === undefined) throw new SpecError('/model', 'a model (or a preset) is required');
+  return req.model.layers;
 }
 
 export function normalizeSpec(req: RunRequest, ctx: NormalizeContext): Normalized {
@@ -132,7 +143,8 @@ export function normalizeSpec(req: RunRequest, ctx: NormalizeContext): Normalize
   const seed = t.seed ?? ctx.seed;
   const spec: NormalizedSpec = {
     name: req.name ?? null,
-    model: { layers: req.model.layers.map(normalizeLayer) },
+    preset: req.preset ?? null,
+    model: { layers: layersOf(req).map(normalizeLayer) },
     training: {
       epochs: t.epochs ?? DEFAULTS.epochs,
       batchSize: t.batchSize ?? DEFAULTS.batchSize,

@@ -84,12 +84,15 @@ export type NormalizedDataset =
       test: IdxFilePair | null;
       testFraction: number;
       transposed: boolean;
+      classNames: string[] | null;
       limit: number | null;
       seed: number;
     };
 
 export interface NormalizedSpec {
   name: string | null;
+  /** The tutorial configuration the layers came from, if any. */
+  preset: string | null;
   model: { layers: NormalizedLayer[] };
   training: NormalizedTraining;
   dataset: NormalizedDataset;

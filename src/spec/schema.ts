@@ -7,6 +7,7 @@
  */
 import { Type, type Static, type TSchema } from 'typebox';
 import { LIMITS } from './limits.js';
+import { PRESET_NAMES, type PresetName } from './presets.js';
 
 /** A tagged union rendered as oneOf + discriminator; its static type is the union of the members. */
 function TaggedUnion<T extends TSchema[]>(tag: string, members: [...T], options: Record<string, unknown> = {}) {
@@ -213,6 +214,13 @@ const IdxDataset = Type.Object(
       Type.Number({ exclusiveMinimum: 0, maximum: 0.5, description: 'Holdout fraction when no test files are given (default 0.15).' }),
     ),
     transposed: Type.Optional(Type.Boolean({ description: 'Images are stored transposed, as in EMNIST (default true).' })),
+    classNames: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+        minItems: 1,
+        maxItems: 1000,
+        description: 'Names of the classes, by label index (predictions return them). Default: the indices.',
+      }),
+    ),
     limit,
   },
   { additionalProperties: false, title: 'IdxDataset' },
@@ -224,11 +232,20 @@ export type Dataset = Static<typeof Dataset>;
 export const RunRequest = Type.Object(
   {
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    model: Type.Object(
-      {
-        layers: Type.Array(Layer, { minItems: 1, maxItems: LIMITS.maxLayers }),
-      },
-      { additionalProperties: false },
+    preset: Type.Optional(
+      Type.Unsafe<PresetName>({
+        type: 'string',
+        enum: [...PRESET_NAMES],
+        description: "One of the tutorial's configurations (GET /v1/presets) instead of `model`; training and dataset still override.",
+      }),
+    ),
+    model: Type.Optional(
+      Type.Object(
+        {
+          layers: Type.Array(Layer, { minItems: 1, maxItems: LIMITS.maxLayers }),
+        },
+        { additionalProperties: false, description: 'The layer stack. Required unless `preset` is given.' },
+      ),
     ),
     training: Type.Optional(Training),
     dataset: Type.Optional(Dataset),

@@ -6,13 +6,16 @@
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PNG } from 'pngjs';
 import { loadDataset } from '../../src/engine/data/load.js';
+import { getDatasetInfo } from '../../src/engine/data/registry.js';
 import { readSse, startHarness, type Harness, type SseEvent } from '../support/harness.js';
 
 const dataset = {
   name: 'idx',
   train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
   test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
+  classNames: [...getDatasetInfo('emnist-balanced').labelNames],
 };
 
 function tinySpec(epochs: number, extra: Record<string, unknown> = {}) {
@@ -106,6 +109,7 @@ describe('a run end to end', () => {
     const modelJson = (await (await fetch(`${h.baseUrl}/v1/runs/${run.id}/model`)).json()) as { sha256: string };
     const weights = new Uint8Array(await (await fetch(`${h.baseUrl}/v1/runs/${run.id}/model/weights.bin`)).arrayBuffer());
     expect(createHash('sha256').update(weights).digest('hex')).toBe(modelJson.sha256);
+    await tf.ready();
     const model = await tf.loadLayersModel(`${h.baseUrl}/v1/runs/${run.id}/model`);
 
     // Same predictions: the reloaded model's test accuracy and crossentropy equal the worker's.
@@ -113,18 +117,52 @@ describe('a run end to end', () => {
       { name: 'idx', train: dataset.train, test: dataset.test, transposed: true },
       h.config.dataDir,
     );
-    const { accuracy, dataLoss } = tf.tidy(() => {
+    const { accuracy, dataLoss, top3 } = tf.tidy(() => {
       const xs = tf.tensor4d(data.test.images, [data.test.count, 28, 28, 1]);
       const ys = tf.oneHot(tf.tensor1d(data.test.labels, 'int32'), 47).toFloat();
       const probs = model.predict(xs) as tf.Tensor;
       return {
         accuracy: tf.mean(tf.cast(tf.equal(tf.argMax(probs, -1), tf.argMax(ys, -1)), 'float32')).dataSync()[0]!,
         dataLoss: tf.mean(tf.metrics.categoricalCrossentropy(ys, probs)).dataSync()[0]!,
+        top3: Array.from(tf.argMax(probs, -1).dataSync()).slice(0, 3),
       };
     });
     model.dispose();
     expect(accuracy).toBeCloseTo(metrics.test.accuracy, 6);
     expect(dataLoss).toBeCloseTo(metrics.test.parts.dataLoss!, 4);
+
+    // The predict endpoint agrees with the reloaded model and names the characters.
+    const images = [0, 1, 2].map((i) => Array.from(data.test.images.subarray(i * 784, (i + 1) * 784)));
+    const predicted = await fetch(`${h.baseUrl}/v1/runs/${run.id}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ images }),
+    });
+    expect(predicted.status).toBe(200);
+    const p = (await predicted.json()) as { classNames: string[]; predictions: { class: number; label: string; probability: number; probabilities: number[] }[] };
+    expect(p.classNames.slice(0, 12)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'A', 'B']);
+    expect(p.predictions.map((x) => x.class)).toEqual(top3);
+    for (const x of p.predictions) {
+      expect(x.label).toBe(p.classNames[x.class]);
+      expect(x.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+      expect(x.probability).toBe(Math.max(...x.probabilities));
+    }
+    // The same first image as a PNG upload gives the same answer.
+    const png = new PNG({ width: 28, height: 28 });
+    images[0]!.forEach((v, i) => {
+      const g = Math.round(v * 255);
+      png.data.set([g, g, g, 255], i * 4);
+    });
+    const fromPng = await fetch(`${h.baseUrl}/v1/runs/${run.id}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: PNG.sync.write(png),
+    });
+    expect(fromPng.status).toBe(200);
+    expect(((await fromPng.json()) as typeof p).predictions[0]!.class).toBe(top3[0]);
+    const tooBig = new PNG({ width: 32, height: 32 });
+    const rejected = await fetch(`${h.baseUrl}/v1/runs/${run.id}/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: PNG.sync.write(tooBig) });
+    expect(rejected.status).toBe(422);
   }, 180_000);
 
   it('cancels a queued run at once and a running one within a batch', async () => {
@@ -155,5 +193,38 @@ describe('a run end to end', () => {
     expect(qEvents.map((e) => e.type)).toEqual(['queued', 'cancelled']);
     const model = await fetch(`${h.baseUrl}/v1/runs/${long.id}/model`);
     expect(model.status).toBe(409);
+  }, 180_000);
+
+  it('trains a tutorial preset with overrides; its epoch events carry the activity penalty', async () => {
+    const list = (await (await fetch(`${h.baseUrl}/v1/presets`)).json()) as { items: { name: string; model: { layers: unknown[] } }[] };
+    expect(list.items.map((p) => p.name)).toEqual([
+      'baseline',
+      'l1-kernel-bias',
+      'l1-activity',
+      'l2-kernel-bias',
+      'l2-activity',
+      'l2-activity-0.1',
+      'elastic-net-kernel-bias',
+      'elastic-net-activity',
+    ]);
+    const both = await post(h, { ...tinySpec(1), preset: 'baseline' });
+    expect(both.status).toBe(422);
+    expect(((await both.json()) as { errors: { pointer: string }[] }).errors[0]!.pointer).toBe('/model');
+
+    const res = await post(h, { preset: 'l2-activity', training: { epochs: 1, seed: 5 }, dataset: { ...dataset, limit: 600 } });
+    expect(res.status).toBe(202);
+    const run = (await res.json()) as { id: string; paramCount: number; spec: { preset: string; model: { layers: { activityRegularizer?: unknown }[] } } };
+    expect(run.paramCount).toBe(440751);
+    expect(run.spec.preset).toBe('l2-activity');
+    expect(run.spec.model.layers[0]!.activityRegularizer).toEqual({ type: 'l2', l1: 0, l2: 0.01 });
+    const events = await readSse(`${h.baseUrl}/v1/runs/${run.id}/events`);
+    expect(events.at(-1)?.event).toBe('completed');
+    const epoch = events.find((e) => e.event === 'epoch')!;
+    const train = epoch.data.train as Record<string, number>;
+    const val = epoch.data.val as Record<string, number>;
+    expect(train.activityPenalty).toBeGreaterThan(0);
+    expect(val.activityPenalty).toBeGreaterThan(0);
+    expect(train.kernelPenalty).toBe(0);
+    expect(epoch.data.valLoss).toBeCloseTo(val.dataLoss! + val.activityPenalty!, 6);
   }, 180_000);
 });

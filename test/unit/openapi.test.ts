@@ -18,6 +18,8 @@ describe('OpenAPI document', () => {
         '/v1/runs/{id}/metrics',
         '/v1/runs/{id}/model',
         '/v1/runs/{id}/model/weights.bin',
+        '/v1/runs/{id}/predict',
+        '/v1/presets',
       ].sort(),
     );
   });

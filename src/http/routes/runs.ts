@@ -9,6 +9,7 @@ import type { Run } from '../../store/runs-repo.js';
 import type { LossParts } from '../../engine/types.js';
 import { ListQuery, MetricsView, ModelView, Problem, RunList, RunParams, RunView, type RunView as RunViewT } from '../schemas.js';
 import { lastEventId, streamRunEvents } from '../sse.js';
+import { fromArrays, fromPng, PIXELS } from '../images.js';
 
 export interface RunsRouteDeps {
   runs: RunsService;
@@ -171,6 +172,52 @@ export const runsRoutes =
           weightsManifest: [{ paths: ['model/weights.bin'], weights: a.weightSpecs as unknown[] }],
           sha256: a.sha256,
         });
+      },
+    );
+
+    app.addContentTypeParser('image/png', { parseAs: 'buffer', bodyLimit: 1024 * 1024 }, (_req, body, done) => done(null, body));
+
+    const PredictBody = Type.Union([
+      Type.Object(
+        {
+          images: Type.Array(Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { minItems: PIXELS, maxItems: PIXELS }), {
+            minItems: 1,
+            maxItems: 256,
+            description: 'Upright 28×28 grayscale images, row-major, ink bright on a dark background (EMNIST style), values in [0, 1].',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+      Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'One 28×28 PNG (Content-Type: image/png).' }),
+    ]);
+
+    app.post(
+      '/runs/:id/predict',
+      {
+        schema: {
+          tags: ['runs'],
+          summary: 'Classify images with a trained run',
+          description:
+            'JSON `{"images": [[784 numbers], ...]}` or one 28×28 PNG as `image/png` (`?invert=true` for dark ink on white). ' +
+            'Returns each image\'s class probabilities and its top class as the dataset\'s character.',
+          params: RunParams,
+          querystring: Type.Object({ invert: Type.Boolean({ default: false }) }),
+          body: PredictBody,
+          response: {
+            200: Type.Object({
+              classNames: Type.Array(Type.String()),
+              predictions: Type.Array(
+                Type.Object({ class: Type.Integer(), label: Type.String(), probability: Type.Number(), probabilities: Type.Array(Type.Number()) }),
+              ),
+            }),
+            ...problems,
+          },
+        },
+      },
+      async (request) => {
+        const body = request.body;
+        const images = Buffer.isBuffer(body) ? fromPng(body, request.query.invert) : fromArrays(body.images);
+        return runs.predict(request.params.id, images, images.length / PIXELS);
       },
     );
 

@@ -1,0 +1,35 @@
+/** Request images → upright 28×28 grayscale pixels in [0, 1]. */
+import { PNG } from 'pngjs';
+import { AppError } from '../errors.js';
+
+export const PIXELS = 28 * 28;
+
+/** JSON images: arrays of 784 numbers (already validated by the schema for length and range). */
+export function fromArrays(images: number[][]): Float32Array {
+  const out = new Float32Array(images.length * PIXELS);
+  images.forEach((img, i) => out.set(img, i * PIXELS));
+  return out;
+}
+
+/** A 28×28 PNG (any colour type) → luminance in [0, 1]; `invert` for dark ink on a light background. */
+export function fromPng(bytes: Buffer, invert: boolean): Float32Array {
+  let png: PNG;
+  try {
+    png = PNG.sync.read(bytes);
+  } catch (err) {
+    throw new AppError(400, 'Invalid image', `not a readable PNG: ${(err as Error).message}`, '/body');
+  }
+  if (png.width !== 28 || png.height !== 28) {
+    throw new AppError(422, 'Invalid image', `the PNG is ${png.width}x${png.height}; EMNIST models take 28x28 images`, '/body');
+  }
+  const out = new Float32Array(PIXELS);
+  for (let p = 0; p < PIXELS; p++) {
+    const r = png.data[p * 4]!;
+    const g = png.data[p * 4 + 1]!;
+    const b = png.data[p * 4 + 2]!;
+    const a = png.data[p * 4 + 3]! / 255;
+    const lum = ((0.299 * r + 0.587 * g + 0.114 * b) / 255) * a; // transparent = black background
+    out[p] = invert ? 1 - lum : lum;
+  }
+  return out;
+}
