@@ -89,6 +89,22 @@ export class RunsRepo {
     return r.count === 1;
   }
 
+  /**
+   * A running run whose worker was lost (BullMQ hands its stalled job to another worker): drop its
+   * partial epoch rows so training restarts cleanly from epoch 1. False if it is not running.
+   */
+  async restart(id: string, backend: string, backendNote: string | null): Promise<boolean> {
+    return this.db.$transaction(async (tx) => {
+      const r = await tx.run.updateMany({
+        where: { id, status: 'running', cancelRequested: false },
+        data: { startedAt: new Date(), backend, backendNote },
+      });
+      if (r.count !== 1) return false;
+      await tx.epochMetric.deleteMany({ where: { runId: id } });
+      return true;
+    });
+  }
+
   /** Cancels a queued run. False when it is not queued any more. */
   async cancelQueued(id: string): Promise<boolean> {
     const r = await this.db.run.updateMany({

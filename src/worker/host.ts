@@ -77,16 +77,17 @@ export class WorkerHost {
     const log = this.o.log.child({ runId });
     const { repo, bus, pool } = this.o;
     const run = await repo.get(runId);
-    if (!run || run.status !== 'queued') {
-      log.info({ status: run?.status }, 'skipping job: run is not queued');
-      return;
-    }
     const backend = pool.backend;
-    if (!(await repo.markRunning(runId, backend.name, backend.note))) {
-      if (await repo.finish(runId, 'cancelled')) {
-        const e = await repo.appendEvent(runId, 'cancelled', { reason: 'cancelled before start' });
-        await bus.publish(runId, e);
-      }
+    if (run?.status === 'running') {
+      // Only a stalled job comes back while its run is running: the worker that held it died.
+      if (!(await repo.restart(runId, backend.name, backend.note))) return this.cancelIfRequested(runId);
+      const e = await repo.appendEvent(runId, 'restarted', { reason: 'the worker training this run was lost; training restarts from epoch 1' });
+      await bus.publish(runId, e);
+      log.warn('run restarted after a lost worker');
+    } else if (run?.status === 'queued') {
+      if (!(await repo.markRunning(runId, backend.name, backend.note))) return this.cancelIfRequested(runId);
+    } else {
+      log.info({ status: run?.status }, 'skipping job: run is not queued');
       return;
     }
     const spec = run.spec as unknown as NormalizedSpec;
@@ -166,6 +167,14 @@ export class WorkerHost {
       }
     } finally {
       clearInterval(recheck);
+    }
+  }
+
+  private async cancelIfRequested(runId: string): Promise<void> {
+    const { repo, bus } = this.o;
+    if (await repo.finish(runId, 'cancelled')) {
+      const e = await repo.appendEvent(runId, 'cancelled', { reason: 'cancelled before start' });
+      await bus.publish(runId, e);
     }
   }
 

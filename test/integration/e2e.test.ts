@@ -10,6 +10,8 @@ import { PNG } from 'pngjs';
 import { loadDataset } from '../../src/engine/data/load.js';
 import { getDatasetInfo } from '../../src/engine/data/registry.js';
 import { readSse, startHarness, type Harness, type SseEvent } from '../support/harness.js';
+import { normalizeSpec } from '../../src/spec/normalize.js';
+import type { RunRequest } from '../../src/spec/schema.js';
 
 const dataset = {
   name: 'idx',
@@ -227,4 +229,22 @@ describe('a run end to end', () => {
     expect(train.kernelPenalty).toBe(0);
     expect(epoch.data.valLoss).toBeCloseTo(val.dataLoss! + val.activityPenalty!, 6);
   }, 180_000);
+
+  it('restarts a run from epoch 1 when its worker was lost (stalled job handed to another worker)', async () => {
+    const request = tinySpec(1) as unknown as RunRequest;
+    const { spec, shapes } = normalizeSpec(request, { numClasses: 47, seed: 1 });
+    const id = '11111111-2222-4333-8444-555555555555';
+    await h.ctx.repo.create({ id, name: 'lost worker', specSubmitted: request, spec, datasetName: 'idx', paramCount: shapes.paramCount }, { status: 'queued' });
+    // What a worker that died mid-epoch leaves behind: status running, a partial epoch row.
+    expect(await h.ctx.repo.markRunning(id, 'wasm', null)).toBe(true);
+    await h.ctx.repo.saveEpoch(id, { epoch: 1, loss: 99, accuracy: 0, valLoss: null, valAccuracy: null, durationMs: 1, details: null });
+    await h.ctx.queue.enqueue(id);
+
+    const events = await readSse(`${h.baseUrl}/v1/runs/${id}/events`);
+    expect(events.map((e) => e.event).filter((t) => t !== 'batch')).toEqual(['queued', 'restarted', 'started', 'epoch', 'completed']);
+    const metrics = (await (await fetch(`${h.baseUrl}/v1/runs/${id}/metrics`)).json()) as { status: string; epochs: { epoch: number; loss: number }[] };
+    expect(metrics.status).toBe('succeeded');
+    expect(metrics.epochs).toHaveLength(1);
+    expect(metrics.epochs[0]!.loss).not.toBe(99);
+  }, 120_000);
 });
