@@ -2,6 +2,7 @@
  * Bad input gets a 4xx problem+json naming the field, and nothing is written: no run row, no event,
  * no job. A good run submitted first is left untouched.
  */
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.js';
 
@@ -43,12 +44,11 @@ describe('bad input', () => {
   });
 
   async function submit(body: unknown, raw = false): Promise<{ status: number; contentType: string | null; problem: Problem }> {
-    const res = await fetch(`${h.baseUrl}/v1/runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: raw ? (body as string) : JSON.stringify(body),
-    });
-    return { status: res.status, contentType: res.headers.get('content-type'), problem: (await res.json()) as Problem };
+    const res = await request(h.app.server)
+      .post('/v1/runs')
+      .set('content-type', 'application/json')
+      .send(raw ? (body as string) : JSON.stringify(body));
+    return { status: res.status, contentType: res.headers['content-type'] ?? null, problem: JSON.parse(res.text) as Problem };
   }
 
   const withLayers = (ls: unknown[]) => ({ ...good, model: { layers: ls } });
