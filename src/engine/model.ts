@@ -26,8 +26,22 @@ export interface ActivityPenalty {
   regularizer: NormalizedRegularizer;
 }
 
+/** One layer of the stack, in model order; Conv2D and Dense carry their weight variables. */
+export interface BuiltLayer {
+  type: NormalizedLayer['type'];
+  layer: tf.layers.Layer;
+  /** Conv2D and Dense only. */
+  kernel: tf.Variable | null;
+  /** Conv2D and Dense with useBias only. */
+  bias: tf.Variable | null;
+}
+
 export interface BuiltModel {
   model: tf.LayersModel;
+  /** The layers in order (input → probabilities), for layer-by-layer inspection (weight-stats.ts). */
+  layers: BuiltLayer[];
+  /** Every weight variable of the model (what Keras' get_weights()/set_weights() cover). */
+  variables: tf.Variable[];
   trainModel: tf.LayersModel;
   weightPenalties: WeightPenalty[];
   activityPenalties: ActivityPenalty[];
@@ -124,8 +138,20 @@ export function buildModel(spec: NormalizedSpec): BuiltModel {
     if (s.biasRegularizer) weightPenalties.push({ kind: 'bias', layer: layer.name, variable: variableOf(layer, 'bias'), regularizer: s.biasRegularizer });
   }
 
+  const layers: BuiltLayer[] = built.map(({ spec: s, layer }) => {
+    const weighted = s.type === 'Conv2D' || s.type === 'Dense';
+    return {
+      type: s.type,
+      layer,
+      kernel: weighted ? variableOf(layer, 'kernel') : null,
+      bias: weighted && s.useBias ? variableOf(layer, 'bias') : null,
+    };
+  });
+
   return {
     model,
+    layers,
+    variables: model.weights.map((w) => w.read() as tf.Variable),
     trainModel,
     weightPenalties,
     activityPenalties,

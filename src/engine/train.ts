@@ -4,13 +4,17 @@
  *  - validation: the last `validationSplit` of the training arrays, before shuffling (Keras);
  *  - each epoch shuffles the rest with a seeded permutation;
  *  - each step minimises  mean CE + Σ weight penalties + Σ activity penalties / batch size;
- *  - train/val/test figures include the penalties (Keras' loss/val_loss) and report each part.
+ *  - train/val/test figures include the penalties (Keras' loss/val_loss) and report each part;
+ *  - after every epoch, per-layer weight/activation statistics on a fixed probe batch (weight-stats.ts);
+ *  - optional early stopping with tf.keras 2.12–2.15 EarlyStopping semantics (early-stopping.ts),
+ *    restoring the best epoch's weights before the test evaluation and the export when asked.
  *
  * The loop checks `shouldStop()` before every batch, so a cancel lands within one batch.
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import type { NormalizedSpec } from '../spec/normalized.js';
+import { EarlyStopping, type EarlyStoppingConfig } from './early-stopping.js';
 import { buildModel, type BuiltModel } from './model.js';
 import { penalty } from './regularizers.js';
 import type {
@@ -18,11 +22,13 @@ import type {
   EpochReport,
   LossParts,
   ModelArtifact,
+  StoppedEarly,
   TrainingData,
   TrainingEvent,
   TrainingResult,
   WeightSpec,
 } from './types.js';
+import { layerStats, PROBE_SIZE } from './weight-stats.js';
 
 export interface TrainOptions {
   onEvent?: (event: TrainingEvent) => void;
@@ -212,6 +218,50 @@ export async function exportModel(model: tf.LayersModel): Promise<ModelArtifact>
   return artifact;
 }
 
+/**
+ * The probe batch for weight statistics: the first ≤ PROBE_SIZE images of the validation tail, or
+ * of the training data when there is no validation. Fixed for the whole run.
+ */
+function probeBatch(split: DataSplit, shape: [number, number, number], from: number, to: number): tf.Tensor4D {
+  const n = Math.min(PROBE_SIZE, to - from);
+  const px = shape[0] * shape[1] * shape[2];
+  return tf.tensor4d(split.images.slice(from * px, (from + n) * px), [n, ...shape]);
+}
+
+function monitored(report: EpochReport, monitor: EarlyStoppingConfig['monitor']): number | null {
+  switch (monitor) {
+    case 'loss':
+      return report.train.loss;
+    case 'accuracy':
+      return report.train.accuracy;
+    case 'val_loss':
+      return report.val?.loss ?? null;
+    case 'val_accuracy':
+      return report.val?.accuracy ?? null;
+  }
+}
+
+/** Copies of the model's variables (Keras' best_weights), replaced as better epochs come. */
+class WeightSnapshot {
+  private saved: tf.Tensor[] | null = null;
+  constructor(private readonly variables: tf.Variable[]) {}
+  take(): void {
+    this.dispose();
+    this.saved = this.variables.map((v) => tf.clone(v));
+  }
+  /** Writes the copies back (Keras' set_weights(best_weights)); false when there is none. */
+  restore(): boolean {
+    const saved = this.saved;
+    if (!saved) return false;
+    this.variables.forEach((v, i) => v.assign(saved[i]!));
+    return true;
+  }
+  dispose(): void {
+    if (this.saved) tf.dispose(this.saved);
+    this.saved = null;
+  }
+}
+
 function range(from: number, to: number): Int32Array {
   const r = new Int32Array(Math.max(0, to - from));
   for (let i = 0; i < r.length; i++) r[i] = from + i;
@@ -237,6 +287,11 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
   const trainBatcher = new Batcher(data.train, data.numClasses, spec.input.shape, batchSize);
   const testBatcher = new Batcher(data.test, data.numClasses, spec.input.shape, batchSize);
   const reports: EpochReport[] = [];
+  const probe = valIdx.length > 0 ? probeBatch(data.train, spec.input.shape, splitAt, data.train.count) : probeBatch(data.train, spec.input.shape, 0, trainCount);
+  const esConfig = spec.training.earlyStopping ?? null; // specs stored before early stopping have no field
+  const stopper = esConfig ? new EarlyStopping(esConfig) : null;
+  const snapshot = new WeightSnapshot(built.variables);
+  let stoppedEarly: StoppedEarly | null = null;
 
   try {
     emit({ type: 'started', trainCount, valCount: valIdx.length, testCount: data.test.count, batchesPerEpoch: batches, epochs });
@@ -280,6 +335,7 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
       }
       const trainedMs = performance.now() - started;
       const val = valIdx.length > 0 ? await evaluate(built, trainBatcher, valIdx, batchSize) : null;
+      const weights = await layerStats(built, probe);
       const report: EpochReport = {
         epoch,
         epochs,
@@ -287,15 +343,31 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
         samplesPerSec: trainCount / (trainedMs / 1000),
         train: meter.parts(),
         val,
+        weights,
       };
       reports.push(report);
       emit({ type: 'epoch', ...report });
+
+      if (stopper && esConfig) {
+        const step = stopper.onEpochEnd(epoch, monitored(report, esConfig.monitor));
+        if (step.snapshot) snapshot.take();
+        if (step.stop) {
+          const restoredBestWeights = step.restore && snapshot.restore();
+          stoppedEarly = { epoch, bestEpoch: stopper.bestEpoch, best: stopper.best };
+          emit({ type: 'early-stopped', ...stoppedEarly, monitor: esConfig.monitor, restoredBestWeights });
+          break;
+        }
+      }
     }
+    snapshot.dispose();
     if (shouldStop()) return { status: 'cancelled', epochs: reports };
     const test = await evaluate(built, testBatcher, range(0, data.test.count), batchSize);
+    const weights = await layerStats(built, probe);
     const artifact = await exportModel(built.model);
-    return { status: 'completed', test, artifact, epochs: reports };
+    return { status: 'completed', test, artifact, epochs: reports, weights, stoppedEarly };
   } finally {
+    snapshot.dispose();
+    probe.dispose();
     optimizer.dispose();
     built.dispose();
   }

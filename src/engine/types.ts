@@ -17,6 +17,39 @@ export interface LossParts {
   accuracy: number;
 }
 
+/**
+ * Statistics of one weight tensor — what the tutorial argues about: L1 drives weights to exactly
+ * zero, L2 only makes them small.
+ */
+export interface TensorStats {
+  /** Number of weights. */
+  count: number;
+  /** Fraction of the weights with |w| < 1e-3 (NEAR_ZERO in weight-stats.ts). */
+  nearZero: number;
+  /** Σ|w|. */
+  l1: number;
+  /** sqrt(Σw²): the L2 norm (not the squared L2 penalty sum). */
+  l2: number;
+  /** max |w|. */
+  maxAbs: number;
+}
+
+/** Weight and activation statistics of one Conv2D or Dense layer. */
+export interface LayerStats {
+  /** Keras-style layer name: 'conv2d', 'conv2d_1', 'dense', 'dense_1', … */
+  layer: string;
+  type: 'Conv2D' | 'Dense';
+  kernel: TensorStats;
+  /** Null when the layer has useBias: false. */
+  bias: TensorStats | null;
+  /**
+   * mean |output| of the layer (after its activation) over the probe batch, dropout off. The probe
+   * is fixed for a run: the first ≤ 256 images of the validation tail (of the training data when
+   * validationSplit is 0), so the values of successive epochs are comparable.
+   */
+  activationMeanAbs: number;
+}
+
 export interface EpochReport {
   epoch: number;
   epochs: number;
@@ -25,6 +58,18 @@ export interface EpochReport {
   train: LossParts;
   /** Null when validationSplit is 0. */
   val: LossParts | null;
+  /** Every Conv2D and Dense layer, in model order, at the end of the epoch (after its last step). */
+  weights: LayerStats[];
+}
+
+/** How a run ended early (tf.keras 2.12–2.15 EarlyStopping semantics; epochs are 1-based). */
+export interface StoppedEarly {
+  /** The last epoch trained (Keras' stopped_epoch + 1). */
+  epoch: number;
+  /** The epoch of the best monitored value (Keras' best_epoch + 1); 0 if no epoch ever improved on ±Infinity (NaN values). */
+  bestEpoch: number;
+  /** The best monitored value. */
+  best: number;
 }
 
 export type TrainingEvent =
@@ -37,7 +82,19 @@ export type TrainingEvent =
       epochs: number;
     }
   | { type: 'batch'; epoch: number; batch: number; batches: number; loss: number; accuracy: number; samplesPerSec: number }
-  | ({ type: 'epoch' } & EpochReport);
+  | ({ type: 'epoch' } & EpochReport)
+  /** Emitted after the 'epoch' event of the epoch that stopped the run, before test evaluation. */
+  | {
+      type: 'early-stopped';
+      /** The last epoch trained (see StoppedEarly). */
+      epoch: number;
+      bestEpoch: number;
+      /** 'val_loss' | 'val_accuracy' | 'loss' | 'accuracy'. */
+      monitor: string;
+      best: number;
+      /** True when restoreBestWeights put the best epoch's weights back (test metrics and artifact use them). */
+      restoredBestWeights: boolean;
+    };
 
 /** A tfjs-layers model as `model.save()` hands it over, with the weights in one buffer. */
 export interface ModelArtifact {
@@ -55,7 +112,16 @@ export interface WeightSpec {
 }
 
 export type TrainingResult =
-  | { status: 'completed'; test: LossParts; artifact: ModelArtifact; epochs: EpochReport[] }
+  | {
+      status: 'completed';
+      test: LossParts;
+      artifact: ModelArtifact;
+      epochs: EpochReport[];
+      /** Stats of the final model (the restored weights when early stopping restored them). */
+      weights: LayerStats[];
+      /** Null when every epoch ran (or early stopping was off). */
+      stoppedEarly: StoppedEarly | null;
+    }
   | { status: 'cancelled'; epochs: EpochReport[] };
 
 /** The minimum the engine needs of a loaded dataset (see data/load.ts). */

@@ -9,6 +9,7 @@ import type {
   NormalizedLayer,
   NormalizedRegularizer,
   NormalizedSpec,
+  NormalizedTraining,
   OptimizerType,
   Pair,
 } from './normalized.js';
@@ -137,6 +138,29 @@ function layersOf(req: RunRequest): Layer[] {
   return req.model.layers;
 }
 
+function normalizeEarlyStopping(t: NonNullable<RunRequest['training']>, validationSplit: number): NormalizedTraining['earlyStopping'] {
+  const es = t.earlyStopping;
+  if (es === undefined) return null;
+  const monitor = es.monitor ?? 'val_loss';
+  if (monitor.startsWith('val_') && validationSplit === 0) {
+    throw new SpecError(
+      '/training/earlyStopping/monitor',
+      `${es.monitor === undefined ? 'the default monitor ' : ''}"${monitor}" needs validation data but validationSplit is 0: monitor "${monitor.slice(4)}" or set a validationSplit`,
+    );
+  }
+  // Keras: auto is max for names ending in acc/accuracy/auc, min otherwise.
+  const mode = es.mode === undefined || es.mode === 'auto' ? (monitor.endsWith('accuracy') ? 'max' : 'min') : es.mode;
+  return {
+    monitor,
+    patience: es.patience ?? 0,
+    minDelta: Math.abs(es.minDelta ?? 0),
+    restoreBestWeights: es.restoreBestWeights ?? false,
+    mode,
+    baseline: es.baseline ?? null,
+    startFromEpoch: es.startFromEpoch ?? 0,
+  };
+}
+
 export function normalizeSpec(req: RunRequest, ctx: NormalizeContext): Normalized {
   const t = req.training ?? {};
   const optimizerType = t.optimizer?.type ?? DEFAULTS.optimizer;
@@ -152,6 +176,7 @@ export function normalizeSpec(req: RunRequest, ctx: NormalizeContext): Normalize
       optimizer: { type: optimizerType, learningRate: t.optimizer?.learningRate ?? DEFAULT_LEARNING_RATE[optimizerType] },
       shuffle: t.shuffle ?? true,
       seed,
+      earlyStopping: normalizeEarlyStopping(t, t.validationSplit ?? DEFAULTS.validationSplit),
     },
     dataset: normalizeDataset(req.dataset, seed),
     input: { shape: ctx.inputShape ?? [28, 28, 1], numClasses: ctx.numClasses },

@@ -69,6 +69,16 @@ export interface NormalizedTraining {
   optimizer: { type: OptimizerType; learningRate: number };
   shuffle: boolean;
   seed: number;
+  /** Null when off. `mode` is resolved (auto → max for accuracy, min for loss). */
+  earlyStopping: {
+    monitor: 'val_loss' | 'val_accuracy' | 'loss' | 'accuracy';
+    patience: number;
+    minDelta: number;
+    restoreBestWeights: boolean;
+    mode: 'min' | 'max';
+    baseline: number | null;
+    startFromEpoch: number;
+  } | null;
 }
 
 export interface IdxFilePair {

@@ -161,6 +161,58 @@ export const Training = Type.Object(
         description: 'Seed for weight initialisation, shuffling, dropout and sampling. Chosen and recorded when absent.',
       }),
     ),
+    earlyStopping: Type.Optional(
+      Type.Object(
+        {
+          monitor: Type.Optional(
+            Type.Union([Type.Literal('val_loss'), Type.Literal('val_accuracy'), Type.Literal('loss'), Type.Literal('accuracy')], {
+              default: 'val_loss',
+              description: 'The epoch figure to watch (losses include the penalties, as in Keras). val_* need validationSplit > 0.',
+            }),
+          ),
+          patience: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              default: 0,
+              description: 'Epochs without improvement after which training stops (Keras: stops when the wait counter reaches patience, never after the first epoch).',
+            }),
+          ),
+          minDelta: Type.Optional(
+            Type.Number({
+              minimum: 0,
+              default: 0,
+              description: 'An improvement must beat the best value by more than this (min mode: current + minDelta < best; max mode: current - minDelta > best).',
+            }),
+          ),
+          restoreBestWeights: Type.Optional(
+            Type.Boolean({
+              default: false,
+              description:
+                'When training stops early, put back the weights of the best epoch (the first monitored epoch if none improved); test metrics and the saved model use them. ' +
+                'As in tf.keras 2.x, nothing is restored when all epochs run.',
+            }),
+          ),
+          mode: Type.Optional(
+            Type.Union([Type.Literal('auto'), Type.Literal('min'), Type.Literal('max')], {
+              default: 'auto',
+              description: 'Whether smaller (min) or larger (max) is better; auto: max for accuracy, min for loss.',
+            }),
+          ),
+          baseline: Type.Optional(
+            Type.Number({
+              description: 'Keras baseline: the wait counter only resets on epochs that also beat this value, so training stops after `patience` epochs that do not reach it.',
+            }),
+          ),
+          startFromEpoch: Type.Optional(
+            Type.Integer({ minimum: 0, default: 0, description: 'Warm-up: the first this many epochs are not monitored.' }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: "Stop training when the monitored figure stops improving: tf.keras 2.x EarlyStopping (2.12–2.15) semantics, checked at the end of every epoch.",
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

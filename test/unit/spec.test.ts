@@ -39,6 +39,7 @@ describe('normalizeSpec', () => {
       optimizer: { type: 'adam', learningRate: 0.001 },
       shuffle: true,
       seed: 1,
+      earlyStopping: null,
     });
     expect(spec.dataset).toEqual({ name: 'emnist-balanced', limit: null, seed: 1 });
     expect(spec.input).toEqual({ shape: [28, 28, 1], numClasses: 47 });
