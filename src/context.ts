@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { RunEventBus } from './events/bus.js';
 import { RunQueue } from './queue/producer.js';
 import { RunsService } from './runs/service.js';
+import { StudiesService } from './studies/service.js';
 import { Predictor } from './engine/predict.js';
 import { initBackend } from './engine/backends/index.js';
 import { createPrisma, type PrismaClient } from './store/prisma.js';
@@ -31,6 +32,7 @@ export interface Context {
   bus: RunEventBus;
   queue: RunQueue;
   runs: RunsService;
+  studies: StudiesService;
   connection: ConnectionOptions;
   close(): Promise<void>;
 }
@@ -48,6 +50,7 @@ export function createContext(config: Config): Context {
     await backend;
   });
   const runs = new RunsService({ repo, queue, bus, predictor, dataDir: config.dataDir });
+  const studies = new StudiesService({ repo, runs });
   return {
     config,
     prisma,
@@ -55,6 +58,7 @@ export function createContext(config: Config): Context {
     bus,
     queue,
     runs,
+    studies,
     connection,
     close: async () => {
       predictor.dispose();

@@ -26,6 +26,7 @@ async function startApi(ctx: Context, log: Logger): Promise<Stop> {
   const app = await buildApp(
     {
       runs: ctx.runs,
+      studies: ctx.studies,
       bus: ctx.bus,
       readiness: {
         postgres: async () => {

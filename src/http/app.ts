@@ -10,8 +10,12 @@ import { validatorCompiler } from './validation.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { runsRoutes, type RunsRouteDeps } from './routes/runs.js';
 import { presetsRoutes } from './routes/presets.js';
+import { studiesRoutes } from './routes/studies.js';
+import { chartsRoutes } from './routes/charts.js';
+import type { StudiesService } from '../studies/service.js';
 
 export interface AppDeps extends RunsRouteDeps {
+  studies: StudiesService;
   readiness: Record<string, ReadinessCheck>;
 }
 
@@ -34,7 +38,9 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
       },
       tags: [
         { name: 'runs', description: 'Training runs' },
+        { name: 'studies', description: 'Many runs from one request, compared side by side' },
         { name: 'presets', description: "The tutorial's configurations" },
+        { name: 'charts', description: 'Training curves as SVG or PNG' },
         { name: 'health', description: 'Liveness and readiness' },
       ],
     },
@@ -45,5 +51,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   await app.register(healthRoutes(deps.readiness));
   await app.register(runsRoutes(deps), { prefix: '/v1' });
   await app.register(presetsRoutes, { prefix: '/v1' });
+  await app.register(studiesRoutes(deps), { prefix: '/v1' });
+  await app.register(chartsRoutes(deps), { prefix: '/v1' });
   return app;
 }

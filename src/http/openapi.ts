@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunEventBus } from '../events/bus.js';
 import type { RunsService } from '../runs/service.js';
+import type { StudiesService } from '../studies/service.js';
 import { buildApp } from './app.js';
 
 export const OPENAPI_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'openapi', 'openapi.json');
@@ -18,7 +19,10 @@ export async function generateOpenApi(): Promise<string> {
       },
     },
   );
-  const app = await buildApp({ runs: unused as RunsService, bus: unused as RunEventBus, readiness: {} }, { logger: false });
+  const app = await buildApp(
+    { runs: unused as RunsService, studies: unused as StudiesService, bus: unused as RunEventBus, readiness: {} },
+    { logger: false },
+  );
   await app.ready();
   const doc = JSON.stringify(app.swagger(), null, 2) + '\n';
   await app.close();

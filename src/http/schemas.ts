@@ -43,6 +43,25 @@ const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => T
 
 export const TestMetrics = Type.Object({ loss: Type.Number(), accuracy: Type.Number() });
 
+const TensorStats = Type.Object({
+  count: Type.Integer(),
+  nearZero: Type.Number({ description: 'Fraction of weights with |w| < 1e-3.' }),
+  l1: Type.Number({ description: 'Σ|w|' }),
+  l2: Type.Number({ description: 'L2 norm, sqrt(Σw²)' }),
+  maxAbs: Type.Number(),
+});
+
+export const LayerStats = Type.Object(
+  {
+    layer: Type.String(),
+    type: Type.Union([Type.Literal('Conv2D'), Type.Literal('Dense')]),
+    kernel: TensorStats,
+    bias: Type.Union([TensorStats, Type.Null()]),
+    activationMeanAbs: Type.Number({ description: 'Mean |output| of the layer on a fixed probe batch (up to 256 validation images), dropout off.' }),
+  },
+  { description: 'Weight statistics of one Conv2D or Dense layer.' },
+);
+
 export const RunView = Type.Object({
   id: Type.String({ format: 'uuid' }),
   name: Nullable(Type.String()),
@@ -55,6 +74,7 @@ export const RunView = Type.Object({
   cancelRequested: Type.Boolean(),
   test: Nullable(TestMetrics),
   samplesPerSec: Nullable(Type.Number({ description: 'Training throughput of the last epoch.' })),
+  weights: Type.Union([Type.Array(LayerStats), Type.Null()], { description: 'Weight statistics of the final model, per layer.' }),
   createdAt: Type.String({ format: 'date-time' }),
   startedAt: Nullable(Type.String({ format: 'date-time' })),
   finishedAt: Nullable(Type.String({ format: 'date-time' })),
@@ -84,6 +104,7 @@ export const EpochMetricView = Type.Object({
   durationMs: Type.Integer(),
   train: Type.Optional(LossParts),
   val: Type.Optional(Nullable(LossParts)),
+  weights: Type.Optional(Type.Array(LayerStats, { description: 'Weight statistics per layer at the end of the epoch.' })),
 });
 
 export const MetricsView = Type.Object({

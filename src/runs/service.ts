@@ -15,7 +15,7 @@ import type { Predictor } from '../engine/predict.js';
 import { classNamesOf } from './class-names.js';
 import type { RunEventBus } from '../events/bus.js';
 import type { RunQueue } from '../queue/producer.js';
-import type { EpochRow, Run, RunsRepo, RunStatus, StoredEvent } from '../store/runs-repo.js';
+import type { EpochRow, NewRun, Run, RunsRepo, RunStatus, StoredEvent } from '../store/runs-repo.js';
 
 export interface RunsServiceDeps {
   repo: RunsRepo;
@@ -23,6 +23,25 @@ export interface RunsServiceDeps {
   bus: RunEventBus;
   predictor: Predictor;
   dataDir: string;
+}
+
+export interface PreparedRun {
+  id: string;
+  request: RunRequest;
+  spec: NormalizedSpec;
+  paramCount: number;
+}
+
+export function newRun(p: PreparedRun, study?: { id: string; variant: string }): NewRun {
+  return {
+    id: p.id,
+    name: p.spec.name,
+    specSubmitted: p.request,
+    spec: p.spec,
+    datasetName: p.spec.dataset.name,
+    paramCount: p.paramCount,
+    ...(study ? { studyId: study.id, variant: study.variant } : {}),
+  };
 }
 
 export interface Prediction {
@@ -49,8 +68,19 @@ function datasetError(err: DatasetError): AppError {
 export class RunsService {
   constructor(private readonly deps: RunsServiceDeps) {}
 
-  /** Validates the spec against its dataset, stores the run (queued) and enqueues its job. */
-  async submit(request: RunRequest): Promise<Run> {
+  /** Validates a run request against its dataset and normalizes it (no I/O but reading label files). */
+  async prepare(request: RunRequest, pointerPrefix = ''): Promise<PreparedRun> {
+    try {
+      return await this.prepareUnprefixed(request);
+    } catch (err) {
+      if (err instanceof AppError && pointerPrefix && err.pointer !== undefined) {
+        throw new AppError(err.status, err.title, err.message, `${pointerPrefix}${err.pointer}`);
+      }
+      throw err;
+    }
+  }
+
+  private async prepareUnprefixed(request: RunRequest): Promise<PreparedRun> {
     const seed = request.training?.seed ?? randomInt(0, 2 ** 31 - 1);
     let numClasses: number;
     let trainCount: number;
@@ -76,19 +106,27 @@ export class RunsService {
     if (Math.floor(trainCount * (1 - spec.training.validationSplit)) < 1) {
       throw new AppError(422, 'Invalid spec', `the dataset leaves no training samples after validationSplit ${spec.training.validationSplit}`, '/training/validationSplit');
     }
+    return { id: randomUUID(), request, spec, paramCount };
+  }
 
-    const id = randomUUID();
-    const run = await this.deps.repo.create(
-      { id, name: spec.name, specSubmitted: request, spec, datasetName: spec.dataset.name, paramCount },
-      { status: 'queued' },
-    );
-    try {
-      await this.deps.queue.enqueue(id);
-    } catch (err) {
-      await this.deps.repo.finish(id, 'failed', { error: `could not enqueue: ${(err as Error).message}` });
-      throw err;
-    }
+  /** Validates the spec against its dataset, stores the run (queued) and enqueues its job. */
+  async submit(request: RunRequest): Promise<Run> {
+    const prepared = await this.prepare(request);
+    const run = await this.deps.repo.create(newRun(prepared), { status: 'queued' });
+    await this.enqueue([prepared.id]);
     return run;
+  }
+
+  /** Enqueues stored runs; a run whose job cannot be queued is marked failed (nothing is left dangling). */
+  async enqueue(ids: string[]): Promise<void> {
+    for (const id of ids) {
+      try {
+        await this.deps.queue.enqueue(id);
+      } catch (err) {
+        await this.deps.repo.finish(id, 'failed', { error: `could not enqueue: ${(err as Error).message}` });
+        throw err;
+      }
+    }
   }
 
   private specError(err: unknown): unknown {

@@ -17,6 +17,8 @@ export interface NewRun {
   spec: NormalizedSpec;
   datasetName: string;
   paramCount: number;
+  studyId?: string;
+  variant?: string;
 }
 
 export interface StoredEvent {
@@ -51,20 +53,35 @@ export class RunsRepo {
 
   /** Creates the run with its first event (`queued`) in one transaction. */
   async create(run: NewRun, queuedEvent: unknown): Promise<Run> {
+    return this.db.$transaction((tx) => createRun(tx, run, queuedEvent));
+  }
+
+  /** Creates a study and all its runs (each with its `queued` event) in one transaction. */
+  async createStudy(study: { id: string; name: string | null; request: unknown }, runs: NewRun[]): Promise<Run[]> {
     return this.db.$transaction(async (tx) => {
-      const created = await tx.run.create({
-        data: {
-          id: run.id,
-          name: run.name,
-          specSubmitted: json(run.specSubmitted),
-          spec: json(run.spec),
-          datasetName: run.datasetName,
-          paramCount: run.paramCount,
-        },
-      });
-      await tx.runEvent.create({ data: { runId: run.id, seq: 1, type: 'queued', data: json(queuedEvent) } });
+      await tx.study.create({ data: { id: study.id, name: study.name, request: json(study.request) } });
+      const created: Run[] = [];
+      for (const r of runs) created.push(await createRun(tx, r, { status: 'queued', studyId: study.id, variant: r.variant }));
       return created;
     });
+  }
+
+  getStudy(id: string) {
+    return this.db.study.findUnique({ where: { id }, include: { runs: { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] } } });
+  }
+
+  async requestStudyCancel(id: string): Promise<void> {
+    await this.db.study.update({ where: { id }, data: { cancelRequested: true } });
+  }
+
+  /** Epoch rows of several runs at once, by run id. */
+  async epochsOf(runIds: string[]): Promise<Map<string, EpochRow[]>> {
+    const rows = await this.db.epochMetric.findMany({ where: { runId: { in: runIds } }, orderBy: [{ runId: 'asc' }, { epoch: 'asc' }] });
+    const out = new Map<string, EpochRow[]>(runIds.map((id) => [id, []]));
+    for (const { runId, epoch, loss, accuracy, valLoss, valAccuracy, durationMs, details } of rows) {
+      out.get(runId)?.push({ epoch, loss, accuracy, valLoss, valAccuracy, durationMs, details });
+    }
+    return out;
   }
 
   get(id: string): Promise<Run | null> {
@@ -123,7 +140,7 @@ export class RunsRepo {
   async finish(
     id: string,
     status: 'succeeded' | 'failed' | 'cancelled',
-    fields: { error?: string; testLoss?: number; testAccuracy?: number; testMetrics?: unknown; samplesPerSec?: number } = {},
+    fields: { error?: string; testLoss?: number; testAccuracy?: number; testMetrics?: unknown; samplesPerSec?: number; weightStats?: unknown } = {},
   ): Promise<boolean> {
     const r = await this.db.run.updateMany({
       where: { id, status: { in: ['queued', 'running'] } },
@@ -135,6 +152,7 @@ export class RunsRepo {
         testAccuracy: fields.testAccuracy ?? null,
         testMetrics: fields.testMetrics === undefined ? Prisma.DbNull : json(fields.testMetrics),
         samplesPerSec: fields.samplesPerSec ?? null,
+        weightStats: fields.weightStats === undefined ? Prisma.DbNull : json(fields.weightStats),
       },
     });
     return r.count === 1;
@@ -206,6 +224,25 @@ export class RunsRepo {
     if (!a) return null;
     return { format: a.format, modelTopology: a.modelTopology, weightSpecs: a.weightSpecs, weightData: a.weightData, sha256: a.sha256 };
   }
+}
+
+type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
+
+async function createRun(tx: Tx, run: NewRun, queuedEvent: unknown): Promise<Run> {
+  const created = await tx.run.create({
+    data: {
+      id: run.id,
+      name: run.name,
+      specSubmitted: json(run.specSubmitted),
+      spec: json(run.spec),
+      datasetName: run.datasetName,
+      paramCount: run.paramCount,
+      studyId: run.studyId ?? null,
+      variant: run.variant ?? null,
+    },
+  });
+  await tx.runEvent.create({ data: { runId: run.id, seq: 1, type: 'queued', data: json(queuedEvent) } });
+  return created;
 }
 
 function isUniqueViolation(err: unknown): boolean {

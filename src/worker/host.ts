@@ -112,6 +112,11 @@ export class WorkerHost {
             case 'started':
               rec.record('started', { backend: backend.name, backendNote: backend.note, ...event, type: undefined });
               break;
+            case 'early-stopped': {
+              const { type: _t, ...data } = event;
+              rec.record('early-stopped', data);
+              break;
+            }
             case 'batch': {
               const { type: _t, ...data } = event;
               rec.record('batch', data);
@@ -127,10 +132,12 @@ export class WorkerHost {
                 valLoss: report.val?.loss ?? null,
                 valAccuracy: report.val?.accuracy ?? null,
                 durationMs: report.durationMs,
-                details: { train: report.train, val: report.val, samplesPerSec: report.samplesPerSec },
+                details: { train: report.train, val: report.val, samplesPerSec: report.samplesPerSec, weights: report.weights },
               };
-              rec.record('epoch', { ...row, epochs: report.epochs, samplesPerSec: report.samplesPerSec, train: report.train, val: report.val, details: undefined }, () =>
-                repo.saveEpoch(runId, row),
+              rec.record(
+                'epoch',
+                { ...row, epochs: report.epochs, samplesPerSec: report.samplesPerSec, train: report.train, val: report.val, weights: report.weights, details: undefined },
+                () => repo.saveEpoch(runId, row),
               );
               log.info({ epoch: report.epoch, loss: row.loss, valAccuracy: row.valAccuracy, samplesPerSec: Math.round(report.samplesPerSec) }, 'epoch done');
               break;
@@ -152,9 +159,17 @@ export class WorkerHost {
         testLoss: result.test.loss,
         testAccuracy: result.test.accuracy,
         testMetrics: result.test,
+        weightStats: result.weights,
         ...(samplesPerSec !== undefined ? { samplesPerSec } : {}),
       });
-      rec.record('completed', { test: result.test, durationMs, samplesPerSec: samplesPerSec ?? null, modelSha256: result.artifact.sha256 });
+      rec.record('completed', {
+        test: result.test,
+        durationMs,
+        samplesPerSec: samplesPerSec ?? null,
+        stoppedEarly: result.stoppedEarly,
+        weights: result.weights,
+        modelSha256: result.artifact.sha256,
+      });
       await rec.flush();
       log.info({ test: result.test, durationMs, numTensors }, 'training succeeded');
     } catch (err) {

@@ -18,6 +18,11 @@ const MIGRATIONS_DIR = join(ROOT, 'prisma', 'migrations');
 const INIT = readdirSync(MIGRATIONS_DIR).find((name) => name.endsWith('_init'));
 if (INIT === undefined) throw new Error('no *_init migration');
 const INIT_SQL = readFileSync(join(MIGRATIONS_DIR, INIT, 'migration.sql'));
+/** Every migration, in the order they apply. */
+const ALL = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
+  .sort((a, b) => a.localeCompare(b));
 
 const schemas: string[] = [];
 function freshSchema(): string {
@@ -46,10 +51,10 @@ describe('migrate()', () => {
 
   it('applies the init migration to a fresh schema, then is idempotent', async () => {
     const logs: string[] = [];
-    expect(await migrate({ databaseUrl: DATABASE_URL, schema, log: (m) => logs.push(m) })).toEqual({ applied: [INIT] });
+    expect(await migrate({ databaseUrl: DATABASE_URL, schema, log: (m) => logs.push(m) })).toEqual({ applied: ALL });
     expect(logs.some((m) => m.includes(INIT))).toBe(true);
     expect(await migrate({ databaseUrl: DATABASE_URL, schema })).toEqual({ applied: [] });
-    expect(await migrationRows(schema)).toHaveLength(1);
+    expect(await migrationRows(schema)).toHaveLength(ALL.length);
   });
 
   it("keeps Prisma's _prisma_migrations bookkeeping", async () => {
@@ -98,6 +103,7 @@ describe('migrate()', () => {
       'ModelArtifact',
       'Run',
       'RunEvent',
+      'Study',
       '_prisma_migrations',
     ]);
     const { rows: enumValues } = await admin.query(
@@ -114,6 +120,8 @@ describe('migrate()', () => {
       'Run_createdAt_idx',
       'Run_pkey',
       'Run_status_createdAt_idx',
+      'Run_studyId_idx',
+      'Study_pkey',
       '_prisma_migrations_pkey',
     ]);
     const { rows: fks } = await admin.query(
@@ -125,17 +133,18 @@ describe('migrate()', () => {
       { conname: 'EpochMetric_runId_fkey', confdeltype: 'c', confupdtype: 'c' },
       { conname: 'ModelArtifact_runId_fkey', confdeltype: 'c', confupdtype: 'c' },
       { conname: 'RunEvent_runId_fkey', confdeltype: 'c', confupdtype: 'c' },
+      { conname: 'Run_studyId_fkey', confdeltype: 'n', confupdtype: 'c' },
     ]);
   });
 
   it('refuses an applied migration whose checksum differs from the file', async () => {
     const table = `"${schema}"."_prisma_migrations"`;
     const [row] = await migrationRows(schema);
-    await admin.query(`UPDATE ${table} SET checksum = $1`, ['0'.repeat(64)]);
+    await admin.query(`UPDATE ${table} SET checksum = $1 WHERE migration_name = $2`, ['0'.repeat(64), INIT]);
     try {
       await expect(migrate({ databaseUrl: DATABASE_URL, schema })).rejects.toThrow(/modified after it was applied/);
     } finally {
-      await admin.query(`UPDATE ${table} SET checksum = $1`, [row?.checksum]);
+      await admin.query(`UPDATE ${table} SET checksum = $1 WHERE migration_name = $2`, [row?.checksum, INIT]);
     }
     expect(await migrate({ databaseUrl: DATABASE_URL, schema })).toEqual({ applied: [] });
   });
@@ -154,8 +163,8 @@ describe('migrate()', () => {
     const results = await Promise.all(
       Array.from({ length: 4 }, () => migrate({ databaseUrl: DATABASE_URL, schema: concurrent })),
     );
-    expect(results.flatMap((r) => r.applied)).toEqual([INIT]);
-    expect(await migrationRows(concurrent)).toHaveLength(1);
+    expect(results.flatMap((r) => r.applied)).toEqual(ALL);
+    expect(await migrationRows(concurrent)).toHaveLength(ALL.length);
   });
 
   it('runs as a CLI from several processes at once, honouring ?schema= in DATABASE_URL', async () => {
@@ -169,7 +178,7 @@ describe('migrate()', () => {
       });
     const outputs = await Promise.all([run(), run()]);
     expect(outputs.filter((o) => o.stdout.includes(`applied: ${INIT}`))).toHaveLength(1);
-    expect(await migrationRows(cliSchema)).toHaveLength(1);
+    expect(await migrationRows(cliSchema)).toHaveLength(ALL.length);
   });
 
   it('rolls a failing migration back completely and reports it', async () => {

@@ -49,6 +49,7 @@ export async function startHarness(opts: { worker?: boolean; env?: Record<string
   const app = await buildApp(
     {
       runs: ctx.runs,
+      studies: ctx.studies,
       bus: ctx.bus,
       readiness: {
         postgres: async () => {
@@ -105,6 +106,8 @@ export async function startHarness(opts: { worker?: boolean; env?: Record<string
 
 export interface SseEvent {
   id: number;
+  /** The id as sent (a study stream's id is a cursor like "3.12.0"). */
+  rawId: string;
   event: string;
   data: Record<string, unknown>;
 }
@@ -135,7 +138,7 @@ export async function readSse(
           fields[line.slice(0, i)] = line.slice(i + 1).trimStart();
         }
         if (fields.event === undefined || fields.data === undefined) continue;
-        const e: SseEvent = { id: Number(fields.id), event: fields.event, data: JSON.parse(fields.data) as Record<string, unknown> };
+        const e: SseEvent = { id: Number(fields.id), rawId: fields.id ?? '', event: fields.event, data: JSON.parse(fields.data) as Record<string, unknown> };
         events.push(e);
         opts.onEvent?.(e);
         if (opts.until?.(e)) {

@@ -20,6 +20,13 @@ describe('OpenAPI document', () => {
         '/v1/runs/{id}/model/weights.bin',
         '/v1/runs/{id}/predict',
         '/v1/presets',
+        '/v1/studies',
+        '/v1/studies/{id}',
+        '/v1/studies/{id}/cancel',
+        '/v1/studies/{id}/comparison',
+        '/v1/studies/{id}/events',
+        '/v1/studies/{id}/charts/{chart}',
+        '/v1/runs/{id}/charts/{chart}',
       ].sort(),
     );
   });

@@ -6,7 +6,7 @@ import { RunRequest } from '../../spec/schema.js';
 import type { RunsService } from '../../runs/service.js';
 import type { RunEventBus } from '../../events/bus.js';
 import type { Run } from '../../store/runs-repo.js';
-import type { LossParts } from '../../engine/types.js';
+import type { LayerStats as LayerStatsT, LossParts } from '../../engine/types.js';
 import { ListQuery, MetricsView, ModelView, Problem, RunList, RunParams, RunView, type RunView as RunViewT } from '../schemas.js';
 import { lastEventId, streamRunEvents } from '../sse.js';
 import { fromArrays, fromPng, PIXELS } from '../images.js';
@@ -37,6 +37,7 @@ export function runView(run: Run): RunViewT {
     cancelRequested: run.cancelRequested,
     test: run.testLoss !== null && run.testAccuracy !== null ? { loss: run.testLoss, accuracy: run.testAccuracy } : null,
     samplesPerSec: run.samplesPerSec,
+    weights: (run.weightStats as LayerStatsT[] | null) ?? null,
     createdAt: run.createdAt.toISOString(),
     startedAt: run.startedAt?.toISOString() ?? null,
     finishedAt: run.finishedAt?.toISOString() ?? null,
@@ -102,8 +103,14 @@ export const runsRoutes =
           runId: run.id,
           status: run.status,
           epochs: epochs.map((e) => {
-            const d = (e.details ?? {}) as { train?: LossParts; val?: LossParts | null };
-            return { ...e, details: undefined, ...(d.train ? { train: d.train } : {}), ...(d.val !== undefined ? { val: d.val } : {}) };
+            const d = (e.details ?? {}) as { train?: LossParts; val?: LossParts | null; weights?: LayerStatsT[] };
+            return {
+              ...e,
+              details: undefined,
+              ...(d.train ? { train: d.train } : {}),
+              ...(d.val !== undefined ? { val: d.val } : {}),
+              ...(d.weights ? { weights: d.weights } : {}),
+            };
           }),
           test:
             run.testLoss !== null && run.testAccuracy !== null

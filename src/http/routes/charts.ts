@@ -1,0 +1,76 @@
+/** Training-curve charts of runs and studies, as SVG (or PNG), rendered with Vega-Lite. */
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { chartPng, overlayChart, runAccuracyChart, runLossChart } from '../../charts/index.js';
+import type { RunsService } from '../../runs/service.js';
+import type { StudiesService } from '../../studies/service.js';
+import { Problem } from '../schemas.js';
+
+export interface ChartsRouteDeps {
+  runs: RunsService;
+  studies: StudiesService;
+}
+
+const Image = Type.Unsafe<string | Buffer>({ type: 'string', description: 'image/svg+xml or image/png' });
+const problems = { 400: Problem, 404: Problem };
+
+async function send(reply: FastifyReply, svg: string, format: 'svg' | 'png'): Promise<FastifyReply> {
+  reply.header('cache-control', 'no-cache');
+  if (format === 'png') return reply.type('image/png').send(await chartPng(svg));
+  return reply.type('image/svg+xml; charset=utf-8').send(svg);
+}
+
+export const chartsRoutes =
+  (deps: ChartsRouteDeps): FastifyPluginAsync =>
+  async (fastify) => {
+    const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.get(
+      '/runs/:id/charts/:chart',
+      {
+        schema: {
+          tags: ['charts'],
+          summary: 'Training vs validation curves of a run (loss or accuracy per epoch)',
+          params: Type.Object({
+            id: Type.String({ format: 'uuid' }),
+            chart: Type.Union([Type.Literal('loss.svg'), Type.Literal('accuracy.svg'), Type.Literal('loss.png'), Type.Literal('accuracy.png')]),
+          }),
+          produces: ['image/svg+xml', 'image/png'],
+          response: { 200: Image, ...problems },
+        },
+      },
+      async (request, reply) => {
+        const { run, epochs } = await deps.runs.metrics(request.params.id);
+        const [kind, format] = request.params.chart.split('.') as ['loss' | 'accuracy', 'svg' | 'png'];
+        const title = `${run.name ?? run.id}: ${kind}`;
+        return send(reply, kind === 'loss' ? await runLossChart(title, epochs) : await runAccuracyChart(title, epochs), format);
+      },
+    );
+
+    app.get(
+      '/studies/:id/charts/:chart',
+      {
+        schema: {
+          tags: ['charts'],
+          summary: 'Validation accuracy or loss of every run of a study, overlaid',
+          params: Type.Object({
+            id: Type.String({ format: 'uuid' }),
+            chart: Type.Union([Type.Literal('val-accuracy.svg'), Type.Literal('val-loss.svg'), Type.Literal('val-accuracy.png'), Type.Literal('val-loss.png')]),
+          }),
+          produces: ['image/svg+xml', 'image/png'],
+          response: { 200: Image, ...problems },
+        },
+      },
+      async (request, reply) => {
+        const { study, epochs } = await deps.studies.curves(request.params.id);
+        const [kind, format] = request.params.chart.split('.') as ['val-accuracy' | 'val-loss', 'svg' | 'png'];
+        const series = study.runs.map((r) => ({
+          label: r.variant ?? r.id,
+          points: (epochs.get(r.id) ?? []).map((e) => ({ epoch: e.epoch, value: kind === 'val-loss' ? e.valLoss : e.valAccuracy })),
+        }));
+        const what = kind === 'val-loss' ? 'Validation loss' : 'Validation accuracy';
+        return send(reply, await overlayChart(`${study.name ?? study.id}: ${what.toLowerCase()}`, what, series), format);
+      },
+    );
+  };

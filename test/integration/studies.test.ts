@@ -1,0 +1,164 @@
+/**
+ * Studies end to end: the tutorial's eight configurations from one request, through the queue and
+ * a worker, multiplexed over SSE, compared in a ranked table (JSON, CSV, Markdown), with weight
+ * statistics that show what L1 does that L2 does not.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSse, startHarness, type Harness } from '../support/harness.js';
+
+const dataset = {
+  name: 'idx',
+  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
+  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
+  limit: 500,
+};
+
+interface Row {
+  rank: number;
+  variant: string;
+  status: string;
+  testAccuracy: number | null;
+  sparsity: number | null;
+  finalPenalty: number | null;
+  deltaVsBaselinePp: number | null;
+  bestValEpoch: number | null;
+}
+
+async function post(h: Harness, path: string, body: unknown) {
+  return fetch(`${h.baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+describe('studies', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ worker: true, env: { PROGRESS_INTERVAL_MS: '100000' } });
+  }, 120_000);
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('rejects a study with any invalid variant and stores nothing', async () => {
+    const res = await post(h, '/v1/studies', {
+      variants: [
+        { label: 'ok', preset: 'baseline' },
+        { label: 'bad', model: { layers: [{ type: 'Flatten' }, { type: 'Dense', units: 3, activation: 'softmax' }] } },
+      ],
+      dataset,
+    });
+    expect(res.status).toBe(422);
+    const problem = (await res.json()) as { errors: { pointer: string }[] };
+    expect(problem.errors[0]!.pointer).toBe('/variants/1/model/layers/1/units');
+    const both = await post(h, '/v1/studies', { preset: 'tutorial', grid: { type: ['l1'], target: ['kernel'], lambda: [0.1] } });
+    expect(both.status).toBe(422);
+    expect(await h.ctx.prisma.study.count()).toBe(0);
+    expect(await h.ctx.prisma.run.count()).toBe(0);
+  });
+
+  it("runs the tutorial's eight configurations and compares them", async () => {
+    const res = await post(h, '/v1/studies', { name: 'tutorial', preset: 'tutorial', training: { epochs: 3, batchSize: 50, seed: 7 }, dataset });
+    expect(res.status).toBe(202);
+    const study = (await res.json()) as { id: string; runs: { id: string; variant: string; status: string }[] };
+    expect(res.headers.get('location')).toBe(`/v1/studies/${study.id}`);
+    expect(study.runs.map((r) => r.variant)).toEqual([
+      'baseline',
+      'l1-kernel-bias',
+      'l1-activity',
+      'l2-kernel-bias',
+      'l2-activity',
+      'l2-activity-0.1',
+      'elastic-net-kernel-bias',
+      'elastic-net-activity',
+    ]);
+
+    // One stream for all eight runs; it ends once every run has finished.
+    const events = await readSse(`${h.baseUrl}/v1/studies/${study.id}/events`, { timeoutMs: 600_000 });
+    expect(events.at(-1)?.event).toBe('study-completed');
+    const completed = events.filter((e) => e.event === 'completed').map((e) => e.data.variant);
+    expect(new Set(completed).size).toBe(8);
+    const epochEvents = events.filter((e) => e.event === 'epoch');
+    expect(epochEvents).toHaveLength(24);
+    // Resuming from a cursor half way replays exactly the rest.
+    const k = Math.floor(events.length / 2);
+    const resumed = await readSse(`${h.baseUrl}/v1/studies/${study.id}/events`, { headers: { 'last-event-id': events[k]!.rawId } });
+    const key = (e: (typeof events)[number]) => `${String(e.data.runId)}|${e.event}|${String(e.data.at)}`;
+    expect(resumed.map(key).sort()).toEqual(events.slice(k + 1).map(key).sort());
+
+    const got = (await (await fetch(`${h.baseUrl}/v1/studies/${study.id}`)).json()) as { status: string; counts: Record<string, number> };
+    expect(got.status).toBe('completed');
+    expect(got.counts).toEqual({ succeeded: 8 });
+
+    const cmp = (await (await fetch(`${h.baseUrl}/v1/studies/${study.id}/comparison`)).json()) as { baseline: string; rows: Row[] };
+    expect(cmp.baseline).toBe('baseline');
+    expect(cmp.rows.map((r) => r.rank)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    const accs = cmp.rows.map((r) => r.testAccuracy!);
+    expect([...accs].sort((a, b) => b - a)).toEqual(accs);
+    const by = Object.fromEntries(cmp.rows.map((r) => [r.variant, r]));
+    expect(by.baseline!.deltaVsBaselinePp).toBe(0);
+    expect(by['l1-kernel-bias']!.deltaVsBaselinePp).toBeCloseTo((by['l1-kernel-bias']!.testAccuracy! - by.baseline!.testAccuracy!) * 100, 6);
+    expect(by.baseline!.finalPenalty).toBe(0);
+    expect(by['l2-activity']!.finalPenalty).toBeGreaterThan(0);
+    // What the tutorial argues about: L1 drives kernel weights to (near) zero, L2 only shrinks them.
+    for (const l1 of ['l1-kernel-bias', 'elastic-net-kernel-bias']) {
+      expect(by[l1]!.sparsity!).toBeGreaterThan(2 * by['l2-kernel-bias']!.sparsity!);
+      expect(by[l1]!.sparsity!).toBeGreaterThan(2 * by.baseline!.sparsity!);
+    }
+
+    const csv = await fetch(`${h.baseUrl}/v1/studies/${study.id}/comparison`, { headers: { accept: 'text/csv' } });
+    expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
+    const lines = (await csv.text()).trim().split('\n');
+    expect(lines[0]).toMatch(/^rank,variant,status,/);
+    expect(lines).toHaveLength(9);
+    const md = await fetch(`${h.baseUrl}/v1/studies/${study.id}/comparison`, { headers: { accept: 'text/markdown' } });
+    expect(md.headers.get('content-type')).toMatch(/^text\/markdown/);
+    const text = await md.text();
+    expect(text).toMatch(/^\| rank \| variant \|/);
+    expect(text).toContain('| 1 |');
+
+    // Charts: one line per run on the study's chart, training vs validation on a run's.
+    const chart = await fetch(`${h.baseUrl}/v1/studies/${study.id}/charts/val-accuracy.svg`);
+    expect(chart.status).toBe(200);
+    expect(chart.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
+    const svg = await chart.text();
+    expect(svg).toMatch(/^<svg/);
+    for (const v of ['baseline', 'l1-kernel-bias', 'elastic-net-activity']) expect(svg).toContain(v);
+    const loss = await fetch(`${h.baseUrl}/v1/runs/${study.runs[0]!.id}/charts/loss.svg`);
+    expect(await loss.text()).toContain('Validation loss');
+    const png = await fetch(`${h.baseUrl}/v1/runs/${study.runs[0]!.id}/charts/accuracy.png`);
+    expect(png.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await png.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');
+  }, 600_000);
+
+  it('expands a grid, and cancels a whole study', async () => {
+    const res = await post(h, '/v1/studies', {
+      base: {
+        model: {
+          layers: [
+            { type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' },
+            { type: 'Flatten' },
+            { type: 'Dense', units: 47, activation: 'softmax' },
+          ],
+        },
+        training: { epochs: 50, batchSize: 32 },
+        dataset,
+      },
+      grid: { type: ['l1', 'l2'], target: ['kernel', 'activity'], lambda: [0.01, 0.1] },
+    });
+    expect(res.status).toBe(202);
+    const study = (await res.json()) as { id: string; runs: { id: string; variant: string; spec: { model: { layers: Record<string, unknown>[] } } }[] };
+    expect(study.runs).toHaveLength(9);
+    expect(study.runs[0]!.variant).toBe('baseline');
+    const l2act = study.runs.find((r) => r.variant === 'L2 activity λ=0.1')!;
+    expect(l2act.spec.model.layers[0]!.activityRegularizer).toEqual({ type: 'l2', l1: 0, l2: 0.1 });
+    expect(l2act.spec.model.layers[2]!.activityRegularizer).toEqual({ type: 'l2', l1: 0, l2: 0.1 });
+    expect(l2act.spec.model.layers[0]!.kernelRegularizer).toBeNull();
+
+    await readSse(`${h.baseUrl}/v1/runs/${study.runs[0]!.id}/events`, { until: (e) => e.event === 'epoch' });
+    const cancelled = await fetch(`${h.baseUrl}/v1/studies/${study.id}/cancel`, { method: 'POST' });
+    expect(cancelled.status).toBe(202);
+    const events = await readSse(`${h.baseUrl}/v1/studies/${study.id}/events`, { timeoutMs: 120_000 });
+    expect(events.at(-1)?.event).toBe('study-completed');
+    const final = (await (await fetch(`${h.baseUrl}/v1/studies/${study.id}`)).json()) as { status: string; counts: Record<string, number> };
+    expect(final.status).toBe('cancelled');
+    expect(final.counts).toEqual({ cancelled: 9 });
+  }, 300_000);
+});

@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import { expandStudy } from '../../src/spec/study.js';
+import { SpecError } from '../../src/spec/errors.js';
+import { compare, sparsityOf, toCsv, toMarkdown, type ComparedRun } from '../../src/studies/comparison.js';
+import type { Layer } from '../../src/spec/schema.js';
+
+const layers: Layer[] = [
+  { type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l1' } },
+  { type: 'MaxPooling2D' },
+  { type: 'Flatten' },
+  { type: 'Dense', units: 47, activation: 'softmax' },
+];
+
+describe('expandStudy', () => {
+  it("expands the tutorial preset into its eight runs with the shared training and dataset", () => {
+    const v = expandStudy({ name: 'T', preset: 'tutorial', training: { epochs: 2 }, dataset: { name: 'emnist-balanced', limit: 100 } });
+    expect(v.map((x) => x.label)).toEqual([
+      'baseline',
+      'l1-kernel-bias',
+      'l1-activity',
+      'l2-kernel-bias',
+      'l2-activity',
+      'l2-activity-0.1',
+      'elastic-net-kernel-bias',
+      'elastic-net-activity',
+    ]);
+    expect(v[4]!.request).toEqual({ name: 'T: l2-activity', preset: 'l2-activity', training: { epochs: 2 }, dataset: { name: 'emnist-balanced', limit: 100 } });
+  });
+
+  it('expands a grid over type × target × λ on every Conv2D and Dense layer, replacing what the base had', () => {
+    const v = expandStudy({ base: { model: { layers } }, grid: { type: ['l1', 'l1_l2'], target: ['kernel+bias', 'activity'], lambda: [0.01, 0.5] } });
+    expect(v).toHaveLength(1 + 2 * 2 * 2);
+    expect(v[0]!.label).toBe('baseline');
+    expect((v[0]!.request.model!.layers[0] as Record<string, unknown>).kernelRegularizer).toBeUndefined();
+    const en = v.find((x) => x.label === 'Elastic Net kernel+bias λ=0.5')!;
+    const [conv, pool, , dense] = en.request.model!.layers as Record<string, unknown>[];
+    expect(conv).toMatchObject({ kernelRegularizer: { type: 'l1_l2', l1: 0.5, l2: 0.5 }, biasRegularizer: { type: 'l1_l2', l1: 0.5, l2: 0.5 } });
+    expect(conv!.activityRegularizer).toBeUndefined();
+    expect(dense).toMatchObject({ kernelRegularizer: { type: 'l1_l2', l1: 0.5, l2: 0.5 } });
+    expect(pool).toEqual({ type: 'MaxPooling2D' });
+    const act = v.find((x) => x.label === 'L1 activity λ=0.01')!;
+    expect(act.request.model!.layers[0]).toMatchObject({ activityRegularizer: { type: 'l1', l1: 0.01 } });
+    expect((act.request.model!.layers[0] as Record<string, unknown>).kernelRegularizer).toBeUndefined();
+  });
+
+  it('merges variant training into the shared training, and refuses ambiguous studies', () => {
+    const v = expandStudy({
+      base: { preset: 'baseline', training: { epochs: 3, batchSize: 100 } },
+      variants: [{ label: 'a' }, { label: 'b', training: { epochs: 5 } }],
+    });
+    expect(v.map((x) => x.request.training)).toEqual([{ epochs: 3, batchSize: 100 }, { epochs: 5, batchSize: 100 }]);
+    expect(v[1]!.request.preset).toBe('baseline');
+    expect(() => expandStudy({ preset: 'tutorial', variants: [{ label: 'x' }] })).toThrow(SpecError);
+    expect(() => expandStudy({})).toThrow(/exactly one/);
+    expect(() => expandStudy({ variants: [{ label: 'x' }, { label: 'x' }] })).toThrow(/used twice/);
+    expect(() => expandStudy({ grid: { type: ['l1'], target: ['kernel'], lambda: [1] } })).toThrow(/base.model/);
+  });
+});
+
+describe('comparison', () => {
+  const epoch = (epoch: number, valAccuracy: number, penalty = 0) => ({
+    epoch,
+    loss: 1,
+    accuracy: 0.5,
+    valLoss: 1,
+    valAccuracy,
+    durationMs: 1500,
+    details: { train: { kernelPenalty: penalty, biasPenalty: 0, activityPenalty: 0 } },
+  });
+  const stats = (nearZero: number) => [
+    { kernel: { count: 100, nearZero } },
+    { kernel: { count: 300, nearZero: nearZero / 2 } },
+  ];
+  const runs: ComparedRun[] = [
+    { id: 'a', variant: 'l1', status: 'succeeded', testLoss: 4, testAccuracy: 0.05, weightStats: stats(0.9), epochs: [epoch(1, 0.05, 2), epoch(2, 0.04, 1.5)] },
+    { id: 'b', variant: 'baseline', status: 'succeeded', testLoss: 0.4, testAccuracy: 0.85, weightStats: stats(0.02), epochs: [epoch(1, 0.8), epoch(2, 0.84)] },
+    { id: 'c', variant: 'l2', status: 'succeeded', testLoss: 0.5, testAccuracy: 0.87, weightStats: stats(0.03), epochs: [epoch(1, 0.86, 0.3), epoch(2, 0.85, 0.2)] },
+    { id: 'd', variant: 'broken', status: 'failed', testLoss: null, testAccuracy: null, weightStats: null, epochs: [] },
+  ];
+
+  it('ranks by test accuracy with deltas to the baseline in percentage points', () => {
+    const c = compare(runs);
+    expect(c.baseline).toBe('baseline');
+    expect(c.rows.map((r) => [r.rank, r.variant])).toEqual([
+      [1, 'l2'],
+      [2, 'baseline'],
+      [3, 'l1'],
+      [4, 'broken'],
+    ]);
+    const l2 = c.rows[0]!;
+    expect(l2.deltaVsBaselinePp).toBeCloseTo(2, 10);
+    expect(l2.bestValAccuracy).toBe(0.86);
+    expect(l2.bestValEpoch).toBe(1);
+    expect(l2.finalPenalty).toBeCloseTo(0.2, 10);
+    expect(l2.trainingSeconds).toBe(3);
+    expect(c.rows[2]!.deltaVsBaselinePp).toBeCloseTo(-80, 10);
+    expect(c.rows[3]).toMatchObject({ testAccuracy: null, deltaVsBaselinePp: null, sparsity: null, epochs: 0 });
+  });
+
+  it('computes sparsity over all kernel weights, weighted by their count', () => {
+    expect(sparsityOf(stats(0.8))).toBeCloseTo((100 * 0.8 + 300 * 0.4) / 400, 10);
+    expect(sparsityOf(null)).toBeNull();
+  });
+
+  it('renders CSV and Markdown tables', () => {
+    const c = compare(runs);
+    const csv = toCsv(c).trim().split('\n');
+    expect(csv[0]).toBe('rank,variant,status,epochs,testLoss,testAccuracy,bestValAccuracy,bestValEpoch,finalPenalty,sparsity,trainingSeconds,deltaVsBaselinePp,runId');
+    expect(csv[1]).toBe('1,l2,succeeded,2,0.5000,0.8700,0.8600,1,0.2000,0.0187,3.0,+2.00,c');
+    const md = toMarkdown(c).split('\n');
+    expect(md[0]).toMatch(/^\| rank \| variant \| status \|/);
+    expect(md[5]).toContain('| 4 | broken | failed | 0 | — |');
+  });
+});
