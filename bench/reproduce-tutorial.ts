@@ -7,15 +7,11 @@
  *
  * Prints a table in the tutorial's terms beside its figures and writes it to bench/results/.
  */
-import { spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PRESETS, PRESET_NAMES } from '../src/spec/presets.js';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { BYMERGE, ROOT as root, machine, startService } from './support/service.js';
 const { values: args } = parseArgs({
   options: {
     epochs: { type: 'string', default: '2' },
@@ -44,50 +40,11 @@ interface Metrics {
 }
 
 async function main(): Promise<void> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'regula-bench-data-'));
-  await mkdir(path.join(dataDir, 'bymerge'));
-  for (const f of ['emnist-bymerge-test-images-idx3-ubyte.gz', 'emnist-bymerge-test-labels-idx1-ubyte.gz']) {
-    await copyFile(path.join(args.data!, f), path.join(dataDir, 'bymerge', f)); // DATA_DIR refuses links that leave it
-  }
-  const port = 3900 + Math.floor(Math.random() * 90);
-  const prefix = `bench-${Date.now()}`;
-  const env = {
-    ...process.env,
-    DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench',
-    QUEUE_PREFIX: prefix,
-    DATA_DIR: dataDir,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    TFJS_BACKEND: args.backend!,
-    WORKER_CONCURRENCY: args.concurrency!,
-    LOG_LEVEL: 'warn',
-  };
-  const base = `http://127.0.0.1:${port}`;
-  const api = spawn(process.execPath, [path.join(root, 'dist', 'main.js'), 'all'], { env: { ...env, WORKER_CONCURRENCY: '1' }, stdio: ['ignore', 'inherit', 'inherit'] });
-  // `all` runs one worker; more training threads come from separate worker processes.
-  const extraWorkers = Array.from({ length: Number(args.concurrency) - 1 }, () =>
-    spawn(process.execPath, [path.join(root, 'dist', 'main.js'), 'worker'], { env: { ...env, WORKER_CONCURRENCY: '1' }, stdio: ['ignore', 'inherit', 'inherit'] }),
-  );
-  const stop = () => [api, ...extraWorkers].forEach((p) => p.kill('SIGTERM'));
-  process.on('SIGINT', () => {
-    stop();
-    process.exit(130);
-  });
-
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${base}/readyz`)).ok) break;
-    } catch {
-      /* not up yet */
-    }
-    if (i > 120) throw new Error('the service did not come up');
-    await new Promise((r) => setTimeout(r, 500));
-  }
-
+  const { base, stop } = await startService({ source: args.data!, workers: Number(args.concurrency), backend: args.backend! });
   const started = Date.now();
   const dataset = {
     name: 'idx',
-    train: { images: 'bymerge/emnist-bymerge-test-images-idx3-ubyte.gz', labels: 'bymerge/emnist-bymerge-test-labels-idx1-ubyte.gz' },
+    train: BYMERGE,
     testFraction: 0.15,
     ...(limit ? { limit } : {}),
   };
@@ -142,7 +99,7 @@ async function main(): Promise<void> {
     `- data: ${limit ? `seeded stratified sample of ${limit} images from ` : ''}the 116,323-image EMNIST ByMerge test split, seeded stratified 85/15 train/test holdout (seed ${args.seed}); validation split 0.2 of train, as Keras`,
     `- epochs: ${epochs} (the tutorial trains 25 on EMNIST Balanced); batch 250, Adam 0.001, λ as in each preset`,
     `- backend: ${backend}; training processes: ${args.concurrency}`,
-    `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+    `- machine: ${machine()}`,
     `- wall time: ${(wallS / 60).toFixed(1)} min for all ${presets.length} runs`,
     '',
   ];

@@ -4,6 +4,7 @@
  */
 import type { ConnectionOptions } from 'bullmq';
 import type { Config } from './config.js';
+import type { AppDeps } from './http/app.js';
 import { RunEventBus } from './events/bus.js';
 import { RunQueue } from './queue/producer.js';
 import { RunsService } from './runs/service.js';
@@ -35,6 +36,21 @@ export interface Context {
   studies: StudiesService;
   connection: ConnectionOptions;
   close(): Promise<void>;
+}
+
+/** What the HTTP app needs from a context, readiness checks included. */
+export function appDeps(ctx: Context): AppDeps {
+  return {
+    runs: ctx.runs,
+    studies: ctx.studies,
+    bus: ctx.bus,
+    readiness: {
+      postgres: async () => {
+        await ctx.prisma.$queryRaw`SELECT 1`;
+      },
+      redis: () => ctx.bus.ping(),
+    },
+  };
 }
 
 export function createContext(config: Config): Context {

@@ -7,7 +7,7 @@
  */
 import { pino, type Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { createContext, type Context } from './context.js';
+import { appDeps, createContext, type Context } from './context.js';
 import { buildApp } from './http/app.js';
 import { ensureDatabase } from './store/ensure-database.js';
 import { migrate } from './store/migrate.js';
@@ -23,20 +23,7 @@ async function runMigrations(config: Config, log: Logger): Promise<void> {
 }
 
 async function startApi(ctx: Context, log: Logger): Promise<Stop> {
-  const app = await buildApp(
-    {
-      runs: ctx.runs,
-      studies: ctx.studies,
-      bus: ctx.bus,
-      readiness: {
-        postgres: async () => {
-          await ctx.prisma.$queryRaw`SELECT 1`;
-        },
-        redis: () => ctx.bus.ping(),
-      },
-    },
-    { loggerInstance: log.child({ component: 'api' }) },
-  );
+  const app = await buildApp(appDeps(ctx), { loggerInstance: log.child({ component: 'api' }) });
   await app.listen({ host: ctx.config.host, port: ctx.config.port });
   return () => app.close();
 }

@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { NormalizedSpec } from '../spec/normalized.js';
 import { EarlyStopping, type EarlyStoppingConfig } from './early-stopping.js';
 import { buildModel, type BuiltModel } from './model.js';
+import { mulberry32, shuffleInPlace } from './data/random.js';
 import { penalty } from './regularizers.js';
 import type {
   DataSplit,
@@ -39,28 +40,10 @@ export interface TrainOptions {
 
 const PIXELS = 28 * 28;
 
-/** mulberry32: a small, fast, seedable PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
+/** A seeded permutation of 0..n-1. */
 function permutation(n: number, seed: number): Int32Array {
-  const p = new Int32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  const r = rng(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
+  const p = range(0, n);
+  shuffleInPlace(p, mulberry32(seed));
   return p;
 }
 

@@ -7,6 +7,9 @@
  */
 import { Type, type Static, type TSchema } from 'typebox';
 import { LIMITS } from './limits.js';
+import { DATASET_NAMES, type DatasetName } from './datasets.js';
+
+export { DATASET_NAMES, type DatasetName };
 import { PRESET_NAMES, type PresetName } from './presets.js';
 
 /** A tagged union rendered as oneOf + discriminator; its static type is the union of the members. */
@@ -225,17 +228,7 @@ const IdxFiles = Type.Object(
   { additionalProperties: false },
 );
 
-export const DATASET_NAMES = [
-  'emnist-balanced',
-  'emnist-byclass',
-  'emnist-bymerge',
-  'emnist-digits',
-  'emnist-letters',
-  'emnist-mnist',
-  'mnist',
-  'fashion-mnist',
-] as const;
-export type DatasetName = (typeof DATASET_NAMES)[number];
+
 
 const limit = Type.Optional(
   Type.Integer({

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createContext, type Context } from '../../src/context.js';
+import { appDeps, createContext, type Context } from '../../src/context.js';
 import { buildApp } from '../../src/http/app.js';
 import { ensureDatabase } from '../../src/store/ensure-database.js';
 import { migrate } from '../../src/store/migrate.js';
@@ -46,20 +46,7 @@ export async function startHarness(opts: { worker?: boolean; env?: Record<string
   });
   const ctx = createContext(config);
   const log = pino({ level: config.logLevel });
-  const app = await buildApp(
-    {
-      runs: ctx.runs,
-      studies: ctx.studies,
-      bus: ctx.bus,
-      readiness: {
-        postgres: async () => {
-          await ctx.prisma.$queryRaw`SELECT 1`;
-        },
-        redis: () => ctx.bus.ping(),
-      },
-    },
-    { loggerInstance: log },
-  );
+  const app = await buildApp(appDeps(ctx), { loggerInstance: log });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;

@@ -5,18 +5,10 @@
  * official file names, see registry.ts) or a pair/quad of IDX files below `DATA_DIR`.
  */
 
-/** The named datasets, in the order they are documented. */
-export const NAMED_DATASETS = [
-  'emnist-balanced',
-  'emnist-byclass',
-  'emnist-bymerge',
-  'emnist-digits',
-  'emnist-letters',
-  'emnist-mnist',
-  'mnist',
-  'fashion-mnist',
-] as const;
-export type NamedDatasetName = (typeof NAMED_DATASETS)[number];
+/** The named datasets, in the order they are documented (the API's list: src/spec/datasets.ts). */
+export { DATASET_NAMES as NAMED_DATASETS } from '../../spec/datasets.js';
+import type { DATASET_NAMES } from '../../spec/datasets.js';
+export type NamedDatasetName = (typeof DATASET_NAMES)[number];
 
 /** Options shared by every spec. */
 export interface SamplingOptions {
