@@ -127,7 +127,7 @@ export function toCsv(c: Comparison): string {
 
 export function toMarkdown(c: Comparison): string {
   const esc = (s: string) => s.replaceAll('|', '\\|');
-  const lines = [`| ${COLUMNS.map((col) => col.title).join(' | ')} |`, `| ${COLUMNS.map((col) => (col.digits !== undefined || col.key === 'rank' || col.key === 'epochs' ? '---:' : '---')).join(' | ')} |`];
+  const lines = [`| ${COLUMNS.map((col) => esc(col.title)).join(' | ')} |`, `| ${COLUMNS.map((col) => (col.digits !== undefined || col.key === 'rank' || col.key === 'epochs' ? '---:' : '---')).join(' | ')} |`];
   for (const row of c.rows) lines.push(`| ${COLUMNS.map((col) => esc(cell(row, col)) || '—').join(' | ')} |`);
   return lines.join('\n') + '\n';
 }
