@@ -23,7 +23,24 @@ export interface Config {
   logLevel: LogLevel;
   /** Minimum interval between `batch` progress events of one run. */
   progressIntervalMs: number;
+  /** How long a worker may take to stop on SIGTERM (its runs go back to the queue) before it exits anyway. */
+  shutdownGraceMs: number;
+  /** BullMQ job lock duration: a worker that stops renewing it for this long has lost its job. */
+  lockDurationMs: number;
+  /** How often workers look for jobs whose lock expired (stalled) and put them back in the queue. */
+  stalledIntervalMs: number;
+  /** `required`: every /v1 route but /v1/presets needs an API key; `off`: no keys, no scoping (local development). */
+  auth: AuthMode;
+  /** Requests per minute per API key (or per IP without one), per API process; 0 turns the limit off. */
+  rateLimitPerMinute: number;
+  /** Unfinished (queued or running) runs an owner may have at once with auth on; 0: no limit. */
+  maxActiveRunsPerKey: number;
+  /** Port of the worker's Prometheus endpoint (GET /metrics); null: none. */
+  metricsPort: number | null;
 }
+
+export const AUTH_MODES = ['required', 'off'] as const;
+export type AuthMode = (typeof AUTH_MODES)[number];
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -84,5 +101,12 @@ export function loadConfig(env: Env = process.env): Config {
     queuePrefix: prefix,
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', LOG_LEVELS),
     progressIntervalMs: int(env, 'PROGRESS_INTERVAL_MS', 1000, 0, 3_600_000),
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
+    lockDurationMs: int(env, 'LOCK_DURATION_MS', 30_000, 1000, 3_600_000),
+    stalledIntervalMs: int(env, 'STALLED_INTERVAL_MS', 30_000, 1000, 3_600_000),
+    auth: oneOf(env, 'AUTH', 'off', AUTH_MODES),
+    rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000),
+    maxActiveRunsPerKey: int(env, 'MAX_ACTIVE_RUNS_PER_KEY', 20, 0, 1_000_000),
+    metricsPort: str(env, 'METRICS_PORT', '') === '' ? null : int(env, 'METRICS_PORT', 0, 1, 65535),
   };
 }

@@ -13,6 +13,10 @@ import { Predictor } from './engine/predict.js';
 import { initBackend } from './engine/backends/index.js';
 import { createPrisma, type PrismaClient } from './store/prisma.js';
 import { RunsRepo } from './store/runs-repo.js';
+import { ApiKeysRepo } from './store/api-keys-repo.js';
+import { IdempotencyKeys } from './store/submissions.js';
+import { QueueView } from './queue/view.js';
+import type { Registry } from './metrics/registry.js';
 
 export function redisConnection(redisUrl: string): ConnectionOptions {
   const u = new URL(redisUrl);
@@ -32,6 +36,8 @@ export interface Context {
   repo: RunsRepo;
   bus: RunEventBus;
   queue: RunQueue;
+  queueView: QueueView;
+  apiKeys: ApiKeysRepo;
   runs: RunsService;
   studies: StudiesService;
   connection: ConnectionOptions;
@@ -39,11 +45,15 @@ export interface Context {
 }
 
 /** What the HTTP app needs from a context, readiness checks included. */
-export function appDeps(ctx: Context): AppDeps {
+export function appDeps(ctx: Context, opts: { metrics?: Registry } = {}): AppDeps {
   return {
     runs: ctx.runs,
     studies: ctx.studies,
     bus: ctx.bus,
+    queue: ctx.queueView,
+    auth: { mode: ctx.config.auth, keys: ctx.apiKeys },
+    rateLimitPerMinute: ctx.config.rateLimitPerMinute,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
     readiness: {
       postgres: async () => {
         await ctx.prisma.$queryRaw`SELECT 1`;
@@ -65,14 +75,25 @@ export function createContext(config: Config): Context {
     backend ??= initBackend(config.tfjsBackend);
     await backend;
   });
-  const runs = new RunsService({ repo, queue, bus, predictor, dataDir: config.dataDir });
-  const studies = new StudiesService({ repo, runs });
+  const idempotencyKeys = new IdempotencyKeys(prisma);
+  const runs = new RunsService({
+    repo,
+    queue,
+    bus,
+    predictor,
+    dataDir: config.dataDir,
+    idempotencyKeys,
+    maxActiveRunsPerOwner: config.maxActiveRunsPerKey,
+  });
+  const studies = new StudiesService({ repo, runs, idempotencyKeys });
   return {
     config,
     prisma,
     repo,
     bus,
     queue,
+    queueView: new QueueView(queue.queue),
+    apiKeys: new ApiKeysRepo(prisma),
     runs,
     studies,
     connection,

@@ -1,9 +1,11 @@
 /**
- * Entry points:  node dist/main.js api | worker | all | migrate
- *   api     the HTTP API
- *   worker  a BullMQ worker with WORKER_CONCURRENCY training threads
- *   all     migrate, then the API and one worker in one process (what `npm start` runs)
- *   migrate create the database if needed and apply pending migrations
+ * Entry points:  node dist/main.js api | worker | all | migrate | create-key | list-keys | revoke-key
+ *   api        the HTTP API
+ *   worker     a BullMQ worker with WORKER_CONCURRENCY training threads
+ *   all        migrate, then the API and one worker in one process (what `npm start` runs)
+ *   migrate    create the database if needed and apply pending migrations
+ *   create-key --owner <owner> [--name <name>]   a new API key; its secret is printed once
+ *   list-keys [--owner <owner>], revoke-key <id | prefix>
  */
 import { pino, type Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -13,6 +15,12 @@ import { ensureDatabase } from './store/ensure-database.js';
 import { migrate } from './store/migrate.js';
 import { WorkerHost } from './worker/host.js';
 import { TrainerPool } from './worker/pool.js';
+import { KEY_COMMANDS, runKeyCommand, UsageError, type KeyCommand } from './auth/cli.js';
+import { createPrisma } from './store/prisma.js';
+import { ApiKeysRepo } from './store/api-keys-repo.js';
+import { newRegistry, type Registry } from './metrics/registry.js';
+import { RunMetrics } from './metrics/runs.js';
+import { serveMetrics } from './metrics/server.js';
 
 type Stop = () => Promise<void>;
 
@@ -22,10 +30,47 @@ async function runMigrations(config: Config, log: Logger): Promise<void> {
   log.info({ applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
 }
 
-async function startApi(ctx: Context, log: Logger): Promise<Stop> {
-  const app = await buildApp(appDeps(ctx), { loggerInstance: log.child({ component: 'api' }) });
+async function startApi(ctx: Context, log: Logger, metrics: Registry): Promise<Stop> {
+  if (ctx.config.auth === 'off') {
+    log.warn(
+      'AUTH=off: THE API ACCEPTS REQUESTS WITHOUT AN API KEY AND EVERY CALLER SEES AND CANCELS EVERY RUN. ' +
+        'Fine on your own machine; anywhere else set AUTH=required and create keys with `node dist/main.js create-key --owner <name>`.',
+    );
+  }
+  const app = await buildApp(appDeps(ctx, { metrics }), { loggerInstance: log.child({ component: 'api' }) });
   await app.listen({ host: ctx.config.host, port: ctx.config.port });
   return () => app.close();
+}
+
+/** Run metrics from the events this process publishes; on METRICS_PORT too when it is set. */
+async function startWorkerMetrics(ctx: Context, log: Logger, metrics: Registry): Promise<Stop> {
+  const runMetrics = new RunMetrics(metrics);
+  const unobserve = ctx.bus.onPublish((runId, event) => runMetrics.observe(runId, event));
+  if (ctx.config.metricsPort === null) return async () => unobserve();
+  const server = await serveMetrics(metrics, ctx.config.host, ctx.config.metricsPort);
+  log.info({ port: server.port }, 'worker metrics on GET /metrics');
+  return async () => {
+    unobserve();
+    await server.close();
+  };
+}
+
+async function keyCommand(command: KeyCommand, config: Config): Promise<void> {
+  const prisma = createPrisma({ databaseUrl: config.databaseUrl });
+  try {
+    await runKeyCommand(command, process.argv.slice(3), new ApiKeysRepo(prisma), {
+      out: (line) => process.stdout.write(`${line}\n`),
+      err: (line) => process.stderr.write(`${line}\n`),
+    });
+  } catch (err) {
+    if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
+      console.error(`regula ${command}: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  } finally {
+    await prisma.$disconnect();
+  }
 }
 
 async function startWorker(ctx: Context, log: Logger, concurrency: number): Promise<Stop> {
@@ -41,10 +86,18 @@ async function startWorker(ctx: Context, log: Logger, concurrency: number): Prom
     bus: ctx.bus,
     pool,
     log: log.child({ component: 'worker' }),
+    lockDurationMs: ctx.config.lockDurationMs,
+    stalledIntervalMs: ctx.config.stalledIntervalMs,
   });
   await host.start();
   return async () => {
-    await host.close();
+    // Runs in training stay `running` and go back to the queue; another worker resumes them from
+    // their last checkpoint. One second of the grace period is left for closing connections.
+    const clean = await host.shutdown(Math.max(0, ctx.config.shutdownGraceMs - 1000));
+    if (!clean) {
+      log.warn('shutdown grace period over with training still running: exiting; its job goes to another worker once its lock expires');
+      return;
+    }
     await pool.close();
   };
 }
@@ -67,23 +120,37 @@ async function main(): Promise<void> {
     await runMigrations(config, log);
     return;
   }
+  if ((KEY_COMMANDS as readonly string[]).includes(role)) {
+    await keyCommand(role as KeyCommand, config);
+    return;
+  }
   if (!['api', 'worker', 'all'].includes(role)) {
-    console.error(`usage: main.js api | worker | all | migrate (got "${role}")`);
+    console.error(`usage: main.js api | worker | all | migrate | create-key --owner <owner> [--name <name>] | list-keys [--owner <owner>] | revoke-key <id | prefix> (got "${role}")`);
     process.exit(2);
   }
   if (role === 'all') await runMigrations(config, log);
 
   const ctx = createContext(config);
+  // One registry per process: in `all` the API's /metrics shows the worker's run metrics too.
+  const metrics = newRegistry();
   const stops: Stop[] = [];
-  if (role === 'api' || role === 'all') stops.push(await startApi(ctx, log));
-  if (role === 'worker' || role === 'all') stops.push(await startWorker(ctx, log, role === 'all' ? 1 : config.workerConcurrency));
+  if (role === 'api' || role === 'all') stops.push(await startApi(ctx, log, metrics));
+  if (role === 'worker' || role === 'all') {
+    stops.push(await startWorkerMetrics(ctx, log, metrics));
+    stops.push(await startWorker(ctx, log, role === 'all' ? 1 : config.workerConcurrency));
+  }
   log.info({ port: role === 'worker' ? undefined : config.port, dataDir: config.dataDir }, `regula ${role} started`);
 
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down');
+    log.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
+    // Whatever still hangs when the grace period is over (a connection that does not close), exit anyway.
+    setTimeout(() => {
+      log.error('shutdown grace period exceeded: exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs).unref();
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => log.error({ err }, 'error while stopping'));
     await ctx.close();
     process.exit(0);

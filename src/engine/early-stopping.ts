@@ -27,6 +27,7 @@
  * weights were snapshotted (as tf-keras 2.16 does). Comparisons with NaN are false, as in numpy.
  */
 import type { NormalizedTraining } from '../spec/normalized.js';
+import type { EarlyStoppingState } from './types.js';
 
 export type EarlyStoppingConfig = NonNullable<NormalizedTraining['earlyStopping']>;
 
@@ -57,6 +58,22 @@ export class EarlyStopping {
   constructor(readonly config: EarlyStoppingConfig) {
     this.minDelta = config.mode === 'max' ? Math.abs(config.minDelta) : -Math.abs(config.minDelta);
     this.best = config.mode === 'max' ? -Infinity : Infinity;
+  }
+
+  /** The counters, JSON-safe, for a checkpoint. */
+  state(): EarlyStoppingState {
+    const b = this.best;
+    const best = Number.isFinite(b) ? b : Number.isNaN(b) ? 'NaN' : b > 0 ? 'Infinity' : '-Infinity';
+    return { wait: this.wait, best, bestEpoch: this.bestEpoch, stoppedEpoch: this.stoppedEpoch, hasSnapshot: this.hasSnapshot };
+  }
+
+  /** Puts back counters taken by state() (a resumed run). */
+  load(s: EarlyStoppingState): void {
+    this.wait = s.wait;
+    this.best = typeof s.best === 'number' ? s.best : Number(s.best);
+    this.bestEpoch = s.bestEpoch;
+    this.stoppedEpoch = s.stoppedEpoch;
+    this.hasSnapshot = s.hasSnapshot;
   }
 
   private isImprovement(current: number, reference: number): boolean {

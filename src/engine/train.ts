@@ -10,11 +10,21 @@
  *    restoring the best epoch's weights before the test evaluation and the export when asked.
  *
  * The loop checks `shouldStop()` before every batch, so a cancel lands within one batch.
+ *
+ * Checkpoints (`checkpoints: true`): after every epoch — after early stopping has decided on it —
+ * the 'epoch' event carries the whole training state: model weights, optimizer state (tfjs
+ * getWeights(): iterations and slot variables), early stopping's counters and best weights, and
+ * the shuffle position. `resume` continues from such a checkpoint at the next epoch. The shuffle is
+ * seeded per epoch from (seed, epoch), so a resumed run sees exactly the batches an uninterrupted
+ * one would; without Dropout (whose masks tfjs does not seed) the resumed run reproduces the
+ * uninterrupted one on a deterministic backend.
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import type { NormalizedSpec } from '../spec/normalized.js';
 import { EarlyStopping, type EarlyStoppingConfig } from './early-stopping.js';
+import { adamBetaPowers, assertShapes, packTensors, setAdamBetaPowers, unpackTensors, type NamedTensor } from './checkpoint.js';
+import { TrainingSetupError } from './errors.js';
 import { buildModel, type BuiltModel } from './model.js';
 import { mulberry32, shuffleInPlace } from './data/random.js';
 import { penalty } from './regularizers.js';
@@ -24,6 +34,7 @@ import type {
   LossParts,
   ModelArtifact,
   StoppedEarly,
+  TrainingCheckpoint,
   TrainingData,
   TrainingEvent,
   TrainingResult,
@@ -36,9 +47,18 @@ export interface TrainOptions {
   shouldStop?: () => boolean;
   /** Minimum interval between `batch` events (the last batch of an epoch always reports). */
   progressIntervalMs?: number;
+  /** Attach a checkpoint of the training state to every 'epoch' event. */
+  checkpoints?: boolean;
+  /** Continue after the checkpoint's epoch instead of starting at epoch 1. */
+  resume?: TrainingCheckpoint;
 }
 
 const PIXELS = 28 * 28;
+
+/** The seed of an epoch's shuffle: a function of (seed, epoch) only, so any epoch can be replayed. */
+function shuffleSeed(seed: number, epoch: number): number {
+  return seed * 1000 + epoch;
+}
 
 /** A seeded permutation of 0..n-1. */
 function permutation(n: number, seed: number): Int32Array {
@@ -232,6 +252,15 @@ class WeightSnapshot {
     this.dispose();
     this.saved = this.variables.map((v) => tf.clone(v));
   }
+  /** The copies (for a checkpoint); null when there is none. */
+  get tensors(): readonly tf.Tensor[] | null {
+    return this.saved;
+  }
+  /** Takes ownership of copies read from a checkpoint. */
+  load(tensors: tf.Tensor[]): void {
+    this.dispose();
+    this.saved = tensors;
+  }
   /** Writes the copies back (Keras' set_weights(best_weights)); false when there is none. */
   restore(): boolean {
     const saved = this.saved;
@@ -243,6 +272,98 @@ class WeightSnapshot {
     if (this.saved) tf.dispose(this.saved);
     this.saved = null;
   }
+}
+
+/** The optimizer's slot variables' shapes, in getWeights() order after 'iter' (see makeOptimizer). */
+function slotShapes(type: NormalizedSpec['training']['optimizer']['type'], trainable: readonly tf.Variable[]): number[][] {
+  const shapes = trainable.map((v) => [...v.shape]);
+  switch (type) {
+    case 'sgd':
+      return [];
+    case 'adam': // m, then v
+    case 'rmsprop': // mean squares, then moments (not centered)
+      return [...shapes, ...shapes];
+  }
+}
+
+interface LoopState {
+  spec: NormalizedSpec;
+  built: BuiltModel;
+  optimizer: tf.Optimizer;
+  snapshot: WeightSnapshot;
+  stopper: EarlyStopping | null;
+}
+
+/** The training state after `epoch`, read off the live tensors (it owns no tensor afterwards). */
+async function takeCheckpoint(st: LoopState, epoch: number, stoppedEarly: StoppedEarly | null): Promise<TrainingCheckpoint> {
+  const names = st.built.model.weights.map((w) => w.originalName);
+  const weights: NamedTensor[] = st.built.variables.map((tensor, i) => ({ name: names[i] ?? tensor.name, tensor }));
+  const best = st.snapshot.tensors;
+  const bestNamed: NamedTensor[] = (best ?? []).map((tensor, i) => ({ name: `best/${names[i] ?? i}`, tensor }));
+  const opt = await st.optimizer.getWeights();
+  try {
+    const w = await packTensors([...weights, ...bestNamed]);
+    const o = await packTensors(opt);
+    return {
+      epoch,
+      weights: w.bytes,
+      optimizer: o.bytes,
+      specs: {
+        format: 1,
+        optimizer: st.spec.training.optimizer.type,
+        iterations: st.optimizer.iterations,
+        weights: w.specs.slice(0, weights.length),
+        bestWeights: best ? w.specs.slice(weights.length) : null,
+        optimizerWeights: o.specs,
+        adamBetaPowers: adamBetaPowers(st.optimizer),
+        earlyStopping: st.stopper?.state() ?? null,
+        stoppedEarly,
+        shuffle: { seed: st.spec.training.seed, nextEpoch: epoch + 1 },
+      },
+    };
+  } finally {
+    // getWeights() returns the optimizer's own variables, except 'iter': a fresh scalar.
+    if (opt[0]?.name === 'iter') opt[0].tensor.dispose();
+  }
+}
+
+/** Puts a checkpoint's state into a freshly built model and optimizer. Returns its stoppedEarly. */
+async function restoreCheckpoint(st: LoopState, cp: TrainingCheckpoint): Promise<StoppedEarly | null> {
+  const s = cp.specs;
+  const type = st.spec.training.optimizer.type;
+  if (s.format !== 1) throw new Error(`checkpoint format ${String(s.format)} is not supported`);
+  if (s.optimizer !== type) throw new Error(`checkpoint: written by a ${s.optimizer} optimizer, the spec trains with ${type}`);
+  const shapes = st.built.variables.map((v) => [...v.shape]);
+  assertShapes('weights', shapes, s.weights);
+  if (s.bestWeights) assertShapes('best weights', shapes, s.bestWeights);
+  assertShapes('optimizer', [[], ...slotShapes(type, st.built.trainable)], s.optimizerWeights);
+  if (s.optimizerWeights[0]?.name !== 'iter') throw new Error("checkpoint: the optimizer state does not start with 'iter'");
+
+  const w = unpackTensors(cp.weights, [...s.weights, ...(s.bestWeights ?? [])]);
+  const n = st.built.variables.length;
+  try {
+    if (w.end !== cp.weights.byteLength) throw new Error(`checkpoint: weights buffer has ${cp.weights.byteLength} bytes, its specs ${w.end}`);
+    st.built.variables.forEach((v, i) => v.assign(w.tensors[i]!));
+  } catch (err) {
+    tf.dispose(w.tensors);
+    throw err;
+  }
+  tf.dispose(w.tensors.slice(0, n));
+  if (s.bestWeights) st.snapshot.load(w.tensors.slice(n));
+
+  const o = unpackTensors(cp.optimizer, s.optimizerWeights);
+  try {
+    if (o.end !== cp.optimizer.byteLength) throw new Error(`checkpoint: optimizer buffer has ${cp.optimizer.byteLength} bytes, its specs ${o.end}`);
+    // setWeights() makes its slot variables from these values (sharing their data), so the
+    // originals can go; it also sets the iteration count and Adam's β powers.
+    await st.optimizer.setWeights(o.tensors.map((tensor, i) => ({ name: s.optimizerWeights[i]!.name, tensor })));
+  } finally {
+    tf.dispose(o.tensors);
+  }
+  if (st.optimizer.iterations !== s.iterations) throw new Error(`checkpoint: optimizer restored at step ${st.optimizer.iterations}, expected ${s.iterations}`);
+  if (s.adamBetaPowers) setAdamBetaPowers(st.optimizer, s.adamBetaPowers);
+  if (st.stopper && s.earlyStopping) st.stopper.load(s.earlyStopping);
+  return s.stoppedEarly;
 }
 
 function range(from: number, to: number): Int32Array {
@@ -261,11 +382,18 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
   const splitAt = Math.floor(data.train.count * (1 - validationSplit));
   const valIdx = range(splitAt, data.train.count);
   const trainCount = splitAt;
-  if (trainCount < 1) throw new Error(`no training samples left after the validation split (${data.train.count} samples)`);
+  if (trainCount < 1) throw new TrainingSetupError(`no training samples left after the validation split (${data.train.count} samples)`);
   const batches = Math.ceil(trainCount / batchSize);
 
-  tf.util.assert(spec.input.numClasses === data.numClasses, () => `the spec expects ${spec.input.numClasses} classes, the data has ${data.numClasses}`);
-  const built = buildModel(spec);
+  if (spec.input.numClasses !== data.numClasses) {
+    throw new TrainingSetupError(`the spec expects ${spec.input.numClasses} classes, the data has ${data.numClasses}`);
+  }
+  let built: BuiltModel;
+  try {
+    built = buildModel(spec);
+  } catch (err) {
+    throw new TrainingSetupError(`the model does not build: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
   const optimizer = makeOptimizer(spec);
   const trainBatcher = new Batcher(data.train, data.numClasses, spec.input.shape, batchSize);
   const testBatcher = new Batcher(data.test, data.numClasses, spec.input.shape, batchSize);
@@ -275,12 +403,22 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
   const stopper = esConfig ? new EarlyStopping(esConfig) : null;
   const snapshot = new WeightSnapshot(built.variables);
   let stoppedEarly: StoppedEarly | null = null;
+  const state: LoopState = { spec, built, optimizer, snapshot, stopper };
+  let firstEpoch = 1;
 
   try {
+    if (opts.resume) {
+      try {
+        stoppedEarly = await restoreCheckpoint(state, opts.resume);
+      } catch (err) {
+        throw new TrainingSetupError(`cannot resume from the checkpoint of epoch ${opts.resume.epoch}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+      firstEpoch = opts.resume.epoch + 1;
+    }
     emit({ type: 'started', trainCount, valCount: valIdx.length, testCount: data.test.count, batchesPerEpoch: batches, epochs });
-    for (let epoch = 1; epoch <= epochs; epoch++) {
+    for (let epoch = firstEpoch; epoch <= epochs && !stoppedEarly; epoch++) {
       const started = performance.now();
-      const order = shuffle ? permutation(trainCount, seed * 1000 + epoch) : range(0, trainCount);
+      const order = shuffle ? permutation(trainCount, shuffleSeed(seed, epoch)) : range(0, trainCount);
       const meter = new PartsMeter();
       let lastEmit = started;
       for (let b = 0; b < batches; b++) {
@@ -329,17 +467,20 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
         weights,
       };
       reports.push(report);
-      emit({ type: 'epoch', ...report });
 
+      let restoredBestWeights: boolean | null = null;
       if (stopper && esConfig) {
         const step = stopper.onEpochEnd(epoch, monitored(report, esConfig.monitor));
         if (step.snapshot) snapshot.take();
         if (step.stop) {
-          const restoredBestWeights = step.restore && snapshot.restore();
+          restoredBestWeights = step.restore && snapshot.restore();
           stoppedEarly = { epoch, bestEpoch: stopper.bestEpoch, best: stopper.best };
-          emit({ type: 'early-stopped', ...stoppedEarly, monitor: esConfig.monitor, restoredBestWeights });
-          break;
         }
+      }
+      const checkpoint = opts.checkpoints ? await takeCheckpoint(state, epoch, stoppedEarly) : undefined;
+      emit({ type: 'epoch', ...report, ...(checkpoint ? { checkpoint } : {}) });
+      if (stoppedEarly && esConfig && restoredBestWeights !== null) {
+        emit({ type: 'early-stopped', ...stoppedEarly, monitor: esConfig.monitor, restoredBestWeights });
       }
     }
     snapshot.dispose();

@@ -82,7 +82,11 @@ export type TrainingEvent =
       epochs: number;
     }
   | { type: 'batch'; epoch: number; batch: number; batches: number; loss: number; accuracy: number; samplesPerSec: number }
-  | ({ type: 'epoch' } & EpochReport)
+  /**
+   * `checkpoint`: the training state after this epoch (and after early stopping's decision on it),
+   * present only when train() was asked for checkpoints.
+   */
+  | ({ type: 'epoch'; checkpoint?: TrainingCheckpoint } & EpochReport)
   /** Emitted after the 'epoch' event of the epoch that stopped the run, before test evaluation. */
   | {
       type: 'early-stopped';
@@ -137,4 +141,58 @@ export interface DataSplit {
   /** Class indices 0..numClasses-1. */
   labels: Int32Array;
   count: number;
+}
+
+/** Name, shape and dtype of one tensor in a checkpoint buffer (its bytes follow the previous one's). */
+export interface TensorSpec {
+  name: string;
+  shape: number[];
+  dtype: 'float32' | 'int32';
+}
+
+/** EarlyStopping's counters; non-finite `best` values as strings (JSON has no Infinity or NaN). */
+export interface EarlyStoppingState {
+  wait: number;
+  best: number | 'Infinity' | '-Infinity' | 'NaN';
+  bestEpoch: number;
+  stoppedEpoch: number;
+  hasSnapshot: boolean;
+}
+
+/** The JSON half of a checkpoint: what the buffers hold and the loop's small state. */
+export interface CheckpointSpecs {
+  format: 1;
+  /** The optimizer that wrote `optimizer` ('adam' | 'sgd' | 'rmsprop'). */
+  optimizer: string;
+  /** Optimizer steps taken so far (also the first tensor of `optimizer`, 'iter'). */
+  iterations: number;
+  /** The model's weights, in BuiltModel.variables order, at the start of the weights buffer. */
+  weights: TensorSpec[];
+  /** Early stopping's best-weights snapshot (restoreBestWeights), after the model's weights; null when none. */
+  bestWeights: TensorSpec[] | null;
+  /** tfjs optimizer.getWeights(): 'iter', then the slot variables (Adam: m then v per trainable variable). */
+  optimizerWeights: TensorSpec[];
+  /** Adam's running β₁ᵗ and β₂ᵗ (see engine/checkpoint.ts); null for other optimizers. */
+  adamBetaPowers: [number, number] | null;
+  earlyStopping: EarlyStoppingState | null;
+  /** Set when early stopping ended training at this epoch: a resume goes straight to the test evaluation. */
+  stoppedEarly: StoppedEarly | null;
+  /**
+   * The shuffle's position. Each epoch's order is a permutation seeded from (seed, epoch) alone, so
+   * the next epoch's order needs nothing but its number. Dropout masks are not seeded in tfjs (see
+   * model.ts): they are the one part of a resumed run that differs from an uninterrupted one.
+   */
+  shuffle: { seed: number; nextEpoch: number };
+}
+
+/**
+ * Everything needed to continue a run after `epoch` on another thread or machine. Buffers hold
+ * the tensors' values back to back in the platform's byte order (little-endian everywhere tfjs runs).
+ */
+export interface TrainingCheckpoint {
+  /** The last completed epoch (1-based). */
+  epoch: number;
+  weights: Uint8Array;
+  optimizer: Uint8Array;
+  specs: CheckpointSpecs;
 }

@@ -21,6 +21,7 @@ export class RunEventBus {
   private sub: Redis | undefined;
   private readonly listeners = new Map<string, Set<EventListener>>();
   private readonly cancelListeners = new Set<(runId: string) => void>();
+  private readonly publishObservers = new Set<(runId: string, event: StoredEvent) => void>();
   private cancelSubscribed: Promise<unknown> | undefined;
 
   constructor(
@@ -62,6 +63,19 @@ export class RunEventBus {
   async publish(runId: string, event: StoredEvent): Promise<void> {
     const wire: WireEvent = { ...event, createdAt: event.createdAt.toISOString() };
     await this.pub.publish(this.channel(runId), JSON.stringify(wire));
+    for (const observe of this.publishObservers) {
+      try {
+        observe(runId, event);
+      } catch {
+        // An observer (metrics) must never break event delivery.
+      }
+    }
+  }
+
+  /** Sees every event this process publishes (after it went out): how a worker derives its run metrics. */
+  onPublish(observer: (runId: string, event: StoredEvent) => void): () => void {
+    this.publishObservers.add(observer);
+    return () => this.publishObservers.delete(observer);
   }
 
   /** Follows a run's live events. Resolves once the subscription is active; call the result to stop. */

@@ -12,11 +12,20 @@ import { runsRoutes, type RunsRouteDeps } from './routes/runs.js';
 import { presetsRoutes } from './routes/presets.js';
 import { studiesRoutes } from './routes/studies.js';
 import { chartsRoutes } from './routes/charts.js';
+import { queueRoutes } from './routes/queue.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { registerGuards, type GuardOptions } from './plugins/guard.js';
 import type { StudiesService } from '../studies/service.js';
+import type { QueueView } from '../queue/view.js';
+import { HttpMetrics, registerQueueDepth } from '../metrics/http.js';
+import { newRegistry, type Registry } from '../metrics/registry.js';
 
-export interface AppDeps extends RunsRouteDeps {
+export interface AppDeps extends RunsRouteDeps, GuardOptions {
   studies: StudiesService;
   readiness: Record<string, ReadinessCheck>;
+  queue: QueueView;
+  /** The process's metrics registry (GET /metrics); a fresh one when absent. */
+  metrics?: Registry;
 }
 
 export const API_VERSION = '0.1.0';
@@ -25,6 +34,14 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   const app = Fastify({ bodyLimit: 1024 * 1024, ...options });
   app.setValidatorCompiler(validatorCompiler);
   registerProblems(app);
+
+  const registry = deps.metrics ?? newRegistry();
+  const http = new HttpMetrics(registry);
+  registerQueueDepth(registry, () => deps.queue.counts(), (err) => app.log.warn({ err }, 'metrics: could not read the queue counts'));
+  app.addHook('onResponse', async (request, reply) => {
+    http.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+  });
+  await registerGuards(app, deps);
 
   await app.register(swagger, {
     openapi: {
@@ -41,17 +58,32 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
         { name: 'studies', description: 'Many runs from one request, compared side by side' },
         { name: 'presets', description: "The tutorial's configurations" },
         { name: 'charts', description: 'Training curves as SVG or PNG' },
+        { name: 'queue', description: 'The training queue' },
         { name: 'health', description: 'Liveness and readiness' },
       ],
+      components: {
+        securitySchemes: {
+          apiKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'An API key (`rg_...`, from `node dist/main.js create-key --owner <name>`) as `Authorization: Bearer <key>`. ' +
+              'Required by every /v1 route but /v1/presets when the server runs with AUTH=required.',
+          },
+        },
+      },
+      security: [{ apiKey: [] }],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(healthRoutes(deps.readiness));
+  await app.register(metricsRoutes(registry));
   await app.register(runsRoutes(deps), { prefix: '/v1' });
   await app.register(presetsRoutes, { prefix: '/v1' });
   await app.register(studiesRoutes(deps), { prefix: '/v1' });
   await app.register(chartsRoutes(deps), { prefix: '/v1' });
+  await app.register(queueRoutes(deps), { prefix: '/v1' });
   return app;
 }

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import type { RunEventBus } from '../events/bus.js';
 import type { RunsService } from '../runs/service.js';
 import type { StudiesService } from '../studies/service.js';
+import type { QueueView } from '../queue/view.js';
+import type { ApiKeyLookup } from '../auth/authenticate.js';
 import { buildApp } from './app.js';
 
 export const OPENAPI_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'openapi', 'openapi.json');
@@ -20,7 +22,15 @@ export async function generateOpenApi(): Promise<string> {
     },
   );
   const app = await buildApp(
-    { runs: unused as RunsService, studies: unused as StudiesService, bus: unused as RunEventBus, readiness: {} },
+    {
+      runs: unused as RunsService,
+      studies: unused as StudiesService,
+      bus: unused as RunEventBus,
+      queue: unused as QueueView,
+      readiness: {},
+      auth: { mode: 'required', keys: unused as ApiKeyLookup },
+      rateLimitPerMinute: 0,
+    },
     { logger: false },
   );
   await app.ready();

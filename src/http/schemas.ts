@@ -74,6 +74,7 @@ export const RunView = Type.Object({
   cancelRequested: Type.Boolean(),
   test: Nullable(TestMetrics),
   samplesPerSec: Nullable(Type.Number({ description: 'Training throughput of the last epoch.' })),
+  priority: Type.Integer({ minimum: 1, maximum: 100, description: 'Queue priority, 1 (soonest) to 100.' }),
   weights: Type.Union([Type.Array(LayerStats), Type.Null()], { description: 'Weight statistics of the final model, per layer.' }),
   createdAt: Type.String({ format: 'date-time' }),
   startedAt: Nullable(Type.String({ format: 'date-time' })),

@@ -6,7 +6,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { AppError, conflict, notFound } from '../errors.js';
 import { SpecError } from '../spec/errors.js';
 import { normalizeDataset, normalizeSpec } from '../spec/normalize.js';
-import type { RunRequest } from '../spec/schema.js';
+import { DEFAULT_PRIORITY, type RunRequest } from '../spec/schema.js';
 import type { NormalizedSpec } from '../spec/normalized.js';
 import { readLabelsInfo } from '../engine/data/load.js';
 import { DatasetError, DatasetFileMissingError, DatasetPathError, DatasetSpecError } from '../engine/data/errors.js';
@@ -16,6 +16,9 @@ import { classNamesOf } from './class-names.js';
 import type { RunEventBus } from '../events/bus.js';
 import type { RunQueue } from '../queue/producer.js';
 import type { EpochRow, NewRun, Run, RunsRepo, RunStatus, StoredEvent } from '../store/runs-repo.js';
+import { ActiveRunLimit, IdempotentReplay, type IdempotencyRecord, type SubmissionGuard } from '../store/submissions.js';
+import { inScope, type Scope } from '../auth/principal.js';
+import type { IdempotencyRequest } from './idempotency.js';
 
 export interface RunsServiceDeps {
   repo: RunsRepo;
@@ -23,6 +26,21 @@ export interface RunsServiceDeps {
   bus: RunEventBus;
   predictor: Predictor;
   dataDir: string;
+  idempotencyKeys: { find(owner: string, key: string): Promise<IdempotencyRecord | null> };
+  /** Unfinished runs an owner may have at once (0: no limit). Runs without an owner are not limited. */
+  maxActiveRunsPerOwner?: number;
+}
+
+export interface SubmitOptions {
+  /** The API key's owner, stored on the run; null with auth off. */
+  owner?: string | null;
+  idempotency?: IdempotencyRequest;
+}
+
+/** What a POST stored, or what an earlier POST with the same Idempotency-Key stored. */
+export interface Submitted<T> {
+  value: T;
+  replayed: boolean;
 }
 
 export interface PreparedRun {
@@ -30,9 +48,11 @@ export interface PreparedRun {
   request: RunRequest;
   spec: NormalizedSpec;
   paramCount: number;
+  priority: number;
 }
 
-export function newRun(p: PreparedRun, study?: { id: string; variant: string }): NewRun {
+export function newRun(p: PreparedRun, opts: { study?: { id: string; variant: string }; owner?: string | null } = {}): NewRun {
+  const { study, owner } = opts;
   return {
     id: p.id,
     name: p.spec.name,
@@ -40,6 +60,8 @@ export function newRun(p: PreparedRun, study?: { id: string; variant: string }):
     spec: p.spec,
     datasetName: p.spec.dataset.name,
     paramCount: p.paramCount,
+    owner: owner ?? null,
+    priority: p.priority,
     ...(study ? { studyId: study.id, variant: study.variant } : {}),
   };
 }
@@ -106,22 +128,60 @@ export class RunsService {
     if (Math.floor(trainCount * (1 - spec.training.validationSplit)) < 1) {
       throw new AppError(422, 'Invalid spec', `the dataset leaves no training samples after validationSplit ${spec.training.validationSplit}`, '/training/validationSplit');
     }
-    return { id: randomUUID(), request, spec, paramCount };
+    return { id: randomUUID(), request, spec, paramCount, priority: request.priority ?? DEFAULT_PRIORITY };
   }
 
-  /** Validates the spec against its dataset, stores the run (queued) and enqueues its job. */
-  async submit(request: RunRequest): Promise<Run> {
+  /**
+   * Validates the spec against its dataset, stores the run (queued) and enqueues its job. With an
+   * Idempotency-Key, a request seen before gives back its run instead (or a 409 if its body differed).
+   */
+  async submit(request: RunRequest, opts: SubmitOptions = {}): Promise<Submitted<Run>> {
+    const owner = opts.owner ?? null;
+    const guard = this.guard(owner, 1, opts.idempotency);
+    const replay = async (record: IdempotencyRecord) => ({ value: await this.get(this.replayTarget(record, guard, 'runId')), replayed: true });
+    if (guard.idempotency) {
+      const seen = await this.deps.idempotencyKeys.find(guard.idempotency.owner, guard.idempotency.key);
+      if (seen) return replay(seen);
+    }
     const prepared = await this.prepare(request);
-    const run = await this.deps.repo.create(newRun(prepared), { status: 'queued' });
-    await this.enqueue([prepared.id]);
-    return run;
+    let run: Run;
+    try {
+      run = await this.deps.repo.create(newRun(prepared, { owner }), { status: 'queued' }, guard);
+    } catch (err) {
+      if (err instanceof IdempotentReplay) return replay(err.record);
+      throw submissionError(err);
+    }
+    await this.enqueue([prepared.id], prepared.priority);
+    return { value: run, replayed: false };
+  }
+
+  /** The checks a submission of `adding` runs makes inside its transaction. */
+  guard(owner: string | null, adding: number, idempotency: IdempotencyRequest | undefined): SubmissionGuard {
+    const max = this.deps.maxActiveRunsPerOwner ?? 0;
+    return {
+      ...(idempotency ? { idempotency: { owner: owner ?? '', key: idempotency.key, requestHash: idempotency.requestHash } } : {}),
+      ...(owner !== null && max > 0 ? { activeRuns: { owner, max, adding } } : {}),
+    };
+  }
+
+  /** The run or study an earlier request with this key stored; 409 unless it was the same request. */
+  replayTarget(record: IdempotencyRecord, guard: SubmissionGuard, field: 'runId' | 'studyId'): string {
+    const target = record[field];
+    if (record.requestHash !== guard.idempotency?.requestHash || target === null) {
+      throw new AppError(
+        409,
+        'Idempotency key reused',
+        `the Idempotency-Key "${record.key}" was already used with a different request (another body or endpoint); use a new key for a new request`,
+      );
+    }
+    return target;
   }
 
   /** Enqueues stored runs; a run whose job cannot be queued is marked failed (nothing is left dangling). */
-  async enqueue(ids: string[]): Promise<void> {
+  async enqueue(ids: string[], priority: number = DEFAULT_PRIORITY): Promise<void> {
     for (const id of ids) {
       try {
-        await this.deps.queue.enqueue(id);
+        await this.deps.queue.enqueue(id, { priority });
       } catch (err) {
         await this.deps.repo.finish(id, 'failed', { error: `could not enqueue: ${(err as Error).message}` });
         throw err;
@@ -135,23 +195,24 @@ export class RunsService {
     return err;
   }
 
-  async get(id: string): Promise<Run> {
+  /** A run within `scope`; another owner's run is not found. */
+  async get(id: string, scope: Scope = null): Promise<Run> {
     const run = await this.deps.repo.get(id);
-    if (!run) throw notFound(`run ${id}`);
+    if (!run || !inScope(run.owner, scope)) throw notFound(`run ${id}`);
     return run;
   }
 
-  list(opts: { status?: RunStatus; limit: number; offset: number }): Promise<{ items: Run[]; total: number }> {
-    return this.deps.repo.list(opts);
+  list(opts: { status?: RunStatus; limit: number; offset: number }, scope: Scope = null): Promise<{ items: Run[]; total: number }> {
+    return this.deps.repo.list({ ...opts, owner: scope });
   }
 
-  async metrics(id: string): Promise<{ run: Run; epochs: EpochRow[] }> {
-    const run = await this.get(id);
+  async metrics(id: string, scope: Scope = null): Promise<{ run: Run; epochs: EpochRow[] }> {
+    const run = await this.get(id, scope);
     return { run, epochs: await this.deps.repo.epochs(id) };
   }
 
-  async events(id: string, afterSeq: number): Promise<StoredEvent[]> {
-    await this.get(id);
+  async events(id: string, afterSeq: number, scope: Scope = null): Promise<StoredEvent[]> {
+    await this.get(id, scope);
     return this.deps.repo.events(id, afterSeq);
   }
 
@@ -159,8 +220,8 @@ export class RunsService {
    * Cancels a queued run at once; flags a running one, which its worker stops within one batch
    * (any API instance can do this: the flag is in the database and the signal goes over Redis).
    */
-  async cancel(id: string): Promise<Run> {
-    const run = await this.get(id);
+  async cancel(id: string, scope: Scope = null): Promise<Run> {
+    const run = await this.get(id, scope);
     if (run.status === 'queued' && (await this.deps.repo.cancelQueued(id))) {
       await this.deps.queue.removeWaiting(id);
       const event = await this.deps.repo.appendEvent(id, 'cancelled', { reason: 'cancelled while queued' });
@@ -176,17 +237,17 @@ export class RunsService {
     throw conflict(`run ${id} is already ${now.status}`);
   }
 
-  async model(id: string) {
-    const run = await this.get(id);
+  async model(id: string, scope: Scope = null) {
+    const run = await this.get(id, scope);
     const artifact = await this.deps.repo.artifact(id);
     if (!artifact) throw new AppError(409, 'Conflict', `run ${id} has no model yet (status ${run.status})`);
     return artifact;
   }
 
   /** Class probabilities and the top class (as its character) for upright 28×28 images in [0, 1]. */
-  async predict(id: string, images: Float32Array, count: number): Promise<{ classNames: string[]; predictions: Prediction[] }> {
-    const run = await this.get(id);
-    const artifact = await this.model(id);
+  async predict(id: string, images: Float32Array, count: number, scope: Scope = null): Promise<{ classNames: string[]; predictions: Prediction[] }> {
+    const run = await this.get(id, scope);
+    const artifact = await this.model(id, scope);
     const classNames = classNamesOf(run.spec as unknown as NormalizedSpec);
     const probs = await this.deps.predictor.predict(artifact, images, count);
     const predictions = probs.map((p) => {
@@ -196,4 +257,17 @@ export class RunsService {
     });
     return { classNames, predictions };
   }
+}
+
+/** Store-level refusals of a submission, as HTTP problems. */
+export function submissionError(err: unknown): unknown {
+  if (err instanceof ActiveRunLimit) {
+    return new AppError(
+      429,
+      'Too many active runs',
+      `this request would make ${err.active + err.adding} unfinished (queued or running) runs for your account; ` +
+        `the limit is ${err.max} (MAX_ACTIVE_RUNS_PER_KEY): wait for some to finish, or cancel some`,
+    );
+  }
+  return err;
 }

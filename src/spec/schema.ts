@@ -274,6 +274,17 @@ const IdxDataset = Type.Object(
 export const Dataset = TaggedUnion('name', [NamedDataset, IdxDataset]);
 export type Dataset = Static<typeof Dataset>;
 
+/** Queue priority when a request gives none: the middle, so a request can go either way. */
+export const DEFAULT_PRIORITY = 50;
+
+export const Priority = Type.Integer({
+  minimum: 1,
+  maximum: 100,
+  description:
+    `Queue priority, 1 (soonest) to 100; default ${DEFAULT_PRIORITY}. Waiting runs start in priority order, then submission order. ` +
+    'It orders waiting runs only: a running run is never preempted.',
+});
+
 export const RunRequest = Type.Object(
   {
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
@@ -294,6 +305,7 @@ export const RunRequest = Type.Object(
     ),
     training: Type.Optional(Training),
     dataset: Type.Optional(Dataset),
+    priority: Type.Optional(Priority),
   },
   { additionalProperties: false },
 );

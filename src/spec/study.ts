@@ -6,7 +6,7 @@
 import { Type, type Static } from 'typebox';
 import { SpecError } from './errors.js';
 import { PRESET_NAMES } from './presets.js';
-import { Dataset, Layer, RunRequest, Training, type Regularizer } from './schema.js';
+import { Dataset, Layer, Priority, RunRequest, Training, type Regularizer } from './schema.js';
 
 const Base = Type.Object(
   {
@@ -58,6 +58,7 @@ export const StudyRequest = Type.Object(
     variants: Type.Optional(Type.Array(Variant, { minItems: 1, maxItems: 32 })),
     training: Type.Optional(Training),
     dataset: Type.Optional(Dataset),
+    priority: Type.Optional(Priority),
   },
   {
     additionalProperties: false,

@@ -5,6 +5,7 @@
  */
 import { Prisma, type PrismaClient, type Run, type RunStatus } from './prisma.js';
 import type { NormalizedSpec } from '../spec/normalized.js';
+import { claim, link, SUBMISSION_TX, type SubmissionGuard } from './submissions.js';
 
 export type { Run, RunStatus };
 
@@ -19,6 +20,10 @@ export interface NewRun {
   paramCount: number;
   studyId?: string;
   variant?: string;
+  /** The submitting API key's owner; null with auth off. */
+  owner?: string | null;
+  /** Queue priority, 1 (soonest) .. 100. */
+  priority?: number;
 }
 
 export interface StoredEvent {
@@ -38,6 +43,14 @@ export interface EpochRow {
   details: unknown;
 }
 
+/** A run's training state after `epoch` (engine/types.ts TrainingCheckpoint; `specs` is its JSON half). */
+export interface CheckpointRow {
+  epoch: number;
+  weights: Uint8Array;
+  optimizer: Uint8Array;
+  specs: unknown;
+}
+
 export interface ArtifactRow {
   format: string;
   modelTopology: unknown;
@@ -51,19 +64,33 @@ const json = (v: unknown): Prisma.InputJsonValue => v as Prisma.InputJsonValue;
 export class RunsRepo {
   constructor(private readonly db: PrismaClient) {}
 
-  /** Creates the run with its first event (`queued`) in one transaction. */
-  async create(run: NewRun, queuedEvent: unknown): Promise<Run> {
-    return this.db.$transaction((tx) => createRun(tx, run, queuedEvent));
+  /**
+   * Creates the run with its first event (`queued`) in one transaction; `guard` (idempotency key,
+   * active-run limit) is claimed first in the same transaction and may throw to roll it back.
+   */
+  async create(run: NewRun, queuedEvent: unknown, guard?: SubmissionGuard): Promise<Run> {
+    return this.db.$transaction(async (tx) => {
+      await claim(tx, guard);
+      const created = await createRun(tx, run, queuedEvent);
+      await link(tx, guard, { runId: run.id });
+      return created;
+    }, SUBMISSION_TX);
   }
 
-  /** Creates a study and all its runs (each with its `queued` event) in one transaction. */
-  async createStudy(study: { id: string; name: string | null; request: unknown }, runs: NewRun[]): Promise<Run[]> {
+  /** Creates a study and all its runs (each with its `queued` event) in one transaction (`guard`: as create). */
+  async createStudy(
+    study: { id: string; name: string | null; request: unknown; owner?: string | null },
+    runs: NewRun[],
+    guard?: SubmissionGuard,
+  ): Promise<Run[]> {
     return this.db.$transaction(async (tx) => {
-      await tx.study.create({ data: { id: study.id, name: study.name, request: json(study.request) } });
+      await claim(tx, guard);
+      await tx.study.create({ data: { id: study.id, name: study.name, request: json(study.request), owner: study.owner ?? null } });
       const created: Run[] = [];
       for (const r of runs) created.push(await createRun(tx, r, { status: 'queued', studyId: study.id, variant: r.variant }));
+      await link(tx, guard, { studyId: study.id });
       return created;
-    });
+    }, SUBMISSION_TX);
   }
 
   getStudy(id: string) {
@@ -88,8 +115,9 @@ export class RunsRepo {
     return this.db.run.findUnique({ where: { id } });
   }
 
-  async list(opts: { status?: RunStatus; limit: number; offset: number }): Promise<{ items: Run[]; total: number }> {
-    const where = opts.status ? { status: opts.status } : {};
+  /** `owner`: only that owner's runs (undefined or null: everyone's). */
+  async list(opts: { status?: RunStatus; owner?: string | null; limit: number; offset: number }): Promise<{ items: Run[]; total: number }> {
+    const where = { ...(opts.status ? { status: opts.status } : {}), ...(opts.owner != null ? { owner: opts.owner } : {}) };
     const [items, total] = await this.db.$transaction([
       this.db.run.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], take: opts.limit, skip: opts.offset }),
       this.db.run.count({ where }),
@@ -107,19 +135,29 @@ export class RunsRepo {
   }
 
   /**
-   * A running run whose worker was lost (BullMQ hands its stalled job to another worker): drop its
-   * partial epoch rows so training restarts cleanly from epoch 1. False if it is not running.
+   * A running run whose job came back to a worker (its worker was lost or shut down, or an attempt
+   * failed and BullMQ retries it): keep the epoch rows up to its checkpoint, drop any later ones
+   * (there are none when rows and checkpoints are written together) and hand back the checkpoint.
+   * Without a checkpoint every epoch row goes and training restarts at epoch 1 (startedAt resets).
+   * Null if the run is not running or a cancel was requested.
    */
-  async restart(id: string, backend: string, backendNote: string | null): Promise<boolean> {
+  async resume(id: string, backend: string, backendNote: string | null): Promise<{ checkpoint: CheckpointRow | null } | null> {
     return this.db.$transaction(async (tx) => {
-      const r = await tx.run.updateMany({
-        where: { id, status: 'running', cancelRequested: false },
-        data: { startedAt: new Date(), backend, backendNote },
-      });
-      if (r.count !== 1) return false;
-      await tx.epochMetric.deleteMany({ where: { runId: id } });
-      return true;
+      const r = await tx.run.updateMany({ where: { id, status: 'running', cancelRequested: false }, data: { backend, backendNote } });
+      if (r.count !== 1) return null;
+      const cp = await tx.checkpoint.findUnique({ where: { runId: id } });
+      await tx.epochMetric.deleteMany({ where: { runId: id, ...(cp ? { epoch: { gt: cp.epoch } } : {}) } });
+      if (!cp) {
+        await tx.run.update({ where: { id }, data: { startedAt: new Date() } });
+        return { checkpoint: null };
+      }
+      return { checkpoint: { epoch: cp.epoch, weights: cp.weights, optimizer: cp.optimizer, specs: cp.specs } };
     });
+  }
+
+  async checkpoint(runId: string): Promise<CheckpointRow | null> {
+    const cp = await this.db.checkpoint.findUnique({ where: { runId } });
+    return cp && { epoch: cp.epoch, weights: cp.weights, optimizer: cp.optimizer, specs: cp.specs };
   }
 
   /** Cancels a queued run. False when it is not queued any more. */
@@ -140,30 +178,38 @@ export class RunsRepo {
   async finish(
     id: string,
     status: 'succeeded' | 'failed' | 'cancelled',
-    fields: { error?: string; testLoss?: number; testAccuracy?: number; testMetrics?: unknown; samplesPerSec?: number; weightStats?: unknown } = {},
+    fields: FinishFields = {},
   ): Promise<boolean> {
-    const r = await this.db.run.updateMany({
-      where: { id, status: { in: ['queued', 'running'] } },
-      data: {
-        status,
-        finishedAt: new Date(),
-        error: fields.error ?? null,
-        testLoss: fields.testLoss ?? null,
-        testAccuracy: fields.testAccuracy ?? null,
-        testMetrics: fields.testMetrics === undefined ? Prisma.DbNull : json(fields.testMetrics),
-        samplesPerSec: fields.samplesPerSec ?? null,
-        weightStats: fields.weightStats === undefined ? Prisma.DbNull : json(fields.weightStats),
-      },
+    return this.db.$transaction(async (tx) => {
+      const done = await finishRun(tx, id, status, fields);
+      // A finished run is never resumed: its checkpoint (weights and optimizer state) goes.
+      if (done) await tx.checkpoint.deleteMany({ where: { runId: id } });
+      return done;
     });
-    return r.count === 1;
   }
 
-  async saveEpoch(runId: string, row: EpochRow): Promise<void> {
+  /**
+   * Stores an epoch's row and, when given, the checkpoint of the state after it (replacing the
+   * previous one) in one transaction: a row never exists without its checkpoint or the reverse.
+   */
+  async saveEpoch(runId: string, row: EpochRow, checkpoint?: CheckpointRow): Promise<void> {
     const data = { ...row, details: json(row.details) };
-    await this.db.epochMetric.upsert({
-      where: { runId_epoch: { runId, epoch: row.epoch } },
-      create: { runId, ...data },
-      update: data,
+    await this.db.$transaction(async (tx) => {
+      await tx.epochMetric.upsert({
+        where: { runId_epoch: { runId, epoch: row.epoch } },
+        create: { runId, ...data },
+        update: data,
+      });
+      if (checkpoint) {
+        const cp = {
+          epoch: checkpoint.epoch,
+          weights: new Uint8Array(checkpoint.weights),
+          optimizer: new Uint8Array(checkpoint.optimizer),
+          specs: json(checkpoint.specs),
+          createdAt: new Date(),
+        };
+        await tx.checkpoint.upsert({ where: { runId }, create: { runId, ...cp }, update: cp });
+      }
     });
   }
 
@@ -228,6 +274,26 @@ export class RunsRepo {
 
 type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
 
+type FinishFields = { error?: string; testLoss?: number; testAccuracy?: number; testMetrics?: unknown; samplesPerSec?: number; weightStats?: unknown };
+
+/** queued | running → a final status (compare-and-set). */
+async function finishRun(tx: Tx, id: string, status: 'succeeded' | 'failed' | 'cancelled', fields: FinishFields): Promise<boolean> {
+  const r = await tx.run.updateMany({
+    where: { id, status: { in: ['queued', 'running'] } },
+    data: {
+      status,
+      finishedAt: new Date(),
+      error: fields.error ?? null,
+      testLoss: fields.testLoss ?? null,
+      testAccuracy: fields.testAccuracy ?? null,
+      testMetrics: fields.testMetrics === undefined ? Prisma.DbNull : json(fields.testMetrics),
+      samplesPerSec: fields.samplesPerSec ?? null,
+      weightStats: fields.weightStats === undefined ? Prisma.DbNull : json(fields.weightStats),
+    },
+  });
+  return r.count === 1;
+}
+
 async function createRun(tx: Tx, run: NewRun, queuedEvent: unknown): Promise<Run> {
   const created = await tx.run.create({
     data: {
@@ -239,6 +305,8 @@ async function createRun(tx: Tx, run: NewRun, queuedEvent: unknown): Promise<Run
       paramCount: run.paramCount,
       studyId: run.studyId ?? null,
       variant: run.variant ?? null,
+      owner: run.owner ?? null,
+      ...(run.priority !== undefined ? { priority: run.priority } : {}),
     },
   });
   await tx.runEvent.create({ data: { runId: run.id, seq: 1, type: 'queued', data: json(queuedEvent) } });

@@ -3,7 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { AppError, notFound } from '../errors.js';
 import { SpecError } from '../spec/errors.js';
 import { expandStudy, type StudyRequest } from '../spec/study.js';
-import { newRun, type RunsService } from '../runs/service.js';
+import { newRun, submissionError, type RunsService, type SubmitOptions, type Submitted } from '../runs/service.js';
+import { IdempotentReplay, type IdempotencyRecord } from '../store/submissions.js';
+import { inScope, type Scope } from '../auth/principal.js';
+import { DEFAULT_PRIORITY } from '../spec/schema.js';
 import { TERMINAL, type EpochRow, type Run, type RunsRepo } from '../store/runs-repo.js';
 import { compare, type Comparison } from './comparison.js';
 
@@ -14,6 +17,7 @@ export interface StudyRecord {
   name: string | null;
   status: StudyStatus;
   cancelRequested: boolean;
+  owner: string | null;
   createdAt: Date;
   runs: Run[];
 }
@@ -24,9 +28,17 @@ export function studyStatus(runs: Run[], cancelRequested: boolean): StudyStatus 
 }
 
 export class StudiesService {
-  constructor(private readonly deps: { repo: RunsRepo; runs: RunsService }) {}
+  constructor(private readonly deps: { repo: RunsRepo; runs: RunsService; idempotencyKeys: { find(owner: string, key: string): Promise<IdempotencyRecord | null> } }) {}
 
-  async create(req: StudyRequest): Promise<StudyRecord> {
+  /** Expands, validates and stores the whole study, then queues its runs (Idempotency-Key: as RunsService.submit). */
+  async create(req: StudyRequest, opts: SubmitOptions = {}): Promise<Submitted<StudyRecord>> {
+    const owner = opts.owner ?? null;
+    const probe = this.deps.runs.guard(owner, 0, opts.idempotency);
+    const replay = async (record: IdempotencyRecord) => ({ value: await this.get(this.deps.runs.replayTarget(record, probe, 'studyId')), replayed: true });
+    if (probe.idempotency) {
+      const seen = await this.deps.idempotencyKeys.find(probe.idempotency.owner, probe.idempotency.key);
+      if (seen) return replay(seen);
+    }
     let variants;
     try {
       variants = expandStudy(req);
@@ -35,26 +47,46 @@ export class StudiesService {
       throw err;
     }
     // Every run must be valid before any is stored: a study is created whole or not at all.
+    // The study's priority applies to every run.
+    const priority = req.priority ?? DEFAULT_PRIORITY;
     const prepared = [];
-    for (const v of variants) prepared.push({ variant: v.label, run: await this.deps.runs.prepare(v.request, v.pointer) });
+    for (const v of variants) {
+      const request = req.priority !== undefined ? { ...v.request, priority: req.priority } : v.request;
+      prepared.push({ variant: v.label, run: await this.deps.runs.prepare(request, v.pointer) });
+    }
     const id = randomUUID();
-    await this.deps.repo.createStudy(
-      { id, name: req.name ?? null, request: req },
-      prepared.map((p) => newRun(p.run, { id, variant: p.variant })),
-    );
-    await this.deps.runs.enqueue(prepared.map((p) => p.run.id));
-    return this.get(id);
+    try {
+      await this.deps.repo.createStudy(
+        { id, name: req.name ?? null, request: req, owner },
+        prepared.map((p) => newRun(p.run, { study: { id, variant: p.variant }, owner })),
+        this.deps.runs.guard(owner, prepared.length, opts.idempotency),
+      );
+    } catch (err) {
+      if (err instanceof IdempotentReplay) return replay(err.record);
+      throw submissionError(err);
+    }
+    await this.deps.runs.enqueue(prepared.map((p) => p.run.id), priority);
+    return { value: await this.get(id), replayed: false };
   }
 
-  async get(id: string): Promise<StudyRecord> {
+  /** A study within `scope`; another owner's study is not found. */
+  async get(id: string, scope: Scope = null): Promise<StudyRecord> {
     const s = await this.deps.repo.getStudy(id);
-    if (!s) throw notFound(`study ${id}`);
-    return { id: s.id, name: s.name, cancelRequested: s.cancelRequested, createdAt: s.createdAt, runs: s.runs, status: studyStatus(s.runs, s.cancelRequested) };
+    if (!s || !inScope(s.owner, scope)) throw notFound(`study ${id}`);
+    return {
+      id: s.id,
+      name: s.name,
+      cancelRequested: s.cancelRequested,
+      owner: s.owner,
+      createdAt: s.createdAt,
+      runs: s.runs,
+      status: studyStatus(s.runs, s.cancelRequested),
+    };
   }
 
   /** Cancels every run that has not finished (queued ones at once, running ones within a batch). */
-  async cancel(id: string): Promise<StudyRecord> {
-    const study = await this.get(id);
+  async cancel(id: string, scope: Scope = null): Promise<StudyRecord> {
+    const study = await this.get(id, scope);
     await this.deps.repo.requestStudyCancel(id);
     for (const run of study.runs) {
       if (TERMINAL.includes(run.status)) continue;
@@ -68,13 +100,13 @@ export class StudiesService {
   }
 
   /** The study and the epoch rows of all its runs. */
-  async curves(id: string): Promise<{ study: StudyRecord; epochs: Map<string, EpochRow[]> }> {
-    const study = await this.get(id);
+  async curves(id: string, scope: Scope = null): Promise<{ study: StudyRecord; epochs: Map<string, EpochRow[]> }> {
+    const study = await this.get(id, scope);
     return { study, epochs: await this.deps.repo.epochsOf(study.runs.map((r) => r.id)) };
   }
 
-  async comparison(id: string): Promise<{ study: StudyRecord; comparison: Comparison }> {
-    const { study, epochs } = await this.curves(id);
+  async comparison(id: string, scope: Scope = null): Promise<{ study: StudyRecord; comparison: Comparison }> {
+    const { study, epochs } = await this.curves(id, scope);
     const comparison = compare(
       study.runs.map((r) => ({
         id: r.id,

@@ -1,16 +1,28 @@
 /**
  * The worker host: a BullMQ worker whose processor hands each run to a training thread and turns
- * the engine's reports into epoch rows, events (stored, then published) and the final artifact.
- * Its own event loop only waits on messages, so BullMQ can renew job locks during long epochs.
+ * the engine's reports into epoch rows with their checkpoints, events (stored, then published)
+ * and the final artifact. Its own event loop only waits on messages, so BullMQ can renew job locks
+ * during long epochs.
+ *
+ * A job whose run is already `running` comes back because the worker that held it was lost (its
+ * lock expired: BullMQ's stalled check put it back), shut down (it handed the job back) or failed
+ * an attempt that BullMQ retries. Training then resumes after the run's checkpoint: the epoch
+ * rows up to it stay, training continues with the next epoch, and a `resumed` event says from
+ * where. Without a checkpoint (lost during epoch 1) it restarts from epoch 1 (`restarted`).
+ *
+ * Failures: a spec that can never train (dataset error, a model that does not build) fails its run
+ * at once (BullMQ's UnrecoverableError, no retry). Anything else — the database or Redis away while
+ * recording, a training thread that died — fails the attempt; BullMQ retries it with backoff (the
+ * queue's attempts/backoff) and the retry resumes from the checkpoint. The last attempt fails the run.
  */
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { RunEventBus } from '../events/bus.js';
 import { RUNS_QUEUE, type RunJobData } from '../queue/names.js';
 import type { NormalizedSpec } from '../spec/normalized.js';
-import type { RunsRepo } from '../store/runs-repo.js';
-import type { TrainingEvent } from '../engine/types.js';
-import type { TrainerPool } from './pool.js';
+import type { CheckpointRow, RunsRepo } from '../store/runs-repo.js';
+import type { CheckpointSpecs, TrainingCheckpoint, TrainingEvent } from '../engine/types.js';
+import { TrainingFailed, type TrainerPool } from './pool.js';
 
 export interface WorkerHostOptions {
   connection: ConnectionOptions;
@@ -22,7 +34,17 @@ export interface WorkerHostOptions {
   bus: RunEventBus;
   pool: TrainerPool;
   log: Logger;
+  /** BullMQ job lock duration (default 30 s): a worker silent for this long has lost its job. */
+  lockDurationMs?: number;
+  /** How often this worker looks for stalled jobs (default 30 s). */
+  stalledIntervalMs?: number;
 }
+
+/**
+ * How often a job may stall (its worker lost) and still go back to the queue. Each resume loses at
+ * most the epoch in progress; a job that keeps killing its workers fails after this many.
+ */
+export const MAX_STALLS = 3;
 
 /** Writes one run's events in order: store first (it assigns the SSE id), then publish. */
 class RunRecorder {
@@ -33,16 +55,22 @@ class RunRecorder {
     private readonly runId: string,
     private readonly repo: RunsRepo,
     private readonly bus: RunEventBus,
+    /** Called once, at the first failed write. */
+    private readonly onFailure: (err: unknown) => void = () => {},
   ) {}
 
   record(type: string, data: unknown, before?: () => Promise<void>): void {
     this.chain = this.chain.then(async () => {
+      // After a failed write nothing more is stored: the attempt fails and its retry resumes from
+      // the last checkpoint that was stored.
+      if (this.failure !== undefined) return;
       try {
         if (before) await before();
         const event = await this.repo.appendEvent(this.runId, type, data);
         await this.bus.publish(this.runId, event);
       } catch (err) {
-        this.failure ??= err;
+        this.failure = err ?? new Error('recording failed');
+        this.onFailure(err);
       }
     });
   }
@@ -50,12 +78,18 @@ class RunRecorder {
   /** Waits for every recorded event; throws the first storage failure, if any. */
   async flush(): Promise<void> {
     await this.chain;
-    if (this.failure) throw this.failure;
+    if (this.failure !== undefined) throw this.failure;
   }
+}
+
+function toCheckpoint(row: CheckpointRow): TrainingCheckpoint {
+  // Copies: a stored Buffer may be a view on a larger one, and the copy is what goes to the thread.
+  return { epoch: row.epoch, weights: new Uint8Array(row.weights), optimizer: new Uint8Array(row.optimizer), specs: row.specs as CheckpointSpecs };
 }
 
 export class WorkerHost {
   private worker: Worker<RunJobData> | undefined;
+  private stopping = false;
 
   constructor(private readonly o: WorkerHostOptions) {}
 
@@ -63,27 +97,74 @@ export class WorkerHost {
     await this.o.bus.onCancel((runId) => {
       if (this.o.pool.cancel(runId)) this.o.log.info({ runId }, 'cancel requested: stopping before the next batch');
     });
-    this.worker = new Worker<RunJobData>(RUNS_QUEUE, (job) => this.process(job), {
+    this.worker = new Worker<RunJobData>(RUNS_QUEUE, (job, token) => this.process(job, token), {
       connection: this.o.connection,
       prefix: this.o.prefix,
       concurrency: this.o.concurrency,
+      maxStalledCount: MAX_STALLS,
+      ...(this.o.lockDurationMs !== undefined ? { lockDuration: this.o.lockDurationMs } : {}),
+      ...(this.o.stalledIntervalMs !== undefined ? { stalledInterval: this.o.stalledIntervalMs } : {}),
     });
     this.worker.on('error', (err) => this.o.log.error({ err }, 'worker error'));
+    // A job that BullMQ fails without our processor (it stalled more than MAX_STALLS times) would
+    // leave its run `running` forever: fail the run too. (finish() is a compare-and-set, so runs
+    // the processor already finished are left alone.)
+    this.worker.on('failed', (job, err) => {
+      if (!job?.finishedOn) return; // retried: not final
+      void this.failRun(job.data.runId, err.message).catch((e: unknown) => this.o.log.error({ err: e, runId: job.data.runId }, 'could not fail the run'));
+    });
+    this.worker.on('stalled', (jobId) => this.o.log.warn({ runId: jobId }, 'job stalled (its worker was lost): back in the queue'));
     await this.worker.waitUntilReady();
   }
 
-  private async process(job: Job<RunJobData>): Promise<void> {
+  private async failRun(runId: string, error: string): Promise<void> {
+    const { repo, bus } = this.o;
+    if (await repo.finish(runId, 'failed', { error })) {
+      const e = await repo.appendEvent(runId, 'failed', { error });
+      await bus.publish(runId, e);
+    }
+  }
+
+  /**
+   * Gives the job back to the queue for another worker (shutdown): the run stays `running`. It goes
+   * through `delayed` with no delay rather than job.moveToWait(), because BullMQ 6.7's move back to
+   * wait leaves no marker for a prioritized job (the API always sets a priority), so idle workers
+   * would only notice it after their drainDelay; a delayed job's marker wakes them at once. The
+   * attempt count does not change (moveToDelayed skips it). DelayedError tells BullMQ the
+   * processor moved the job itself.
+   */
+  private async handBack(job: Job<RunJobData>, token: string | undefined): Promise<never> {
+    await job.moveToDelayed(Date.now(), token);
+    throw new DelayedError();
+  }
+
+  private async process(job: Job<RunJobData>, token: string | undefined): Promise<void> {
     const { runId } = job.data;
-    const log = this.o.log.child({ runId });
+    const attempts = job.opts.attempts ?? 1;
+    const attempt = job.attemptsMade + 1;
+    const log = this.o.log.child({ runId, attempt });
     const { repo, bus, pool } = this.o;
+    if (this.stopping) return this.handBack(job, token);
     const run = await repo.get(runId);
     const backend = pool.backend;
+    let resume: TrainingCheckpoint | undefined;
     if (run?.status === 'running') {
-      // Only a stalled job comes back while its run is running: the worker that held it died.
-      if (!(await repo.restart(runId, backend.name, backend.note))) return this.cancelIfRequested(runId);
-      const e = await repo.appendEvent(runId, 'restarted', { reason: 'the worker training this run was lost; training restarts from epoch 1' });
-      await bus.publish(runId, e);
-      log.warn('run restarted after a lost worker');
+      const r = await repo.resume(runId, backend.name, backend.note);
+      if (!r) return this.cancelIfRequested(runId);
+      const why =
+        job.attemptsMade > 0
+          ? `attempt ${attempt} of ${attempts} after: ${job.failedReason ?? 'a failure'}`
+          : 'the worker training this run was lost or shut down';
+      if (r.checkpoint) {
+        resume = toCheckpoint(r.checkpoint);
+        const e = await repo.appendEvent(runId, 'resumed', { fromEpoch: resume.epoch + 1, reason: why });
+        await bus.publish(runId, e);
+        log.warn({ fromEpoch: resume.epoch + 1 }, 'run resumed from its checkpoint');
+      } else {
+        const e = await repo.appendEvent(runId, 'restarted', { reason: `${why}; no epoch was completed, training restarts from epoch 1` });
+        await bus.publish(runId, e);
+        log.warn('run restarted from epoch 1 (no checkpoint)');
+      }
     } else if (run?.status === 'queued') {
       if (!(await repo.markRunning(runId, backend.name, backend.note))) return this.cancelIfRequested(runId);
     } else {
@@ -91,21 +172,30 @@ export class WorkerHost {
       return;
     }
     const spec = run.spec as unknown as NormalizedSpec;
-    const rec = new RunRecorder(runId, repo, bus);
+    const rec = new RunRecorder(runId, repo, bus, (err) => {
+      log.error({ err }, 'recording failed: stopping this attempt');
+      pool.interrupt(runId);
+    });
     const started = performance.now();
-    log.info({ backend: backend.name }, 'training started');
+    /** The last epoch stored with its checkpoint (what a resume would continue after). */
+    let lastEpoch = resume?.epoch ?? 0;
+    log.info({ backend: backend.name, fromEpoch: lastEpoch + 1 }, 'training started');
 
     // A cancel that arrived between the status check and the thread starting.
     const recheck = setInterval(() => {
-      void repo.get(runId).then((r) => {
-        if (r?.cancelRequested) pool.cancel(runId);
-      });
+      void repo.get(runId).then(
+        (r) => {
+          if (r?.cancelRequested) pool.cancel(runId);
+        },
+        () => {},
+      );
     }, 5000);
     try {
       let samplesPerSec: number | undefined;
-      const { result, numTensors } = await pool.train(runId, spec, {
+      const { result, numTensors, stop } = await pool.train(runId, spec, {
         dataDir: this.o.dataDir,
         progressIntervalMs: this.o.progressIntervalMs,
+        ...(resume ? { resume } : {}),
         onData: (source, ms) => log.info({ source, ms }, 'dataset loaded'),
         onEvent: (event: TrainingEvent) => {
           switch (event.type) {
@@ -123,7 +213,7 @@ export class WorkerHost {
               break;
             }
             case 'epoch': {
-              const { type: _t, ...report } = event;
+              const { type: _t, checkpoint, ...report } = event;
               samplesPerSec = report.samplesPerSec;
               const row = {
                 epoch: report.epoch,
@@ -137,7 +227,10 @@ export class WorkerHost {
               rec.record(
                 'epoch',
                 { ...row, epochs: report.epochs, samplesPerSec: report.samplesPerSec, train: report.train, val: report.val, weights: report.weights, details: undefined },
-                () => repo.saveEpoch(runId, row),
+                async () => {
+                  await repo.saveEpoch(runId, row, checkpoint);
+                  lastEpoch = report.epoch;
+                },
               );
               log.info({ epoch: report.epoch, loss: row.loss, valAccuracy: row.valAccuracy, samplesPerSec: Math.round(report.samplesPerSec) }, 'epoch done');
               break;
@@ -147,9 +240,17 @@ export class WorkerHost {
       });
       await rec.flush();
       const durationMs = Math.round(performance.now() - started);
+      if (result.status === 'cancelled' && stop === 'interrupt') {
+        // Shutdown: the run stays running; its checkpoint (the last completed epoch) is stored.
+        // Hand the job back so another worker resumes it at once.
+        rec.record('interrupted', { reason: 'the worker is shutting down; another worker resumes the run', resumeFromEpoch: lastEpoch + 1 });
+        await rec.flush();
+        log.info({ resumeFromEpoch: lastEpoch + 1 }, 'training interrupted by shutdown: job handed back to the queue');
+        return await this.handBack(job, token);
+      }
       if (result.status === 'cancelled') {
         await repo.finish(runId, 'cancelled', samplesPerSec !== undefined ? { samplesPerSec } : {});
-        rec.record('cancelled', { reason: 'cancelled by request', epochsCompleted: result.epochs.length, durationMs });
+        rec.record('cancelled', { reason: 'cancelled by request', epochsCompleted: lastEpoch, durationMs });
         await rec.flush();
         log.info('training cancelled');
         return;
@@ -173,13 +274,24 @@ export class WorkerHost {
       await rec.flush();
       log.info({ test: result.test, durationMs, numTensors }, 'training succeeded');
     } catch (err) {
+      if (err instanceof DelayedError) throw err;
       const message = err instanceof Error ? err.message : String(err);
-      log.error({ err }, 'training failed');
       await rec.flush().catch(() => {});
-      if (await repo.finish(runId, 'failed', { error: message })) {
-        const e = await repo.appendEvent(runId, 'failed', { error: message });
-        await bus.publish(runId, e);
+      const unrecoverable = err instanceof TrainingFailed && err.unrecoverable;
+      if (unrecoverable || attempt >= attempts) {
+        log.error({ err, unrecoverable }, 'training failed');
+        await this.failRun(runId, message).catch((e: unknown) => log.error({ err: e }, 'could not mark the run failed'));
+        throw unrecoverable ? new UnrecoverableError(message) : err;
       }
+      // Transient: the run stays running; BullMQ retries after a backoff and the retry resumes.
+      log.warn({ err, attempts }, 'attempt failed: BullMQ retries it');
+      try {
+        const e = await repo.appendEvent(runId, 'retrying', { error: message, attempt, attempts, resumeFromEpoch: lastEpoch + 1 });
+        await bus.publish(runId, e);
+      } catch {
+        // The store may be what failed; the retry's 'resumed' event tells the story.
+      }
+      throw err;
     } finally {
       clearInterval(recheck);
     }
@@ -190,6 +302,29 @@ export class WorkerHost {
     if (await repo.finish(runId, 'cancelled')) {
       const e = await repo.appendEvent(runId, 'cancelled', { reason: 'cancelled before start' });
       await bus.publish(runId, e);
+    }
+  }
+
+  /**
+   * Graceful stop (SIGTERM): take no new job, ask every training to stop before its next batch
+   * without cancelling its run, and hand its job back to the queue (the last completed epoch's
+   * checkpoint is already stored), so another worker resumes it. Resolves true once every job
+   * is handed back, false if that took longer than `graceMs` (those jobs' locks then expire and
+   * BullMQ's stalled check hands them to another worker).
+   */
+  async shutdown(graceMs: number): Promise<boolean> {
+    this.stopping = true;
+    const closed = (this.worker?.close() ?? Promise.resolve()).then(() => true);
+    const runs = this.o.pool.interruptAll();
+    if (runs.length) this.o.log.info({ runs, graceMs }, 'shutting down: interrupting training, jobs go back to the queue');
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+    });
+    try {
+      return await Promise.race([closed, late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -5,8 +5,18 @@
 import { Worker } from 'node:worker_threads';
 import type { BackendPreference } from '../config.js';
 import type { NormalizedSpec } from '../spec/normalized.js';
-import type { TrainingEvent, TrainingResult } from '../engine/types.js';
-import type { BackendReport, ThreadInit, ThreadMessage, TrainRequest } from './protocol.js';
+import type { TrainingCheckpoint, TrainingEvent, TrainingResult } from '../engine/types.js';
+import { STOP_CANCEL, STOP_INTERRUPT, type BackendReport, type ThreadInit, type ThreadMessage, type TrainRequest } from './protocol.js';
+
+/** Why a training stopped before its end: a user's cancel, or an interruption (shutdown, failed write). */
+export type StopReason = 'cancel' | 'interrupt';
+
+export interface TrainOutcome {
+  result: TrainingResult;
+  numTensors: number;
+  /** Set when the stop flag was raised (the result is then 'cancelled' unless training had just ended). */
+  stop: StopReason | null;
+}
 
 export class TrainingFailed extends Error {
   constructor(
@@ -29,7 +39,7 @@ interface Active {
   cancel: Int32Array;
   onEvent: (e: TrainingEvent) => void;
   onData: (source: string, ms: number) => void;
-  resolve: (r: { result: TrainingResult; numTensors: number }) => void;
+  resolve: (r: TrainOutcome) => void;
   reject: (e: Error) => void;
 }
 
@@ -86,6 +96,8 @@ export class TrainerPool {
 
   private lastError: Error | undefined;
   private closing = false;
+  /** Set by interruptAll(): a training that starts afterwards stops before its first batch. */
+  private interrupting = false;
 
   /** A thread died (out of memory, a crash in a kernel): fail its run and start a fresh thread. */
   private onExit(slot: Slot, code: number): void {
@@ -119,10 +131,12 @@ export class TrainerPool {
       case 'event':
         a.onEvent(m.event);
         break;
-      case 'done':
+      case 'done': {
         this.active.delete(m.runId);
-        a.resolve({ result: m.result, numTensors: m.numTensors });
+        const flag = Atomics.load(a.cancel, 0);
+        a.resolve({ result: m.result, numTensors: m.numTensors, stop: flag === STOP_CANCEL ? 'cancel' : flag === STOP_INTERRUPT ? 'interrupt' : null });
         break;
+      }
       case 'failed':
         this.active.delete(m.runId);
         a.reject(new TrainingFailed(m.message, m.unrecoverable));
@@ -153,13 +167,15 @@ export class TrainerPool {
       progressIntervalMs: number;
       onEvent: (e: TrainingEvent) => void;
       onData?: (source: string, ms: number) => void;
+      /** Continue after this checkpoint's epoch. */
+      resume?: TrainingCheckpoint;
     },
-  ): Promise<{ result: TrainingResult; numTensors: number }> {
+  ): Promise<TrainOutcome> {
     const slot = await this.acquire();
     slot.runId = runId;
     try {
       const cancel = new SharedArrayBuffer(4);
-      const done = new Promise<{ result: TrainingResult; numTensors: number }>((resolve, reject) => {
+      const done = new Promise<TrainOutcome>((resolve, reject) => {
         this.active.set(runId, {
           cancel: new Int32Array(cancel),
           onEvent: opts.onEvent,
@@ -168,7 +184,16 @@ export class TrainerPool {
           reject,
         });
       });
-      const req: TrainRequest = { type: 'train', runId, spec, dataDir: opts.dataDir, progressIntervalMs: opts.progressIntervalMs, cancel };
+      if (this.interrupting) this.interrupt(runId);
+      const req: TrainRequest = {
+        type: 'train',
+        runId,
+        spec,
+        dataDir: opts.dataDir,
+        progressIntervalMs: opts.progressIntervalMs,
+        cancel,
+        ...(opts.resume ? { resume: opts.resume } : {}),
+      };
       slot.worker.postMessage(req);
       return await done;
     } finally {
@@ -181,8 +206,27 @@ export class TrainerPool {
   cancel(runId: string): boolean {
     const a = this.active.get(runId);
     if (!a) return false;
-    Atomics.store(a.cancel, 0, 1);
+    Atomics.store(a.cancel, 0, STOP_CANCEL); // a cancel wins over an interruption
     return true;
+  }
+
+  /**
+   * Asks a running training to stop before its next batch without cancelling its run (it is to be
+   * resumed from its checkpoint). A cancel already asked for stays a cancel. False if not running here.
+   */
+  interrupt(runId: string): boolean {
+    const a = this.active.get(runId);
+    if (!a) return false;
+    Atomics.compareExchange(a.cancel, 0, 0, STOP_INTERRUPT);
+    return true;
+  }
+
+  /** Interrupts every training of this pool, and any started from now on (shutdown); returns their run ids. */
+  interruptAll(): string[] {
+    this.interrupting = true;
+    const ids = [...this.active.keys()];
+    for (const id of ids) this.interrupt(id);
+    return ids;
   }
 
   async close(): Promise<void> {

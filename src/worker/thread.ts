@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../engine/backends/index.js';
 import { loadDataset } from '../engine/data/load.js';
 import { DatasetError } from '../engine/data/errors.js';
+import { TrainingSetupError } from '../engine/errors.js';
 import type { LoadedDataset } from '../engine/data/types.js';
 import { toDatasetSpec } from '../engine/dataset-spec.js';
 import { train } from '../engine/train.js';
@@ -15,7 +16,7 @@ import type { ThreadInit, ThreadMessage, TrainRequest } from './protocol.js';
 
 const port = parentPort;
 if (!port) throw new Error('worker/thread.ts must run in a worker thread');
-const post = (m: ThreadMessage) => port.postMessage(m);
+const post = (m: ThreadMessage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 /** The last dataset loaded, kept for the next run that asks for the same data (studies, retries). */
 let cached: { key: string; data: LoadedDataset } | undefined;
@@ -38,13 +39,21 @@ async function handle(req: TrainRequest): Promise<void> {
     const data = await dataFor(req);
     const result = await train(req.spec, data, {
       progressIntervalMs: req.progressIntervalMs,
-      shouldStop: () => Atomics.load(flag, 0) === 1,
-      onEvent: (event) => post({ type: 'event', runId: req.runId, event }),
+      shouldStop: () => Atomics.load(flag, 0) !== 0,
+      checkpoints: true,
+      ...(req.resume ? { resume: req.resume } : {}),
+      onEvent: (event) => {
+        // A checkpoint's buffers move to the main thread instead of being copied.
+        const transfer = event.type === 'epoch' && event.checkpoint ? [event.checkpoint.weights.buffer, event.checkpoint.optimizer.buffer] : [];
+        post({ type: 'event', runId: req.runId, event }, transfer as ArrayBuffer[]);
+      },
     });
     post({ type: 'done', runId: req.runId, result, numTensors: tf.memory().numTensors });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    post({ type: 'failed', runId: req.runId, message, unrecoverable: err instanceof DatasetError });
+    // Bad data or a spec that cannot build: the same on any worker, at any attempt.
+    const unrecoverable = err instanceof DatasetError || err instanceof TrainingSetupError;
+    post({ type: 'failed', runId: req.runId, message, unrecoverable });
   }
 }
 

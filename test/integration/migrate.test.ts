@@ -99,7 +99,10 @@ describe('migrate()', () => {
       [schema],
     );
     expect(tables.map((t: { table_name: string }) => t.table_name)).toEqual([
+      'ApiKey',
+      'Checkpoint',
       'EpochMetric',
+      'IdempotencyKey',
       'ModelArtifact',
       'Run',
       'RunEvent',
@@ -114,10 +117,15 @@ describe('migrate()', () => {
     expect(enumValues.map((v: { enumlabel: string }) => v.enumlabel)).toEqual(Object.values(RunStatus));
     const { rows: indexes } = await admin.query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`, [schema]);
     expect(indexes.map((i: { indexname: string }) => i.indexname)).toEqual([
+      'ApiKey_hash_key',
+      'ApiKey_pkey',
+      'Checkpoint_pkey',
       'EpochMetric_pkey',
+      'IdempotencyKey_pkey',
       'ModelArtifact_pkey',
       'RunEvent_pkey',
       'Run_createdAt_idx',
+      'Run_owner_createdAt_idx',
       'Run_pkey',
       'Run_status_createdAt_idx',
       'Run_studyId_idx',
@@ -130,7 +138,10 @@ describe('migrate()', () => {
       [schema],
     );
     expect(fks).toEqual([
+      { conname: 'Checkpoint_runId_fkey', confdeltype: 'c', confupdtype: 'c' },
       { conname: 'EpochMetric_runId_fkey', confdeltype: 'c', confupdtype: 'c' },
+      { conname: 'IdempotencyKey_runId_fkey', confdeltype: 'c', confupdtype: 'c' },
+      { conname: 'IdempotencyKey_studyId_fkey', confdeltype: 'c', confupdtype: 'c' },
       { conname: 'ModelArtifact_runId_fkey', confdeltype: 'c', confupdtype: 'c' },
       { conname: 'RunEvent_runId_fkey', confdeltype: 'c', confupdtype: 'c' },
       { conname: 'Run_studyId_fkey', confdeltype: 'n', confupdtype: 'c' },

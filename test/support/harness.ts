@@ -26,6 +26,8 @@ export interface Harness {
   app: FastifyInstance;
   baseUrl: string;
   schema: string;
+  /** A new API key's secret (for harnesses started with env AUTH=required). */
+  createKey(owner: string, name?: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,7 @@ export async function startHarness(opts: { worker?: boolean; env?: Record<string
     app,
     baseUrl: `http://127.0.0.1:${port}`,
     schema,
+    createKey: async (owner, name = 'test') => (await ctx.apiKeys.create(owner, name)).secret,
     close: async () => {
       await stopWorker?.();
       await app.close();

@@ -20,6 +20,7 @@ describe('OpenAPI document', () => {
         '/v1/runs/{id}/model/weights.bin',
         '/v1/runs/{id}/predict',
         '/v1/presets',
+        '/v1/queue',
         '/v1/studies',
         '/v1/studies/{id}',
         '/v1/studies/{id}/cancel',

@@ -6,6 +6,7 @@ import { chartPng, overlayChart, runAccuracyChart, runLossChart } from '../../ch
 import type { RunsService } from '../../runs/service.js';
 import type { StudiesService } from '../../studies/service.js';
 import { Problem } from '../schemas.js';
+import { scopeOf } from '../plugins/guard.js';
 
 export interface ChartsRouteDeps {
   runs: RunsService;
@@ -13,7 +14,7 @@ export interface ChartsRouteDeps {
 }
 
 const Image = Type.Unsafe<string | Buffer>({ type: 'string', description: 'image/svg+xml or image/png' });
-const problems = { 400: Problem, 404: Problem };
+const problems = { 400: Problem, 401: Problem, 404: Problem, 429: Problem };
 
 async function send(reply: FastifyReply, svg: string, format: 'svg' | 'png'): Promise<FastifyReply> {
   reply.header('cache-control', 'no-cache');
@@ -41,7 +42,7 @@ export const chartsRoutes =
         },
       },
       async (request, reply) => {
-        const { run, epochs } = await deps.runs.metrics(request.params.id);
+        const { run, epochs } = await deps.runs.metrics(request.params.id, scopeOf(request));
         const [kind, format] = request.params.chart.split('.') as ['loss' | 'accuracy', 'svg' | 'png'];
         const title = `${run.name ?? run.id}: ${kind}`;
         return send(reply, kind === 'loss' ? await runLossChart(title, epochs) : await runAccuracyChart(title, epochs), format);
@@ -63,7 +64,7 @@ export const chartsRoutes =
         },
       },
       async (request, reply) => {
-        const { study, epochs } = await deps.studies.curves(request.params.id);
+        const { study, epochs } = await deps.studies.curves(request.params.id, scopeOf(request));
         const [kind, format] = request.params.chart.split('.') as ['val-accuracy' | 'val-loss', 'svg' | 'png'];
         const series = study.runs.map((r) => ({
           label: r.variant ?? r.id,

@@ -21,6 +21,7 @@ export const presetsRoutes: FastifyPluginAsync = async (app) => {
       schema: {
         tags: ['presets'],
         summary: "The tutorial's eight configurations",
+        security: [],
         description:
           'Submit one with `{"preset": "<name>"}` plus optional `training` / `dataset` overrides. ' +
           '`tutorial` gives the figures the tutorial reports (25 epochs on EMNIST Balanced) where it gives any.',

@@ -10,6 +10,8 @@ import type { LayerStats as LayerStatsT, LossParts } from '../../engine/types.js
 import { ListQuery, MetricsView, ModelView, Problem, RunList, RunParams, RunView, type RunView as RunViewT } from '../schemas.js';
 import { lastEventId, streamRunEvents } from '../sse.js';
 import { fromArrays, fromPng, PIXELS } from '../images.js';
+import { scopeOf } from '../plugins/guard.js';
+import { requestHash } from '../../runs/idempotency.js';
 
 export interface RunsRouteDeps {
   runs: RunsService;
@@ -18,10 +20,31 @@ export interface RunsRouteDeps {
 
 const problems = {
   400: Problem,
+  401: Problem,
   404: Problem,
   409: Problem,
   422: Problem,
+  429: Problem,
 };
+
+/** The Idempotency-Key request header of POSTs that create something. */
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x21-\\x7E]+$',
+      description:
+        'Makes the POST safe to retry: the same key with the same body gives back what the first request created ' +
+        '(202 again, same id, header `Idempotent-Replayed: true`); the same key with another body is a 409. Keys are per API key owner.',
+    }),
+  ),
+});
+
+/** The Idempotency-Key of a request, with the hash that tells whether a replay is the same request. */
+export function idempotencyOf(route: string, key: string | undefined, body: unknown) {
+  return key === undefined ? {} : { idempotency: { key, requestHash: requestHash(route, body) } };
+}
 
 export function runView(run: Run): RunViewT {
   const self = `/v1/runs/${run.id}`;
@@ -37,6 +60,7 @@ export function runView(run: Run): RunViewT {
     cancelRequested: run.cancelRequested,
     test: run.testLoss !== null && run.testAccuracy !== null ? { loss: run.testLoss, accuracy: run.testAccuracy } : null,
     samplesPerSec: run.samplesPerSec,
+    priority: run.priority,
     weights: (run.weightStats as LayerStatsT[] | null) ?? null,
     createdAt: run.createdAt.toISOString(),
     startedAt: run.startedAt?.toISOString() ?? null,
@@ -62,21 +86,34 @@ export const runsRoutes =
             'Validates the spec (schema, then shape inference against the dataset), stores the run and queues it. ' +
             'Defaults are the tutorial\'s: batch 250, 25 epochs, validation split 0.2, Adam, dataset emnist-balanced.',
           body: RunRequest,
+          headers: IdempotencyHeaders,
           response: { 202: RunView, ...problems },
         },
       },
       async (request, reply) => {
-        const run = await runs.submit(request.body);
+        const { value: run, replayed } = await runs.submit(request.body, {
+          owner: scopeOf(request),
+          ...idempotencyOf('POST /v1/runs', request.headers['idempotency-key'], request.body),
+        });
+        if (replayed) reply.header('idempotent-replayed', 'true');
         return reply.code(202).header('location', `/v1/runs/${run.id}`).send(runView(run));
       },
     );
 
     app.get(
       '/runs',
-      { schema: { tags: ['runs'], summary: 'List runs, newest first', querystring: ListQuery, response: { 200: RunList, 400: Problem } } },
+      {
+        schema: {
+          tags: ['runs'],
+          summary: 'List runs, newest first',
+          description: "With auth on, only the runs of the API key's owner.",
+          querystring: ListQuery,
+          response: { 200: RunList, 400: Problem, 401: Problem, 429: Problem },
+        },
+      },
       async (request) => {
         const { status, limit, offset } = request.query;
-        const page = await runs.list({ ...(status ? { status } : {}), limit, offset });
+        const page = await runs.list({ ...(status ? { status } : {}), limit, offset }, scopeOf(request));
         return { items: page.items.map(runView), total: page.total, limit, offset };
       },
     );
@@ -84,7 +121,7 @@ export const runsRoutes =
     app.get(
       '/runs/:id',
       { schema: { tags: ['runs'], summary: 'One run', params: RunParams, response: { 200: RunView, ...problems } } },
-      async (request) => runView(await runs.get(request.params.id)),
+      async (request) => runView(await runs.get(request.params.id, scopeOf(request))),
     );
 
     app.get(
@@ -98,7 +135,7 @@ export const runsRoutes =
         },
       },
       async (request) => {
-        const { run, epochs } = await runs.metrics(request.params.id);
+        const { run, epochs } = await runs.metrics(request.params.id, scopeOf(request));
         return {
           runId: run.id,
           status: run.status,
@@ -137,11 +174,12 @@ export const runsRoutes =
       },
       async (request, reply) => {
         const { id } = request.params;
-        await runs.get(id);
+        const scope = scopeOf(request);
+        await runs.get(id, scope);
         await streamRunEvents(request, reply, id, lastEventId(request, request.query), {
           bus: deps.bus,
-          replay: (after) => runs.events(id, after),
-          isFinished: async () => ['succeeded', 'failed', 'cancelled'].includes((await runs.get(id)).status),
+          replay: (after) => runs.events(id, after, scope),
+          isFinished: async () => ['succeeded', 'failed', 'cancelled'].includes((await runs.get(id, scope)).status),
         });
       },
     );
@@ -157,7 +195,7 @@ export const runsRoutes =
           response: { 202: RunView, ...problems },
         },
       },
-      async (request, reply) => reply.code(202).send(runView(await runs.cancel(request.params.id))),
+      async (request, reply) => reply.code(202).send(runView(await runs.cancel(request.params.id, scopeOf(request)))),
     );
 
     app.get(
@@ -172,7 +210,7 @@ export const runsRoutes =
         },
       },
       async (request, reply) => {
-        const a = await runs.model(request.params.id);
+        const a = await runs.model(request.params.id, scopeOf(request));
         return reply.header('etag', `"${a.sha256}"`).send({
           format: 'layers-model',
           modelTopology: a.modelTopology,
@@ -224,7 +262,7 @@ export const runsRoutes =
       async (request) => {
         const body = request.body;
         const images = Buffer.isBuffer(body) ? fromPng(body, request.query.invert) : fromArrays(body.images);
-        return runs.predict(request.params.id, images, images.length / PIXELS);
+        return runs.predict(request.params.id, images, images.length / PIXELS, scopeOf(request));
       },
     );
 
@@ -236,11 +274,11 @@ export const runsRoutes =
           summary: 'The trained weights (binary, little-endian float32, in manifest order)',
           params: RunParams,
           produces: ['application/octet-stream'],
-          response: { 200: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }), 404: Problem, 409: Problem },
+          response: { 200: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }), 401: Problem, 404: Problem, 409: Problem, 429: Problem },
         },
       },
       async (request, reply) => {
-        const a = await runs.model(request.params.id);
+        const a = await runs.model(request.params.id, scopeOf(request));
         return reply
           .type('application/octet-stream')
           .header('etag', `"${a.sha256}"`)

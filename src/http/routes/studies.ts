@@ -8,7 +8,8 @@ import { toCsv, toMarkdown } from '../../studies/comparison.js';
 import type { RunEventBus } from '../../events/bus.js';
 import type { RunsService } from '../../runs/service.js';
 import { Problem, RunParams, RunView } from '../schemas.js';
-import { runView } from './runs.js';
+import { IdempotencyHeaders, idempotencyOf, runView } from './runs.js';
+import { scopeOf } from '../plugins/guard.js';
 import { streamStudyEvents } from '../sse.js';
 
 export interface StudiesRouteDeps {
@@ -17,7 +18,7 @@ export interface StudiesRouteDeps {
   bus: RunEventBus;
 }
 
-const problems = { 400: Problem, 404: Problem, 409: Problem, 422: Problem };
+const problems = { 400: Problem, 401: Problem, 404: Problem, 409: Problem, 422: Problem, 429: Problem };
 
 const StudyView = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -86,11 +87,16 @@ export const studiesRoutes =
             'Exactly one of `preset: "tutorial"` (the eight configurations), `grid` (type × target × λ on every Conv2D/Dense layer of base.model) ' +
             'or `variants`. Every run is validated before any is stored.',
           body: StudyRequest,
+          headers: IdempotencyHeaders,
           response: { 202: StudyView, ...problems },
         },
       },
       async (request, reply) => {
-        const s = await studies.create(request.body);
+        const { value: s, replayed } = await studies.create(request.body, {
+          owner: scopeOf(request),
+          ...idempotencyOf('POST /v1/studies', request.headers['idempotency-key'], request.body),
+        });
+        if (replayed) reply.header('idempotent-replayed', 'true');
         return reply.code(202).header('location', `/v1/studies/${s.id}`).send(studyView(s));
       },
     );
@@ -98,13 +104,13 @@ export const studiesRoutes =
     app.get(
       '/studies/:id',
       { schema: { tags: ['studies'], summary: 'A study with its runs', params: RunParams, response: { 200: StudyView, ...problems } } },
-      async (request) => studyView(await studies.get(request.params.id)),
+      async (request) => studyView(await studies.get(request.params.id, scopeOf(request))),
     );
 
     app.post(
       '/studies/:id/cancel',
       { schema: { tags: ['studies'], summary: 'Cancel every unfinished run of a study', params: RunParams, response: { 202: StudyView, ...problems } } },
-      async (request, reply) => reply.code(202).send(studyView(await studies.cancel(request.params.id))),
+      async (request, reply) => reply.code(202).send(studyView(await studies.cancel(request.params.id, scopeOf(request)))),
     );
 
     app.get(
@@ -129,7 +135,7 @@ export const studiesRoutes =
         },
       },
       async (request, reply) => {
-        const { study, comparison } = await studies.comparison(request.params.id);
+        const { study, comparison } = await studies.comparison(request.params.id, scopeOf(request));
         const accept = request.headers.accept ?? '';
         if (/text\/csv/.test(accept)) return reply.type('text/csv; charset=utf-8').send(toCsv(comparison));
         if (/text\/markdown/.test(accept)) return reply.type('text/markdown; charset=utf-8').send(toMarkdown(comparison));
@@ -152,14 +158,15 @@ export const studiesRoutes =
         },
       },
       async (request, reply) => {
-        const s = await studies.get(request.params.id);
+        const scope = scopeOf(request);
+        const s = await studies.get(request.params.id, scope);
         const header = request.headers['last-event-id'];
         await streamStudyEvents(
           request,
           reply,
           s.runs.map((r) => ({ id: r.id, variant: r.variant })),
           Array.isArray(header) ? header[0] : header,
-          { bus: deps.bus, replay: (runId, after) => deps.runs.events(runId, after) },
+          { bus: deps.bus, replay: (runId, after) => deps.runs.events(runId, after, scope) },
         );
       },
     );

@@ -1,0 +1,54 @@
+/** A small fetch wrapper for integration tests, and a run request that validates fast. */
+import type { Harness } from './harness.js';
+
+export const fixtureDataset = {
+  name: 'idx',
+  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
+  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
+};
+
+export function tinyRun(extra: Record<string, unknown> = {}) {
+  return {
+    model: {
+      layers: [
+        { type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' },
+        { type: 'Flatten' },
+        { type: 'Dense', units: 47, activation: 'softmax' },
+      ],
+    },
+    training: { epochs: 1 },
+    dataset: fixtureDataset,
+    ...extra,
+  };
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: { pointer: string; detail: string }[];
+}
+
+export interface Reply<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+export async function call<T = Record<string, unknown>>(
+  h: Harness,
+  method: string,
+  path: string,
+  opts: { key?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<Reply<T>> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.key !== undefined) headers.authorization = `Bearer ${opts.key}`;
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${h.baseUrl}${path}`, { method, headers, ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}) });
+  const text = await res.text();
+  let body: unknown = text;
+  if (/json/.test(res.headers.get('content-type') ?? '')) body = JSON.parse(text);
+  return { status: res.status, headers: res.headers, body: body as T, text };
+}
