@@ -26,3 +26,12 @@ const client = join(root, 'src', 'store', 'generated', 'prisma', 'client.ts');
 if (!existsSync(client) || mtime(client) < mtime(join(root, 'prisma', 'schema.prisma'))) {
   run(process.execPath, [join(root, 'scripts', 'prisma-generate.mjs')]);
 }
+
+// Regula's oneDNN tfjs backend (packages/tfjs-backend-onednn): npm may skip dependency install
+// scripts, so build it here when its addon or JS entry is missing. Never fatal: without
+// libdnnl-dev the backend is unavailable and TFJS_BACKEND=auto falls back to wasm (and says why).
+const onednn = join(root, 'packages', 'tfjs-backend-onednn');
+if (!existsSync(join(onednn, 'build', 'Release', 'tfjs_onednn.node')) || !existsSync(join(onednn, 'dist', 'index.js'))) {
+  console.error('regula: building the oneDNN backend (packages/tfjs-backend-onednn)');
+  spawnSync(process.execPath, [join(onednn, 'scripts', 'install.mjs')], { cwd: onednn, stdio: 'inherit' });
+}

@@ -2,6 +2,7 @@
  * A pool of long-lived training threads (one per unit of worker concurrency). Each thread keeps its
  * backend and its last dataset between runs.
  */
+import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { BackendPreference } from '../config.js';
 import type { NormalizedSpec } from '../spec/normalized.js';
@@ -59,7 +60,7 @@ export class TrainerPool {
   private constructor(private readonly init: ThreadInit) {}
 
   static async start(size: number, backend: BackendPreference): Promise<TrainerPool> {
-    const pool = new TrainerPool({ backend });
+    const pool = new TrainerPool({ backend, threads: Math.max(1, Math.floor(os.availableParallelism() / size)) });
     await Promise.all(Array.from({ length: size }, () => pool.addSlot()));
     return pool;
   }

@@ -5,6 +5,8 @@ import type { TrainingCheckpoint, TrainingEvent, TrainingResult } from '../engin
 
 export interface ThreadInit {
   backend: BackendPreference;
+  /** Threads a native backend (onednn) may use: the cores shared out among the training threads. */
+  threads: number;
 }
 
 export interface BackendReport {

@@ -59,7 +59,7 @@ async function handle(req: TrainRequest): Promise<void> {
 
 const init = workerData as ThreadInit;
 try {
-  const info = await initBackend(init.backend);
+  const info = await initBackend(init.backend, () => {}, { threads: init.threads });
   const note = info.fallbacks.length ? info.fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; ') : null;
   post({ type: 'ready', backend: { name: info.name, note } });
 } catch (err) {

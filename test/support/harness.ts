@@ -41,7 +41,8 @@ export async function startHarness(opts: { worker?: boolean; env?: Record<string
     REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
     QUEUE_PREFIX: `regula-test-${id}`,
     DATA_DIR: FIXTURES,
-    TFJS_BACKEND: 'auto',
+    // Pinned so results are comparable across machines; the onednn test asks for its backend itself.
+    TFJS_BACKEND: process.env.TEST_TFJS_BACKEND ?? 'wasm',
     PROGRESS_INTERVAL_MS: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...opts.env,

@@ -18,19 +18,26 @@ const hasNodeGpu = installed('@tensorflow/tfjs-node-gpu');
 const hasNode = installed('@tensorflow/tfjs-node');
 
 describe('initBackend', () => {
-  it.skipIf(hasNodeGpu || hasNode)('auto falls back from tfjs-node-gpu and tfjs-node to wasm', async () => {
+  it.skipIf(hasNodeGpu || hasNode)('auto falls back from tfjs-node-gpu and tfjs-node to onednn (or, without libdnnl, to wasm)', async () => {
     const messages: string[] = [];
     const info = await initBackend('auto', (m) => messages.push(m));
-    expect(info.name).toBe('wasm');
     expect(info.requested).toBe('auto');
-    expect(tf.getBackend()).toBe('wasm');
-    expect(backendName()).toBe('wasm');
-    expect(info.fallbacks.map((f) => f.backend)).toEqual(['tensorflow-gpu', 'tensorflow']);
+    expect(tf.getBackend()).toBe(info.name);
+    expect(backendName()).toBe(info.name);
+    expect(info.fallbacks.slice(0, 2).map((f) => f.backend)).toEqual(['tensorflow-gpu', 'tensorflow']);
     expect(info.fallbacks[0]?.reason).toContain('@tensorflow/tfjs-node-gpu');
     expect(info.fallbacks[1]?.reason).toContain('@tensorflow/tfjs-node');
     expect(info.fallbacks[1]?.reason).not.toContain('tfjs-node-gpu');
     for (const f of info.fallbacks) expect(f.reason.length).toBeGreaterThan(30); // carries the import error
-    expect(messages.some((m) => m.includes('wasm'))).toBe(true);
+    if (process.env.ONEDNN_REQUIRED === '1') expect(info.name).toBe('onednn');
+    if (info.name === 'onednn') {
+      expect(info.fallbacks).toHaveLength(2);
+    } else {
+      expect(info.name).toBe('wasm');
+      expect(info.fallbacks.map((f) => f.backend)).toEqual(['tensorflow-gpu', 'tensorflow', 'onednn']);
+      expect(info.fallbacks[2]?.reason).toMatch(/onednn|libdnnl/);
+    }
+    expect(messages.some((m) => m.includes(info.name))).toBe(true);
   });
 
   it('wasm gets the training kernels and can take a conv gradient', async () => {

@@ -1,8 +1,10 @@
 /**
  * Backend selection for Regula's tfjs engine.
  *
- * `auto` prefers the native TensorFlow bindings (GPU, then CPU), then the
- * wasm backend with Regula's training kernels, then the pure-JS cpu backend.
+ * `auto` prefers the native TensorFlow bindings (GPU, then CPU), then Regula's
+ * oneDNN backend (packages/tfjs-backend-onednn, built against Debian's
+ * libdnnl), then the wasm backend with Regula's training kernels, then the
+ * pure-JS cpu backend.
  * The native packages are optional dependencies and are imported
  * dynamically, so this module works (and type-checks) without them.
  *
@@ -20,7 +22,13 @@ import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 export { registerWasmTrainingKernels } from './wasm-kernels.js';
 
-export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'onednn' | 'wasm' | 'cpu';
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'];
+
+export interface BackendOptions {
+  /** Threads for the onednn backend (default: all cores). */
+  threads?: number;
+}
 
 export interface BackendFallback {
   /** The preference that was tried and failed (e.g. 'tensorflow-gpu'). */
@@ -39,7 +47,7 @@ export interface BackendInfo {
 
 type ConcretePreference = Exclude<BackendPreference, 'auto'>;
 
-const AUTO_ORDER: readonly ConcretePreference[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+const AUTO_ORDER: readonly ConcretePreference[] = ['tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'];
 
 const NATIVE_PACKAGES: Readonly<Record<'tensorflow-gpu' | 'tensorflow', string>> = {
   'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
@@ -104,11 +112,29 @@ async function useWasm(): Promise<void> {
   await activate('wasm');
 }
 
-async function tryPreference(pref: ConcretePreference): Promise<void> {
+interface OnednnModule {
+  registerOnednnBackend(options?: { threads?: number }): Promise<{ name: string; threads: number }>;
+}
+
+async function useOnednn(options: BackendOptions): Promise<void> {
+  let mod: OnednnModule;
+  try {
+    const specifier: string = '@regula/tfjs-backend-onednn';
+    mod = (await import(specifier)) as OnednnModule;
+  } catch (err) {
+    throw new Error(`@regula/tfjs-backend-onednn could not be loaded: ${message(err)}`);
+  }
+  const { name } = await mod.registerOnednnBackend(options.threads !== undefined ? { threads: options.threads } : {});
+  await activate(name);
+}
+
+async function tryPreference(pref: ConcretePreference, options: BackendOptions): Promise<void> {
   switch (pref) {
     case 'tensorflow-gpu':
     case 'tensorflow':
       return useNative(pref);
+    case 'onednn':
+      return useOnednn(options);
     case 'wasm':
       return useWasm();
     case 'cpu':
@@ -117,19 +143,20 @@ async function tryPreference(pref: ConcretePreference): Promise<void> {
 }
 
 /**
- * Activates a tfjs backend. `auto` walks tensorflow-gpu → tensorflow → wasm →
- * cpu and records every failure in `fallbacks`; an explicit preference that
+ * Activates a tfjs backend. `auto` walks tensorflow-gpu → tensorflow → onednn →
+ * wasm → cpu and records every failure in `fallbacks`; an explicit preference that
  * cannot be activated throws an Error naming the reason.
  */
 export async function initBackend(
   pref: BackendPreference,
   log: (msg: string) => void = () => {},
+  options: BackendOptions = {},
 ): Promise<BackendInfo> {
   const candidates: readonly ConcretePreference[] = pref === 'auto' ? AUTO_ORDER : [pref];
   const fallbacks: BackendFallback[] = [];
   for (const candidate of candidates) {
     try {
-      await tryPreference(candidate);
+      await tryPreference(candidate, options);
     } catch (err) {
       const reason = message(err);
       if (pref !== 'auto') {

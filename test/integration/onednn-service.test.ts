@@ -1,0 +1,54 @@
+/**
+ * The service trains a run end to end on Regula's oneDNN backend and records it as the run's
+ * backend. Skipped where the addon is not built (no libdnnl-dev), unless ONEDNN_REQUIRED=1 (CI).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSse, startHarness, type Harness } from '../support/harness.js';
+
+async function onednnAvailable(): Promise<boolean> {
+  try {
+    const specifier: string = '@regula/tfjs-backend-onednn';
+    const mod = (await import(specifier)) as { loadNative: () => unknown };
+    mod.loadNative();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const available = process.env.ONEDNN_REQUIRED === '1' || (await onednnAvailable());
+
+describe.skipIf(!available)('the oneDNN backend in the service', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ worker: true, env: { TFJS_BACKEND: 'onednn' } });
+  }, 120_000);
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('trains the tutorial CNN through the API and records onednn as the backend', async () => {
+    const res = await fetch(`${h.baseUrl}/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        preset: 'l2-activity',
+        training: { epochs: 2, seed: 3 },
+        dataset: {
+          name: 'idx',
+          train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
+          test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
+        },
+      }),
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const events = await readSse(`${h.baseUrl}/v1/runs/${id}/events`);
+    expect(events.at(-1)?.event).toBe('completed');
+    expect(events.find((e) => e.event === 'started')?.data.backend).toBe('onednn');
+    const run = (await (await fetch(`${h.baseUrl}/v1/runs/${id}`)).json()) as { status: string; backend: string; test: { accuracy: number } };
+    expect(run.status).toBe('succeeded');
+    expect(run.backend).toBe('onednn');
+    expect(run.test.accuracy).toBeGreaterThan(1 / 47);
+  }, 180_000);
+});
