@@ -40,28 +40,40 @@ ENV npm_config_ignore_scripts=true \
     npm_config_update_notifier=false \
     CHECKPOINT_DISABLE=1 \
     PRISMA_HIDE_UPDATE_MESSAGE=1
+# Regula's oneDNN backend (packages/tfjs-backend-onednn) is a local optional dependency built
+# with node-gyp against Debian's oneDNN.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libdnnl-dev g++ make python3 \
+ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
+COPY packages/ packages/
 RUN npm ci
 COPY tsconfig.json prisma.config.ts ./
 COPY scripts/ scripts/
 COPY prisma/ prisma/
 COPY src/ src/
 # The native tfjs packages were installed without their binaries; removing them makes the cpu
-# image's backend choice explicit (the gpu target installs its own node_modules).
+# image's backend choice explicit (the gpu target installs its own node_modules). `npm run build`
+# (scripts/ensure.mjs) builds the oneDNN addon; the test makes a failed build fail the image.
 RUN npm run build \
+ && test -f packages/tfjs-backend-onednn/build/Release/tfjs_onednn.node \
  && npm prune --omit=dev \
  && rm -rf node_modules/@tensorflow/tfjs-node node_modules/@tensorflow/tfjs-node-gpu \
  && test -f dist/main.js
 
 # ---------------------------------------------------------------------------------------------
-# cpu: the default runtime image (API, migrations, wasm-backend workers).
+# cpu: the default runtime image (API, migrations, CPU workers on the oneDNN backend).
 # ---------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS cpu
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000 \
     DATA_DIR=/data \
-    TFJS_BACKEND=wasm
+    TFJS_BACKEND=auto
+# oneDNN's runtime library (libdnnl.so.2) for the onednn backend; `auto` falls back to wasm without it.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libdnnl2 \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 RUN mkdir -p /data && chown node:node /data
 # Runtime files only: package.json ("type": "module", and migrate.ts finds the package root by
@@ -69,6 +81,9 @@ RUN mkdir -p /data && chown node:node /data
 # for the app user.
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules/ node_modules/
+COPY --from=build /app/packages/tfjs-backend-onednn/package.json packages/tfjs-backend-onednn/
+COPY --from=build /app/packages/tfjs-backend-onednn/dist/ packages/tfjs-backend-onednn/dist/
+COPY --from=build /app/packages/tfjs-backend-onednn/build/Release/ packages/tfjs-backend-onednn/build/Release/
 COPY --from=build /app/prisma/migrations/ prisma/migrations/
 COPY --from=build /app/dist/ dist/
 USER node
@@ -101,6 +116,7 @@ ENV npm_config_audit=false \
     npm_config_fund=false \
     npm_config_update_notifier=false
 COPY package.json package-lock.json ./
+COPY packages/ packages/
 # Production dependencies without install scripts (as in `build`), then the one script needed:
 # tfjs-node-gpu's install downloads libtensorflow 2.9.1 (GPU) into deps/ and the prebuilt N-API
 # addon into lib/ (network access needed). The CPU package is dropped: it was installed without
