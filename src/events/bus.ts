@@ -29,6 +29,8 @@ export class RunEventBus {
     private readonly prefix: string,
   ) {
     this.pub = new Redis(redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
+    // ioredis reconnects by itself; without a listener every failed attempt prints an unhandled-error trace.
+    this.pub.on('error', () => {});
   }
 
   private channel(runId: string): string {
@@ -41,7 +43,11 @@ export class RunEventBus {
 
   private subscriber(): Redis {
     if (!this.sub) {
-      this.sub = new Redis(this.redisUrl, { maxRetriesPerRequest: null });
+      // No ready check: ioredis writes SUBSCRIBE (a command allowed while Redis loads) straight to a
+      // socket that is connected but not yet ready, and then its ready check (INFO) fails on a
+      // connection already in subscriber mode; many SSE clients subscribing at once hit that race.
+      this.sub = new Redis(this.redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: false });
+      this.sub.on('error', () => {});
       this.sub.on('message', (channel: string, message: string) => this.dispatch(channel, message));
     }
     return this.sub;

@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { registerProblems } from './plugins/problems.js';
+import { registerSseStreams } from './sse.js';
 import { validatorCompiler } from './validation.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { runsRoutes, type RunsRouteDeps } from './routes/runs.js';
@@ -34,6 +35,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   const app = Fastify({ bodyLimit: 1024 * 1024, ...options });
   app.setValidatorCompiler(validatorCompiler);
   registerProblems(app);
+  registerSseStreams(app);
 
   const registry = deps.metrics ?? newRegistry();
   const http = new HttpMetrics(registry);

@@ -2,12 +2,70 @@
  * Server-Sent Events for one run: replay the stored events after Last-Event-ID, then follow live
  * ones from the bus, with no gap and no duplicate (subscribe first, buffer, replay, drain by seq).
  * The stream ends after a terminal event.
+ *
+ * Graceful shutdown: every open stream is in its app's `sseStreams`; when the app closes (its
+ * preClose hook, before Fastify waits for open connections) each one gets a final `shutdown` event
+ * that keeps the id of the last event delivered, so the client resumes elsewhere with
+ * Last-Event-ID, and is ended.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RunEventBus } from '../events/bus.js';
 import type { StoredEvent } from '../store/runs-repo.js';
 
 export const TERMINAL_EVENTS = new Set(['completed', 'failed', 'cancelled']);
+
+export const SHUTDOWN_DATA = { reason: 'server shutting down', retry: true } as const;
+
+function shutdownFrame(id: string): string {
+  return `id: ${id}\nevent: shutdown\ndata: ${JSON.stringify(SHUTDOWN_DATA)}\n\n`;
+}
+
+/** The open event streams of one app; `drain` sends each a `shutdown` event and ends it. */
+export class SseStreams {
+  private readonly open = new Set<() => void>();
+  private draining = false;
+
+  /** Registers a stream's shutdown; returns its removal. A stream opened while draining is shut at once. */
+  add(shutdown: () => void): () => void {
+    if (this.draining) {
+      shutdown();
+      return () => {};
+    }
+    this.open.add(shutdown);
+    return () => this.open.delete(shutdown);
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Shuts every open stream (and any opened later); returns how many were open. */
+  drain(): number {
+    this.draining = true;
+    const all = [...this.open];
+    this.open.clear();
+    for (const shutdown of all) shutdown();
+    return all.length;
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sseStreams: SseStreams;
+  }
+}
+
+/** Tracks the app's event streams and drains them when it closes. */
+export function registerSseStreams(app: FastifyInstance): SseStreams {
+  const streams = new SseStreams();
+  app.decorate('sseStreams', streams);
+  app.addHook('preClose', (done) => {
+    const n = streams.drain();
+    if (n > 0) app.log.info({ streams: n }, 'event streams ended with a shutdown event');
+    done();
+  });
+  return streams;
+}
 
 export interface SseSource {
   bus: RunEventBus;
@@ -31,6 +89,7 @@ export function lastEventId(request: FastifyRequest, query: { lastEventId?: numb
 export async function streamRunEvents(request: FastifyRequest, reply: FastifyReply, runId: string, after: number, src: SseSource): Promise<void> {
   let last = after;
   let ended = false;
+  let untrack = () => {};
   let live: StoredEvent[] | null = [];
   const res = reply.raw;
 
@@ -38,6 +97,7 @@ export async function streamRunEvents(request: FastifyRequest, reply: FastifyRep
     if (ended) return;
     ended = true;
     clearInterval(keepAlive);
+    untrack();
     void unsubscribe().catch(() => {});
     res.end();
   };
@@ -48,9 +108,20 @@ export async function streamRunEvents(request: FastifyRequest, reply: FastifyRep
     if (TERMINAL_EVENTS.has(e.type)) end();
   };
 
+  // Live events are handled in order. One that skips ahead (events published while Redis was
+  // away never arrive live) first fills the gap from the store, which is the record.
+  let chain: Promise<void> = Promise.resolve();
+  const sendLive = (e: StoredEvent) => {
+    chain = chain
+      .then(async () => {
+        if (!ended && e.seq > last + 1) for (const missed of await src.replay(last)) if (missed.seq < e.seq) send(missed);
+        send(e);
+      })
+      .catch((err: unknown) => request.log.warn({ err, runId }, 'could not fill an event gap from the store'));
+  };
   const unsubscribe = await src.bus.subscribe(runId, (e) => {
     if (live) live.push(e);
-    else send(e);
+    else sendLive(e);
   });
 
   reply.hijack();
@@ -62,6 +133,11 @@ export async function streamRunEvents(request: FastifyRequest, reply: FastifyRep
   });
   res.write(': regula run events\nretry: 2000\n\n');
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), src.keepAliveMs ?? 15_000);
+  untrack = request.server.sseStreams.add(() => {
+    if (ended) return;
+    res.write(shutdownFrame(String(last)));
+    end();
+  });
   request.raw.on('close', end);
 
   try {
@@ -103,6 +179,7 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
   });
   const done = new Set<number>();
   let ended = false;
+  let untrack = () => {};
   let live: { i: number; e: StoredEvent }[] | null = [];
   const res = reply.raw;
 
@@ -110,6 +187,7 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
     if (ended) return;
     ended = true;
     clearInterval(keepAlive);
+    untrack();
     for (const u of unsubscribes) void u().catch(() => {});
     res.end();
   };
@@ -137,6 +215,11 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.write(': regula study events\nretry: 2000\n\n');
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), src.keepAliveMs ?? 15_000);
+  untrack = request.server.sseStreams.add(() => {
+    if (ended) return;
+    res.write(shutdownFrame(last.join('.')));
+    end();
+  });
   request.raw.on('close', end);
 
   try {

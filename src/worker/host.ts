@@ -57,6 +57,8 @@ class RunRecorder {
     private readonly bus: RunEventBus,
     /** Called once, at the first failed write. */
     private readonly onFailure: (err: unknown) => void = () => {},
+    /** A stored event that could not be published live (Redis away): followers catch up from the store. */
+    private readonly onPublishFailure: (err: unknown) => void = () => {},
   ) {}
 
   record(type: string, data: unknown, before?: () => Promise<void>): void {
@@ -64,13 +66,21 @@ class RunRecorder {
       // After a failed write nothing more is stored: the attempt fails and its retry resumes from
       // the last checkpoint that was stored.
       if (this.failure !== undefined) return;
+      let event;
       try {
         if (before) await before();
-        const event = await this.repo.appendEvent(this.runId, type, data);
-        await this.bus.publish(this.runId, event);
+        event = await this.repo.appendEvent(this.runId, type, data);
       } catch (err) {
         this.failure = err ?? new Error('recording failed');
         this.onFailure(err);
+        return;
+      }
+      // The store is the record; the live publish is best effort. Training must not stop because
+      // Redis is briefly away: SSE followers replay missed events from the store on reconnect.
+      try {
+        await this.bus.publish(this.runId, event);
+      } catch (err) {
+        this.onPublishFailure(err);
       }
     });
   }
@@ -172,10 +182,16 @@ export class WorkerHost {
       return;
     }
     const spec = run.spec as unknown as NormalizedSpec;
-    const rec = new RunRecorder(runId, repo, bus, (err) => {
-      log.error({ err }, 'recording failed: stopping this attempt');
-      pool.interrupt(runId);
-    });
+    const rec = new RunRecorder(
+      runId,
+      repo,
+      bus,
+      (err) => {
+        log.error({ err }, 'recording failed: stopping this attempt');
+        pool.interrupt(runId);
+      },
+      (err) => log.warn({ err }, 'event stored but not published live (Redis unavailable); followers replay it from the store'),
+    );
     const started = performance.now();
     /** The last epoch stored with its checkpoint (what a resume would continue after). */
     let lastEpoch = resume?.epoch ?? 0;

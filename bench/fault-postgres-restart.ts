@@ -1,0 +1,256 @@
+/**
+ * Fault injection: stop PostgreSQL while a run trains, start it again, and check that the run
+ * still ends well.
+ *
+ *   npm run build && node --import tsx bench/fault-postgres-restart.ts
+ *
+ * Builds nothing (runs dist/main.js). Must run as root on Debian/Ubuntu: it creates a PRIVATE
+ * PostgreSQL cluster (`pg_createcluster <ver> faulttest -p 5441 -- --auth=trust`; the shared one on
+ * 5432 is never touched) and drops it at the end. Starts, on loopback only, `node dist/main.js all`
+ * (creates the database regula_fault, migrates, API, one worker) on that cluster, the shared Redis
+ * with a private queue prefix, and the committed fixture (DATA_DIR=test/fixtures). Submits a
+ * 24-epoch run (batch 32, emnist-mini; ~1 s an epoch here) and follows its SSE stream like
+ * EventSource does. Once epoch 2 is stored: `pg_ctlcluster … stop` (fast: connections are cut),
+ * PG_DOWN_MS (default 3000) down, `pg_ctlcluster … start`. What the worker should do (src/worker/host.ts):
+ * the failed write fails the attempt (`retrying`), BullMQ retries it after its backoff, and the
+ * retry resumes after the last stored checkpoint (`resumed`). Then checks:
+ *   - the run reaches `succeeded` (within 180 s);
+ *   - its epoch rows are exactly 1..24, each once; its checkpoint row is gone; its model is stored;
+ *   - its stored events: seq 1..K without gap, createdAt in order, one started, one completed
+ *     (last), epoch events 1..24 each once;
+ *   - every `retrying` event is followed by a `resumed` event from the epoch it named, no
+ *     `restarted`, and after the last resume epochs fromEpoch..24 came once each;
+ *   - the SSE client received every stored event, in order, none twice, none missing.
+ * Prints what it did and what it checked; exit code 0 when every check passed, 1 otherwise.
+ * Bounded: FAULT_TIMEOUT_MS (default 300000); it cleans up (service, cluster, queue keys) in
+ * every case.
+ *
+ * Environment: FAULT_REDIS_URL (default redis://127.0.0.1:6379), FAULT_PG_PORT (default 5441; must
+ * be free), FAULT_PG_VERSION (default: the only directory in /etc/postgresql), PG_DOWN_MS (3000).
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import pg from 'pg';
+import { MAIN, ROOT, assertLoopback, check, checkStoredEvents, checks, describeEvents, follow, json, request, say, sleep, startProc, stopProc, t, until, type Proc } from './support/fault.js';
+
+const EPOCHS = 24;
+const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 300_000);
+const DOWN_MS = Number(process.env.PG_DOWN_MS ?? 3000);
+const REDIS = process.env.FAULT_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PG_PORT = Number(process.env.FAULT_PG_PORT ?? 5441);
+const CLUSTER = 'faulttest';
+assertLoopback('FAULT_REDIS_URL', REDIS);
+if (PG_PORT === 5432) {
+  console.error('FAULT_PG_PORT must not be 5432: this script stops its PostgreSQL');
+  process.exit(1);
+}
+if (!existsSync(MAIN)) {
+  console.error('dist/main.js is missing: run `npm run build` first');
+  process.exit(1);
+}
+const PG_VERSION = process.env.FAULT_PG_VERSION ?? (existsSync('/etc/postgresql') ? readdirSync('/etc/postgresql').sort().at(-1) : undefined);
+if (!PG_VERSION) {
+  console.error('no /etc/postgresql/<version>: set FAULT_PG_VERSION (needs Debian postgresql-common: pg_createcluster, pg_ctlcluster)');
+  process.exit(1);
+}
+const DB = `postgresql://postgres@127.0.0.1:${PG_PORT}/regula_fault`;
+
+const id = randomBytes(4).toString('hex');
+const prefix = `fault-${id}`;
+const port = 4100 + Math.floor(Math.random() * 800);
+const base = `http://127.0.0.1:${port}`;
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  DATABASE_URL: DB,
+  REDIS_URL: REDIS,
+  QUEUE_PREFIX: prefix,
+  DATA_DIR: path.join(ROOT, 'test', 'fixtures'),
+  HOST: '127.0.0.1',
+  PORT: String(port),
+  TFJS_BACKEND: 'auto',
+  WORKER_CONCURRENCY: '1',
+  LOG_LEVEL: 'info',
+  SHUTDOWN_GRACE_MS: '5000',
+  PROGRESS_INTERVAL_MS: '1000',
+  AUTH: 'off',
+};
+
+function sh(cmd: string, args: string[]): { ok: boolean; out: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
+  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
+}
+const ctl = (action: string, ...extra: string[]) => sh('pg_ctlcluster', [PG_VERSION, CLUSTER, action, ...extra]);
+
+function portOpen(p: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: p });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function pgUp(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: `postgresql://postgres@127.0.0.1:${PG_PORT}/postgres`, connectionTimeoutMillis: 1000 });
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+let clusterCreated = false;
+let service: Proc | undefined;
+
+async function cleanup(): Promise<void> {
+  await stopProc(service);
+  if (clusterCreated) {
+    const d = sh('pg_dropcluster', ['--stop', PG_VERSION!, CLUSTER]);
+    say(`dropped the private cluster ${PG_VERSION}/${CLUSTER}${d.ok ? '' : ` (pg_dropcluster: ${d.out})`}`);
+  }
+  const u = new URL(REDIS);
+  const queue = new Queue('runs', { connection: { host: u.hostname, port: Number(u.port || 6379) }, prefix });
+  await queue.obliterate({ force: true }).catch(() => {});
+  await queue.close().catch(() => {});
+}
+
+async function main(): Promise<void> {
+  if (existsSync(`/etc/postgresql/${PG_VERSION}/${CLUSTER}`)) throw new Error(`cluster ${PG_VERSION}/${CLUSTER} already exists: drop it (pg_dropcluster --stop ${PG_VERSION} ${CLUSTER}) or wait for whoever uses it`);
+  if (await portOpen(PG_PORT)) throw new Error(`port ${PG_PORT} is already in use`);
+  const created = sh('pg_createcluster', [PG_VERSION!, CLUSTER, '-p', String(PG_PORT), '--', '--auth=trust']);
+  if (!created.ok) throw new Error(`pg_createcluster failed: ${created.out}`);
+  clusterCreated = true;
+  const st = ctl('start');
+  if (!st.ok) throw new Error(`pg_ctlcluster start failed: ${st.out}`);
+  await until('the private PostgreSQL', async () => ((await pgUp()) ? true : undefined), 30_000);
+  say(`private PostgreSQL ${PG_VERSION}/${CLUSTER} on 127.0.0.1:${PG_PORT} (trust auth); queue prefix ${prefix} on ${REDIS}; API ${base}`);
+
+  service = startProc('service', 'all', env);
+  await until('the API', async () => ((await fetch(`${base}/readyz`).catch(() => null))?.ok ? true : undefined), 90_000);
+  await until('the worker', () => (service!.logs.some((l) => l.msg === 'regula all started') ? true : undefined), 60_000);
+  say('service ready (database created and migrated, API + one worker)');
+
+  const submitted = await json<{ id: string }>(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(EPOCHS, 'fault: restart PostgreSQL')) });
+  if (submitted.status !== 202) throw new Error(`POST /v1/runs answered ${submitted.status}: ${JSON.stringify(submitted.body)}`);
+  const runId = submitted.body.id;
+  say(`submitted run ${runId} (${EPOCHS} epochs, batch 32, emnist-mini)`);
+
+  const abort = new AbortController();
+  const sse = follow(base, runId, abort.signal);
+  try {
+    await until('epoch 2 to be stored', () => (sse.events.some((e) => e.type === 'epoch' && e.data.epoch === 2) ? true : undefined), 180_000);
+    const before = await json<{ epochs: { epoch: number }[] }>(`${base}/v1/runs/${runId}/metrics`);
+    const storedAtStop = Math.max(...before.body.epochs.map((e) => e.epoch));
+    say(`epoch ${storedAtStop} stored: pg_ctlcluster ${PG_VERSION} ${CLUSTER} stop (fast shutdown)`);
+    const down = performance.now();
+    const stop = ctl('stop', '-m', 'fast');
+    await until('PostgreSQL down', async () => ((await portOpen(PG_PORT)) ? undefined : true), 30_000);
+    say(`private PostgreSQL is down (${stop.ok ? 'stop ok' : stop.out}); starting it again in ${DOWN_MS} ms`);
+    await sleep(DOWN_MS);
+    const start = ctl('start');
+    await until('PostgreSQL up', async () => ((await pgUp()) ? true : undefined), 30_000);
+    say(`private PostgreSQL is back after ${Math.round(performance.now() - down)} ms (${start.ok ? 'start ok' : start.out})`);
+
+    let final: { status: string } | undefined;
+    try {
+      final = await until(
+        'the run to leave queued/running',
+        async () => {
+          const r = await json<{ status: string }>(`${base}/v1/runs/${runId}`).catch(() => undefined);
+          return r && r.status === 200 && !['queued', 'running'].includes(r.body.status) ? r.body : undefined;
+        },
+        180_000,
+      );
+    } catch (err) {
+      say(`FINDING: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    await until('the SSE client to see a terminal event', () => (sse.done() ? true : undefined), 15_000).catch(() => say('the SSE client saw no terminal event within 15 s'));
+    const run = await json<{ status: string; error?: string | null }>(`${base}/v1/runs/${runId}`);
+    check(run.body.status === 'succeeded', `run status is succeeded (got ${run.body.status}${run.body.error ? `, error: ${run.body.error}` : ''}${final ? '' : ', still unfinished after 180 s'})`);
+
+    const client = new pg.Client({ connectionString: DB });
+    await client.connect();
+    try {
+      const rows = (await client.query<{ epoch: number }>(`SELECT epoch FROM "EpochMetric" WHERE "runId" = $1 ORDER BY epoch`, [runId])).rows.map((r) => r.epoch);
+      check(JSON.stringify(rows) === JSON.stringify(Array.from({ length: EPOCHS }, (_, i) => i + 1)), `epoch rows are exactly 1..${EPOCHS}, each once (got [${rows.join(', ')}])`);
+      const cp = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM "Checkpoint" WHERE "runId" = $1`, [runId]);
+      check(cp.rows[0]?.n === 0, `the checkpoint row is gone (${cp.rows[0]?.n ?? '?'} left)`);
+      const art = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM "ModelArtifact" WHERE "runId" = $1`, [runId]);
+      check(art.rows[0]?.n === 1, `the model artifact is stored (${art.rows[0]?.n ?? '?'} rows)`);
+      const stored = (await client.query<{ seq: number; type: string; data: Record<string, unknown>; createdAt: Date }>(`SELECT seq, type, data, "createdAt" FROM "RunEvent" WHERE "runId" = $1 ORDER BY seq`, [runId])).rows;
+      say(`stored events (batch events left out): ${describeEvents(stored)}`);
+      checkStoredEvents(stored, EPOCHS);
+
+      const retrying = stored.filter((e) => e.type === 'retrying');
+      const resumed = stored.filter((e) => e.type === 'resumed');
+      say(`${retrying.length} retrying, ${resumed.length} resumed event(s); worker log: ${service.logs.filter((l) => l.msg === 'attempt failed: BullMQ retries it').length} failed attempt(s), ${service.logs.filter((l) => l.msg === 'run resumed from its checkpoint').length} resume(s)`);
+      check(!stored.some((e) => e.type === 'restarted'), 'no restarted event (nothing trained again from epoch 1)');
+      check(resumed.length >= retrying.length, `every retrying event has a resumed event (${retrying.length} retrying, ${resumed.length} resumed)`);
+      for (const r of retrying) {
+        const next = resumed.find((e) => e.seq > r.seq);
+        check(next?.data.fromEpoch === r.data.resumeFromEpoch, `retrying (seq ${r.seq}, resume ${String(r.data.resumeFromEpoch)}) is followed by resumed from the same epoch (got ${next ? `seq ${next.seq} from ${String(next.data.fromEpoch)}` : 'none'})`);
+      }
+      if (resumed.length) {
+        const lastResume = resumed.at(-1)!;
+        const from = Number(lastResume.data.fromEpoch);
+        const after = stored.filter((e) => e.type === 'epoch' && e.seq > lastResume.seq).map((e) => Number(e.data.epoch));
+        check(JSON.stringify(after) === JSON.stringify(Array.from({ length: EPOCHS - from + 1 }, (_, i) => from + i)), `after the last resume, epochs ${from}..${EPOCHS} were trained once each (got [${after.join(', ')}])`);
+      } else {
+        say('no resume: the writes went through once PostgreSQL was back (or no write fell into the outage)');
+      }
+
+      say(`SSE client: ${sse.connections.length} connection(s): ${sse.connections.map((c) => `[${c.at} status ${c.status}, Last-Event-ID ${c.lastEventId ?? '-'}, ${c.ended ?? 'open'}]`).join(' ')}`);
+      if (sse.anomalies.length) say(`SSE client: out-of-sequence deliveries: ${sse.anomalies.join('; ')}`);
+      const got = sse.events.map((e) => e.seq);
+      const want = stored.map((e) => e.seq);
+      const missing = want.filter((s) => !got.includes(s));
+      check(
+        JSON.stringify(got) === JSON.stringify(want),
+        `the SSE client received every stored event once, in order (${got.length} received of ${want.length} stored${missing.length ? `; missing seq ${missing.map((s) => `${s} (${stored.find((e) => e.seq === s)?.type})`).join(', ')}` : ''}${sse.anomalies.length ? `; ${sse.anomalies.length} out-of-sequence` : ''})`,
+      );
+    } finally {
+      await client.end();
+    }
+    const errs = service.logs.filter((l) => (l.level ?? 0) >= 50 && (l.time ?? 0) >= Date.now() - (performance.now() - down));
+    const kinds = new Map<string, number>();
+    for (const l of errs) {
+      const k = `${l.msg} — ${l.err?.message?.split('\n')[0]?.slice(0, 160) ?? ''}`;
+      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    }
+    say(`service error log lines since the stop: ${errs.length}${[...kinds].map(([k, n]) => `\n         ${n} × ${k}`).join('')}`);
+    const ready = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
+    check(ready === 200, `/readyz answers 200 after the restart (got ${ready})`);
+  } finally {
+    abort.abort();
+  }
+}
+
+const timer = setTimeout(() => {
+  console.error(`[fault] ${t()} FAIL: the script ran past FAULT_TIMEOUT_MS (${TIMEOUT_MS} ms)`);
+  void cleanup().finally(() => process.exit(1));
+}, TIMEOUT_MS);
+
+let failed = false;
+try {
+  await main();
+} catch (err) {
+  failed = true;
+  console.error(`[fault] ${t()} FAIL: ${err instanceof Error ? err.message : String(err)}`);
+} finally {
+  clearTimeout(timer);
+  await cleanup();
+}
+const passed = checks.filter((c) => c.ok).length;
+const ok = !failed && checks.length > 0 && passed === checks.length;
+console.log(`[fault] ${t()} ${passed}/${checks.length} checks passed: ${ok ? 'OK' : 'FAILED'}`);
+process.exit(ok ? 0 : 1);
