@@ -36,12 +36,12 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import pg from 'pg';
 import {
+  runFaultScript,
   MAIN,
   ROOT,
   assertLoopback,
   check,
   checkStoredEvents,
-  checks,
   describeEvents,
   follow,
   json,
@@ -50,7 +50,6 @@ import {
   sleep,
   startProc,
   stopProc,
-  t,
   until,
   type Proc,
 } from './support/fault.js';
@@ -260,22 +259,4 @@ async function main(): Promise<void> {
   }
 }
 
-const timer = setTimeout(() => {
-  console.error(`[fault] ${t()} FAIL: the script ran past FAULT_TIMEOUT_MS (${TIMEOUT_MS} ms)`);
-  void cleanup().finally(() => process.exit(1));
-}, TIMEOUT_MS);
-
-let failed = false;
-try {
-  await main();
-} catch (err) {
-  failed = true;
-  console.error(`[fault] ${t()} FAIL: ${err instanceof Error ? err.message : String(err)}`);
-} finally {
-  clearTimeout(timer);
-  await cleanup();
-}
-const passed = checks.filter((c) => c.ok).length;
-const ok = !failed && checks.length > 0 && passed === checks.length;
-console.log(`[fault] ${t()} ${passed}/${checks.length} checks passed: ${ok ? 'OK' : 'FAILED'}`);
-process.exit(ok ? 0 : 1);
+await runFaultScript(main, cleanup, TIMEOUT_MS);

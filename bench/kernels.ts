@@ -11,6 +11,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
+import { tutorialCnn } from './support/tutorial-cnn.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -42,24 +43,6 @@ async function activate(): Promise<string> {
   }
   await tf.setBackend(backendName);
   return backendName;
-}
-
-function tutorialCnn(): tf.Sequential {
-  const model = tf.sequential({
-    layers: [
-      tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }),
-      tf.layers.maxPooling2d({ poolSize: 2 }),
-      tf.layers.dropout({ rate: 0.25 }),
-      tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
-      tf.layers.maxPooling2d({ poolSize: 2 }),
-      tf.layers.dropout({ rate: 0.25 }),
-      tf.layers.flatten(),
-      tf.layers.dense({ units: 256, activation: 'relu' }),
-      tf.layers.dense({ units: 47, activation: 'softmax' }),
-    ],
-  });
-  model.compile({ optimizer: tf.train.adam(), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-  return model;
 }
 
 function median(xs: number[]): number {

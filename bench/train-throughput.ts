@@ -52,6 +52,7 @@ const rssMB = () => process.memoryUsage().rss / 2 ** 20;
 
 async function child(spec: string): Promise<ChildResult> {
   const tf = await import('@tensorflow/tfjs');
+  const { tutorialCnn } = await import('./support/tutorial-cnn.js');
   const [kind, threadsText] = spec.split(':');
   const steps = kind === 'cpu' ? Math.min(2, Number(opts.steps)) : Number(opts.steps);
   const batch = Number(opts.batch);
@@ -70,20 +71,7 @@ async function child(spec: string): Promise<ChildResult> {
     await tf.setBackend(kind!);
   }
 
-  const model = tf.sequential({
-    layers: [
-      tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }),
-      tf.layers.maxPooling2d({ poolSize: 2 }),
-      tf.layers.dropout({ rate: 0.25 }),
-      tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
-      tf.layers.maxPooling2d({ poolSize: 2 }),
-      tf.layers.dropout({ rate: 0.25 }),
-      tf.layers.flatten(),
-      tf.layers.dense({ units: 256, activation: 'relu' }),
-      tf.layers.dense({ units: 47, activation: 'softmax' }),
-    ],
-  });
-  model.compile({ optimizer: tf.train.adam(), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  const model = tutorialCnn();
   const n = steps * batch;
   const xs = tf.randomUniform([n, 28, 28, 1]);
   const ys = tf.oneHot(tf.randomUniform([n], 0, 47, 'int32'), 47).toFloat();

@@ -5,6 +5,7 @@
  *   node --import tsx bench/wasm-step.ts [steps=10] [batch=250]
  */
 import * as tf from '@tensorflow/tfjs';
+import { tutorialCnn } from './support/tutorial-cnn.js';
 import { initBackend } from '../src/engine/backends/index.js';
 
 const steps = Number(process.argv[2] ?? 10);
@@ -13,20 +14,7 @@ const batch = Number(process.argv[3] ?? 250);
 const info = await initBackend('wasm');
 console.log(`backend: ${info.name}`);
 
-const model = tf.sequential({
-  layers: [
-    tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }),
-    tf.layers.maxPooling2d({ poolSize: 2 }),
-    tf.layers.dropout({ rate: 0.25 }),
-    tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
-    tf.layers.maxPooling2d({ poolSize: 2 }),
-    tf.layers.dropout({ rate: 0.25 }),
-    tf.layers.flatten(),
-    tf.layers.dense({ units: 256, activation: 'relu' }),
-    tf.layers.dense({ units: 47, activation: 'softmax' }),
-  ],
-});
-model.compile({ optimizer: tf.train.adam(), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+const model = tutorialCnn();
 
 const xs = tf.randomUniform([batch, 28, 28, 1]);
 const labels = tf.randomUniform([batch], 0, 47, 'int32');

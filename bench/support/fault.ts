@@ -258,3 +258,28 @@ export function checkStoredEvents(stored: { seq: number; type: string; data: Rec
     `stored epoch events are exactly 1..${epochs} in order, each once (got [${epochEvents.join(', ')}])`,
   );
 }
+
+/**
+ * Runs a fault script's `main` under a hard time limit, always runs `cleanup`, prints the check
+ * summary and exits 0 only when there were checks and all of them passed.
+ */
+export async function runFaultScript(main: () => Promise<unknown>, cleanup: () => Promise<void>, timeoutMs: number): Promise<never> {
+  const timer = setTimeout(() => {
+    console.error(`[fault] ${t()} FAIL: the script ran past FAULT_TIMEOUT_MS (${timeoutMs} ms)`);
+    void cleanup().finally(() => process.exit(1));
+  }, timeoutMs);
+  let failed = false;
+  try {
+    await main();
+  } catch (err) {
+    failed = true;
+    console.error(`[fault] ${t()} FAIL: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    clearTimeout(timer);
+    await cleanup();
+  }
+  const passed = checks.filter((c) => c.ok).length;
+  const ok = !failed && checks.length > 0 && passed === checks.length;
+  console.log(`[fault] ${t()} ${passed}/${checks.length} checks passed: ${ok ? 'OK' : 'FAILED'}`);
+  process.exit(ok ? 0 : 1);
+}
