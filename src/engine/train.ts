@@ -158,11 +158,12 @@ class PartsMeter {
   }
 }
 
+/** Reads the five scalars of a step with one download (one sync point per batch, not five). */
 async function read(t: StepTensors): Promise<{ dataLoss: number; kernel: number; bias: number; activity: number; correct: number }> {
-  const [dataLoss, kernel, bias, activity, correct] = await Promise.all(
-    [t.dataLoss, t.kernel, t.bias, t.activity, t.correct].map(async (s) => (await s.data())[0] ?? NaN),
-  );
-  return { dataLoss: dataLoss!, kernel: kernel!, bias: bias!, activity: activity!, correct: correct! };
+  const packed = tf.stack([t.dataLoss, t.kernel, t.bias, t.activity, t.correct]);
+  const v = await packed.data();
+  packed.dispose();
+  return { dataLoss: v[0] ?? NaN, kernel: v[1] ?? NaN, bias: v[2] ?? NaN, activity: v[3] ?? NaN, correct: v[4] ?? NaN };
 }
 
 /** Keras-compatible evaluation (dropout off, penalties included) of `indices` of a split. */
