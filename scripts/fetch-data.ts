@@ -10,7 +10,7 @@
  * downloading it again. On a machine without internet access, copy the files by hand (each error
  * says from where and to where). Exit code 0 on success, 1 on any failure.
  */
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { datasetFileStatus, fetchDataset, sourceUrls, type FileState } from '../src/engine/data/fetch.js';
 import { DATASETS, isNamedDataset } from '../src/engine/data/registry.js';
 import { NAMED_DATASETS, type NamedDatasetName } from '../src/engine/data/types.js';
@@ -38,7 +38,7 @@ function parseArgs(argv: readonly string[]): Args | null {
       const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
       if (!v) throw new UsageError('--base-url needs a URL');
       out.baseUrl = v;
-    } else if (a === '--all') out.names.push(...NAMED_DATASETS);
+    } else if (a === '--all') out.names.push(...NAMED_DATASETS.filter((n) => !DATASETS[n].builtinDir));
     else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
     else if (isNamedDataset(a)) out.names.push(a);
     else throw new UsageError(`unknown dataset ${JSON.stringify(a)}; known: ${NAMED_DATASETS.join(', ')}`);
@@ -59,7 +59,8 @@ async function list(dataDir: string, names: readonly NamedDatasetName[], baseUrl
   console.log(`DATA_DIR ${dataDir}`);
   for (const name of names.length ? names : NAMED_DATASETS) {
     const info = DATASETS[name];
-    const st = await datasetFileStatus(info, dataDir);
+    // A built-in dataset is read from its own folder (datasets/<name>), not from DATA_DIR.
+    const st = await datasetFileStatus(info, info.builtinDir ? dirname(info.builtinDir) : dataDir);
     const usable = st.filter((s) => s.role !== 'mapping').every((s) => s.state !== 'missing' && s.state !== 'mismatch');
     console.log(`\n${name}: ${info.title}${usable ? '  [ready]' : ''}`);
     for (const s of st) console.log(`  ${s.file.padEnd(44)} ${LABEL[s.state]}${s.state === 'uncompressed' ? ` (${s.path})` : ''}`);
@@ -92,6 +93,11 @@ async function main(): Promise<number> {
   }
   let failed = 0;
   for (const name of args.names) {
+    const builtin = DATASETS[name].builtinDir;
+    if (builtin) {
+      console.log(`== ${name}: built in (${builtin}), nothing to fetch`);
+      continue;
+    }
     console.log(`== ${name} -> ${dataDir}/${name}`);
     try {
       const r = await fetchDataset(name, dataDir, { baseUrlOverride: args.baseUrl, log: (m) => console.log(`  ${m}`) });

@@ -140,6 +140,7 @@ describe('registry', () => {
       'emnist-digits': 10,
       'emnist-letters': 26,
       'emnist-mnist': 10,
+      'emnist-sample': 47,
       mnist: 10,
       'fashion-mnist': 10,
     });

@@ -15,6 +15,7 @@
  * we do not have is `null` and is then not checked.
  */
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { NAMED_DATASETS, type NamedDatasetName } from './types.js';
 
 export type DatasetFileRole = 'trainImages' | 'trainLabels' | 'testImages' | 'testLabels';
@@ -49,7 +50,15 @@ export interface NamedDatasetInfo {
   /** EMNIST's `<name>-mapping.txt` ("label ascii-code" lines); informative only, not needed to load. */
   readonly mappingFile: string | null;
   readonly download: DatasetDownload;
+  /**
+   * Folder of a dataset that ships with Regula (read from there, not from DATA_DIR); null for the
+   * datasets that are downloaded. Its files are checked against the sha256 sums above like any other.
+   */
+  readonly builtinDir: string | null;
 }
+
+/** datasets/ at the repository root: three levels up from src/engine/data/ and from dist/engine/data/. */
+const BUILTIN_ROOT = fileURLToPath(new URL('../../../datasets/', import.meta.url));
 
 const EMNIST_DOWNLOAD: DatasetDownload = {
   kind: 'zip-archive',
@@ -126,7 +135,7 @@ function emnist(
   title: string,
   labelNames: readonly string[],
   hashes: Hashes,
-  opts: { labelOffset?: number; verified?: readonly DatasetFileRole[] } = {},
+  opts: { labelOffset?: number; verified?: readonly DatasetFileRole[]; builtin?: boolean } = {},
 ): NamedDatasetInfo {
   return Object.freeze({
     name,
@@ -138,6 +147,7 @@ function emnist(
     files: files(emnistNames(name), hashes, opts.verified),
     mappingFile: `${name}-mapping.txt`,
     download: EMNIST_DOWNLOAD,
+    builtinDir: opts.builtin ? join(BUILTIN_ROOT, name) : null,
   });
 }
 
@@ -190,6 +200,19 @@ export const DATASETS: Readonly<Record<NamedDatasetName, NamedDatasetInfo>> = Ob
     },
     { labelOffset: 1 },
   ),
+  // Built in: datasets/emnist-sample (scripts/make-sample.ts; its SOURCE.md says how it was drawn).
+  'emnist-sample': emnist(
+    'emnist-sample',
+    'EMNIST sample, built in (47 classes; 3,760 train + 940 test real ByMerge characters, stratified)',
+    BALANCED_47,
+    {
+      trainImages: 'd5af919524bf0bc1d176f47632da94b8b4398e68e38bd6f72d043a787e9d35d5',
+      trainLabels: 'c255f197e8c4e17699fbb40b90976c01b00c9c3eb2959705674db518e7828779',
+      testImages: 'fe127fa913709d40cfdf11728786965e16bfe9215f89e8cb8e7f3f077230861f',
+      testLabels: '37e8fe05b7f40f9d48cd3098de5f6cd9cb42cbfc048fbb4e96b3924b68dac4f2',
+    },
+    { verified: ['trainImages', 'trainLabels', 'testImages', 'testLabels'], builtin: true },
+  ),
   'emnist-mnist': emnist('emnist-mnist', 'EMNIST MNIST (10 classes, MNIST-sized)', DIGITS, {
     trainImages: '5f9942f441031c0f1f2e4d162059fd6e19ea808b34c328b6d16cab0ed24c78f2',
     trainLabels: '00c6d3c2342fdffb1711e0b5656cac4ce5862d2826399d383a9bac07d612e9f8',
@@ -211,6 +234,7 @@ export const DATASETS: Readonly<Record<NamedDatasetName, NamedDatasetInfo>> = Ob
     }),
     mappingFile: null,
     download: MNIST_DOWNLOAD,
+    builtinDir: null,
   }),
   'fashion-mnist': Object.freeze({
     name: 'fashion-mnist',
@@ -227,6 +251,7 @@ export const DATASETS: Readonly<Record<NamedDatasetName, NamedDatasetInfo>> = Ob
     }),
     mappingFile: null,
     download: FASHION_DOWNLOAD,
+    builtinDir: null,
   }),
 });
 
@@ -240,14 +265,14 @@ export function getDatasetInfo(name: NamedDatasetName): NamedDatasetInfo {
   return info;
 }
 
-/** `DATA_DIR/<name>` */
+/** `DATA_DIR/<name>`, or the built-in dataset's own folder. */
 export function datasetDir(dataDir: string, name: NamedDatasetName): string {
-  return join(dataDir, name);
+  return getDatasetInfo(name).builtinDir ?? join(dataDir, name);
 }
 
-/** `DATA_DIR/<name>/<official file name>` */
+/** `DATA_DIR/<name>/<official file name>` (or in the built-in dataset's folder) */
 export function officialFilePath(dataDir: string, name: NamedDatasetName, role: DatasetFileRole): string {
-  return join(dataDir, name, getDatasetInfo(name).files[role].name);
+  return join(datasetDir(dataDir, name), getDatasetInfo(name).files[role].name);
 }
 
 /** One sentence: where to get a dataset's file and where to put it. */
@@ -256,6 +281,7 @@ export function downloadHint(name: NamedDatasetName, role: DatasetFileRole, data
   const file = info.files[role].name;
   const dir = datasetDir(dataDir, name);
   const d = info.download;
+  if (info.builtinDir) return `It ships with Regula in ${dir}/: restore that folder from the repository (git checkout -- datasets/${name}).`;
   if (d.kind === 'zip-archive') {
     return `Get it from ${d.url} (member ${d.memberDir}${file} of the zip; see ${d.homepage}) and put it in ${dir}/.`;
   }
