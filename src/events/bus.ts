@@ -84,6 +84,13 @@ export class RunEventBus {
     return () => this.publishObservers.delete(observer);
   }
 
+  /** Live-event listeners over all runs (each SSE stream holds one while open). */
+  get subscriptionCount(): number {
+    let n = 0;
+    for (const set of this.listeners.values()) n += set.size;
+    return n;
+  }
+
   /** Follows a run's live events. Resolves once the subscription is active; call the result to stop. */
   async subscribe(runId: string, listener: EventListener): Promise<() => Promise<void>> {
     let set = this.listeners.get(runId);

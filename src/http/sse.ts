@@ -24,6 +24,9 @@ function shutdownFrame(id: string): string {
 export class SseStreams {
   private readonly open = new Set<() => void>();
   private draining = false;
+  /** Live keep-alive timers and finished stream handlers: what a leak test asserts on. */
+  keepAlives = 0;
+  handled = 0;
 
   /** Registers a stream's shutdown; returns its removal. A stream opened while draining is shut at once. */
   add(shutdown: () => void): () => void {
@@ -37,6 +40,10 @@ export class SseStreams {
 
   get size(): number {
     return this.open.size;
+  }
+
+  stats(): { open: number; keepAlives: number; handled: number } {
+    return { open: this.open.size, keepAlives: this.keepAlives, handled: this.handled };
   }
 
   /** Shuts every open stream (and any opened later); returns how many were open. */
@@ -87,20 +94,33 @@ export function lastEventId(request: FastifyRequest, query: { lastEventId?: numb
 }
 
 export async function streamRunEvents(request: FastifyRequest, reply: FastifyReply, runId: string, after: number, src: SseSource): Promise<void> {
+  const streams = request.server.sseStreams;
   let last = after;
   let ended = false;
   let untrack = () => {};
+  let unsubscribe: (() => Promise<void>) | null = null;
+  let keepAlive: NodeJS.Timeout | null = null;
   let live: StoredEvent[] | null = [];
   const res = reply.raw;
 
   const end = () => {
     if (ended) return;
     ended = true;
-    clearInterval(keepAlive);
+    if (keepAlive) {
+      clearInterval(keepAlive);
+      keepAlive = null;
+      streams.keepAlives--;
+    }
     untrack();
-    void unsubscribe().catch(() => {});
+    if (unsubscribe) void unsubscribe().catch(() => {});
     res.end();
   };
+  // Watched before the first await: a client that leaves while the stream subscribes (or while the
+  // route looked the run up) must still end it, or its subscription and keep-alive timer would stay
+  // until the run ends. A response already closed has emitted its 'close' and never will again.
+  res.on('close', end);
+  if (res.destroyed || request.raw.destroyed) end();
+
   const send = (e: StoredEvent) => {
     if (ended || e.seq <= last) return;
     last = e.seq;
@@ -119,40 +139,52 @@ export async function streamRunEvents(request: FastifyRequest, reply: FastifyRep
       })
       .catch((err: unknown) => request.log.warn({ err, runId }, 'could not fill an event gap from the store'));
   };
-  const unsubscribe = await src.bus.subscribe(runId, (e) => {
-    if (live) live.push(e);
-    else sendLive(e);
-  });
-
-  reply.hijack();
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-  });
-  res.write(': regula run events\nretry: 2000\n\n');
-  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), src.keepAliveMs ?? 15_000);
-  untrack = request.server.sseStreams.add(() => {
-    if (ended) return;
-    res.write(shutdownFrame(String(last)));
-    end();
-  });
-  request.raw.on('close', end);
-
   try {
-    for (const e of await src.replay(last)) send(e);
-    const buffered: StoredEvent[] = live;
-    live = null;
-    buffered.sort((a, b) => a.seq - b.seq).forEach(send);
-    if (!ended && (await src.isFinished())) {
-      // Finished runs whose terminal event was already delivered before Last-Event-ID, or races.
+    if (!ended) {
+      const stop = await src.bus.subscribe(runId, (e) => {
+        if (live) live.push(e);
+        else sendLive(e);
+      });
+      if (ended) void stop().catch(() => {});
+      else unsubscribe = stop;
+    }
+    if (ended) {
+      reply.hijack(); // the client is gone: nothing to answer
+      return;
+    }
+
+    reply.hijack();
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write(': regula run events\nretry: 2000\n\n');
+    keepAlive = setInterval(() => res.write(': keep-alive\n\n'), src.keepAliveMs ?? 15_000);
+    streams.keepAlives++;
+    untrack = streams.add(() => {
+      if (ended) return;
+      res.write(shutdownFrame(String(last)));
+      end();
+    });
+
+    try {
       for (const e of await src.replay(last)) send(e);
+      const buffered: StoredEvent[] = live;
+      live = null;
+      buffered.sort((a, b) => a.seq - b.seq).forEach(send);
+      if (!ended && (await src.isFinished())) {
+        // Finished runs whose terminal event was already delivered before Last-Event-ID, or races.
+        for (const e of await src.replay(last)) send(e);
+        end();
+      }
+    } catch (err) {
+      request.log.error({ err, runId }, 'event stream failed');
       end();
     }
-  } catch (err) {
-    request.log.error({ err, runId }, 'event stream failed');
-    end();
+  } finally {
+    streams.handled++;
   }
 }
 
@@ -180,17 +212,28 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
   const done = new Set<number>();
   let ended = false;
   let untrack = () => {};
+  let keepAlive: NodeJS.Timeout | null = null;
+  let unsubscribes: (() => Promise<void>)[] = [];
   let live: { i: number; e: StoredEvent }[] | null = [];
   const res = reply.raw;
+  const streams = request.server.sseStreams;
 
   const end = () => {
     if (ended) return;
     ended = true;
-    clearInterval(keepAlive);
+    if (keepAlive) {
+      clearInterval(keepAlive);
+      keepAlive = null;
+      streams.keepAlives--;
+    }
     untrack();
     for (const u of unsubscribes) void u().catch(() => {});
     res.end();
   };
+  // As for a run's stream: watched before the first await, so a client gone while we subscribe
+  // leaves no subscription or timer behind.
+  res.on('close', end);
+  if (res.destroyed || request.raw.destroyed) end();
   const send = (i: number, e: StoredEvent) => {
     if (ended || e.seq <= last[i]!) return;
     last[i] = e.seq;
@@ -203,24 +246,32 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
     }
   };
 
-  const unsubscribes = await Promise.all(
-    runs.map((run, i) =>
-      src.bus.subscribe(run.id, (e) => {
-        if (live) live.push({ i, e });
-        else send(i, e);
-      }),
-    ),
-  );
+  const subscribed = ended
+    ? []
+    : await Promise.all(
+        runs.map((run, i) =>
+          src.bus.subscribe(run.id, (e) => {
+            if (live) live.push({ i, e });
+            else send(i, e);
+          }),
+        ),
+      );
+  if (ended) {
+    for (const u of subscribed) void u().catch(() => {});
+    reply.hijack(); // the client is gone: nothing to answer
+    return;
+  }
+  unsubscribes = subscribed;
   reply.hijack();
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.write(': regula study events\nretry: 2000\n\n');
-  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), src.keepAliveMs ?? 15_000);
-  untrack = request.server.sseStreams.add(() => {
+  keepAlive = setInterval(() => res.write(': keep-alive\n\n'), src.keepAliveMs ?? 15_000);
+  streams.keepAlives++;
+  untrack = streams.add(() => {
     if (ended) return;
     res.write(shutdownFrame(last.join('.')));
     end();
   });
-  request.raw.on('close', end);
 
   try {
     // Runs that finished before the cursor count as done.
