@@ -7,10 +7,12 @@
  *
  * Two models share one set of layers:
  *  - `model`: input → class probabilities. Saved, reloaded and used for prediction.
- *  - `trainModel`: input → [probabilities, ...outputs of layers with an activity regularizer].
+ *  - `trainModel`: input → [softmax layer's input, ...outputs of layers with an activity regularizer];
+ *    the training loop applies the softmax layer's weights itself, to take the loss from logits.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NormalizedLayer, NormalizedRegularizer, NormalizedSpec } from '../spec/normalized.js';
+import { DropoutClock, SeededDropout } from './dropout.js';
 
 export interface WeightPenalty {
   kind: 'kernel' | 'bias';
@@ -21,8 +23,8 @@ export interface WeightPenalty {
 
 export interface ActivityPenalty {
   layer: string;
-  /** Index into trainModel's outputs (0 is the probabilities, i.e. the last layer). */
-  output: number;
+  /** Index into trainModel's outputs, or 'probabilities' for the softmax layer's own output. */
+  output: number | 'probabilities';
   regularizer: NormalizedRegularizer;
 }
 
@@ -42,7 +44,16 @@ export interface BuiltModel {
   layers: BuiltLayer[];
   /** Every weight variable of the model (what Keras' get_weights()/set_weights() cover). */
   variables: tf.Variable[];
+  /**
+   * input → [features, ...outputs of hidden layers with an activity regularizer]: `features` is
+   * the input of the softmax layer, whose logits the training loop computes itself from `head`
+   * (Keras takes the cross-entropy of a softmax output from its logits).
+   */
   trainModel: tf.LayersModel;
+  /** The softmax layer's weights (the last layer is always Dense + softmax: see spec/shapes.ts). */
+  head: { kernel: tf.Variable; bias: tf.Variable | null };
+  /** The position Seeded Dropout layers draw their masks for (set before each training step). */
+  dropoutClock: DropoutClock;
   weightPenalties: WeightPenalty[];
   activityPenalties: ActivityPenalty[];
   /** The variables the optimizer updates. */
@@ -50,7 +61,7 @@ export interface BuiltModel {
   dispose(): void;
 }
 
-function buildLayer(spec: NormalizedLayer, name: string, seed: number): tf.layers.Layer {
+function buildLayer(spec: NormalizedLayer, name: string, seed: number, index: number, clock: DropoutClock): tf.layers.Layer {
   switch (spec.type) {
     case 'Conv2D':
       return tf.layers.conv2d({
@@ -76,8 +87,8 @@ function buildLayer(spec: NormalizedLayer, name: string, seed: number): tf.layer
     case 'MaxPooling2D':
       return tf.layers.maxPooling2d({ name, poolSize: spec.poolSize, strides: spec.strides, padding: spec.padding });
     case 'Dropout':
-      // No seed: tfjs reuses a layer's seed for every call, which would freeze the dropout mask.
-      return tf.layers.dropout({ name, rate: spec.rate });
+      // Not tf.layers.dropout: unseeded it cannot be replayed, seeded it freezes its mask (dropout.ts).
+      return new SeededDropout({ name, rate: spec.rate, index, clock });
     case 'Flatten':
       return tf.layers.flatten({ name });
   }
@@ -110,26 +121,39 @@ function variableOf(layer: tf.layers.Layer, suffix: 'kernel' | 'bias'): tf.Varia
 
 export function buildModel(spec: NormalizedSpec): BuiltModel {
   const name = namer();
+  const clock = new DropoutClock(spec.training.seed);
   const input = tf.input({ shape: spec.input.shape, name: 'input' });
   let x: tf.SymbolicTensor = input;
   const built: { spec: NormalizedLayer; layer: tf.layers.Layer }[] = [];
-  const activityOutputs: tf.SymbolicTensor[] = [];
+  const last = spec.model.layers.length - 1;
+  let features: tf.SymbolicTensor = input;
+  // trainModel's outputs: features first, then each regularized hidden output once (a model cannot
+  // list one tensor twice, and the softmax layer's input may itself carry an activity regularizer).
+  const outputs: tf.SymbolicTensor[] = [];
+  const outputIndex = (t: tf.SymbolicTensor): number => {
+    const at = outputs.indexOf(t);
+    return at >= 0 ? at : outputs.push(t) - 1;
+  };
   const activityPenalties: ActivityPenalty[] = [];
 
   spec.model.layers.forEach((layerSpec, i) => {
-    const layer = buildLayer(layerSpec, name(layerSpec.type), spec.training.seed + i);
+    if (i === last) features = x;
+    const layer = buildLayer(layerSpec, name(layerSpec.type), spec.training.seed + i, i, clock);
     x = layer.apply(x) as tf.SymbolicTensor;
     built.push({ spec: layerSpec, layer });
-    if ((layerSpec.type === 'Conv2D' || layerSpec.type === 'Dense') && layerSpec.activityRegularizer) {
-      // The last layer's output is output 0 already (a model cannot list one tensor twice).
-      const isLast = i === spec.model.layers.length - 1;
-      if (!isLast) activityOutputs.push(x);
-      activityPenalties.push({ layer: layer.name, output: isLast ? 0 : activityOutputs.length, regularizer: layerSpec.activityRegularizer });
+  });
+  outputIndex(features);
+  built.forEach(({ spec: s, layer }, i) => {
+    if ((s.type === 'Conv2D' || s.type === 'Dense') && s.activityRegularizer) {
+      const output = i === last ? 'probabilities' : outputIndex(layer.output as tf.SymbolicTensor);
+      activityPenalties.push({ layer: layer.name, output, regularizer: s.activityRegularizer });
     }
   });
 
   const model = tf.model({ inputs: input, outputs: x, name: 'regula' });
-  const trainModel = activityOutputs.length === 0 ? model : tf.model({ inputs: input, outputs: [x, ...activityOutputs] });
+  const trainModel = tf.model({ inputs: input, outputs });
+  const headLayer = built[last];
+  if (headLayer?.spec.type !== 'Dense' || headLayer.spec.activation !== 'softmax') throw new Error('the last layer must be a Dense softmax layer');
 
   const weightPenalties: WeightPenalty[] = [];
   for (const { spec: s, layer } of built) {
@@ -153,6 +177,8 @@ export function buildModel(spec: NormalizedSpec): BuiltModel {
     layers,
     variables: model.weights.map((w) => w.read() as tf.Variable),
     trainModel,
+    head: { kernel: variableOf(headLayer.layer, 'kernel'), bias: headLayer.spec.useBias ? variableOf(headLayer.layer, 'bias') : null },
+    dropoutClock: clock,
     weightPenalties,
     activityPenalties,
     trainable: model.trainableWeights.map((w) => w.read() as tf.Variable),

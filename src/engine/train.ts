@@ -3,7 +3,8 @@
  *
  *  - validation: the last `validationSplit` of the training arrays, before shuffling (Keras);
  *  - each epoch shuffles the rest with a seeded permutation;
- *  - each step minimises  mean CE + Σ weight penalties + Σ activity penalties / batch size;
+ *  - each step minimises  mean CE (from the softmax's logits) + Σ weight penalties + Σ activity penalties / batch size,
+ *    with tf.keras' Adam (optimizers.ts);
  *  - train/val/test figures include the penalties (Keras' loss/val_loss) and report each part;
  *  - after every epoch, per-layer weight/activation statistics on a fixed probe batch (weight-stats.ts);
  *  - optional early stopping with tf.keras 2.12–2.15 EarlyStopping semantics (early-stopping.ts),
@@ -15,9 +16,11 @@
  * the 'epoch' event carries the whole training state: model weights, optimizer state (tfjs
  * getWeights(): iterations and slot variables), early stopping's counters and best weights, and
  * the shuffle position. `resume` continues from such a checkpoint at the next epoch. The shuffle is
- * seeded per epoch from (seed, epoch), so a resumed run sees exactly the batches an uninterrupted
- * one would; without Dropout (whose masks tfjs does not seed) the resumed run reproduces the
- * uninterrupted one on a deterministic backend.
+ * seeded per epoch from (seed, epoch) and Dropout masks from (seed, epoch, step, layer)
+ * (dropout.ts), so a resumed run sees exactly the batches and masks an uninterrupted one would and
+ * ends bit for bit like it on the same backend.
+ *
+ * The step itself (forward pass, Keras' loss from logits, gradients, optimizer) is in step.ts.
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
@@ -27,7 +30,8 @@ import { adamBetaPowers, assertShapes, packTensors, setAdamBetaPowers, unpackTen
 import { TrainingSetupError } from './errors.js';
 import { buildModel, type BuiltModel } from './model.js';
 import { mulberry32, shuffleInPlace } from './data/random.js';
-import { penalty } from './regularizers.js';
+import { makeOptimizer } from './optimizers.js';
+import { forward, makeTrainStep, read, type StepValues } from './step.js';
 import type {
   DataSplit,
   EpochReport,
@@ -95,37 +99,6 @@ class Batcher {
   }
 }
 
-interface StepTensors {
-  dataLoss: tf.Scalar;
-  kernel: tf.Scalar;
-  bias: tf.Scalar;
-  activity: tf.Scalar;
-  correct: tf.Scalar;
-}
-
-/** Forward pass with every loss part. `training` switches dropout on. Returns tensors the caller owns. */
-function forward(built: BuiltModel, xs: tf.Tensor4D, ys: tf.Tensor2D, training: boolean): StepTensors & { total: tf.Scalar } {
-  const outs = built.trainModel.apply(xs, { training }) as tf.Tensor | tf.Tensor[];
-  const all = Array.isArray(outs) ? outs : [outs];
-  const probs = all[0];
-  const batch = xs.shape[0];
-  const dataLoss = tf.mean(tf.metrics.categoricalCrossentropy(ys, probs!)) as tf.Scalar;
-  let kernel: tf.Scalar = tf.scalar(0);
-  let bias: tf.Scalar = tf.scalar(0);
-  for (const p of built.weightPenalties) {
-    const v = penalty(p.regularizer, p.variable);
-    if (p.kind === 'kernel') kernel = tf.add(kernel, v);
-    else bias = tf.add(bias, v);
-  }
-  let activity: tf.Scalar = tf.scalar(0);
-  for (const p of built.activityPenalties) {
-    activity = tf.add(activity, tf.div(penalty(p.regularizer, all[p.output]!), batch));
-  }
-  const correct = tf.sum(tf.cast(tf.equal(tf.argMax(probs!, -1), tf.argMax(ys, -1)), 'float32')) as tf.Scalar;
-  const total = tf.addN([dataLoss, kernel, bias, activity]) as tf.Scalar;
-  return { total, dataLoss, kernel, bias, activity, correct };
-}
-
 /** Accumulates batch-size weighted sums of the loss parts. */
 class PartsMeter {
   private n = 0;
@@ -158,14 +131,6 @@ class PartsMeter {
   }
 }
 
-/** Reads the five scalars of a step with one download (one sync point per batch, not five). */
-async function read(t: StepTensors): Promise<{ dataLoss: number; kernel: number; bias: number; activity: number; correct: number }> {
-  const packed = tf.stack([t.dataLoss, t.kernel, t.bias, t.activity, t.correct]);
-  const v = await packed.data();
-  packed.dispose();
-  return { dataLoss: v[0] ?? NaN, kernel: v[1] ?? NaN, bias: v[2] ?? NaN, activity: v[3] ?? NaN, correct: v[4] ?? NaN };
-}
-
 /** Keras-compatible evaluation (dropout off, penalties included) of `indices` of a split. */
 async function evaluate(built: BuiltModel, batcher: Batcher, indices: Int32Array, batchSize: number): Promise<LossParts> {
   const meter = new PartsMeter();
@@ -181,18 +146,6 @@ async function evaluate(built: BuiltModel, batcher: Batcher, indices: Int32Array
     tf.dispose(Object.values(t));
   }
   return meter.parts();
-}
-
-function makeOptimizer(spec: NormalizedSpec): tf.Optimizer {
-  const { type, learningRate } = spec.training.optimizer;
-  switch (type) {
-    case 'adam':
-      return tf.train.adam(learningRate, 0.9, 0.999, 1e-7);
-    case 'sgd':
-      return tf.train.sgd(learningRate);
-    case 'rmsprop':
-      return tf.train.rmsprop(learningRate, 0.9, 0, 1e-7);
-  }
 }
 
 /** Serialise the inference model (probabilities out) the way tfjs `model.save()` does, weights in one buffer. */
@@ -396,6 +349,7 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
     throw new TrainingSetupError(`the model does not build: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   const optimizer = makeOptimizer(spec);
+  const trainStep = makeTrainStep(built, optimizer, spec);
   const trainBatcher = new Batcher(data.train, data.numClasses, spec.input.shape, batchSize);
   const testBatcher = new Batcher(data.test, data.numClasses, spec.input.shape, batchSize);
   const reports: EpochReport[] = [];
@@ -427,18 +381,13 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
         const from = b * batchSize;
         const to = Math.min(from + batchSize, trainCount);
         const { xs, ys } = trainBatcher.batch(order, from, to);
-        let parts: StepTensors | undefined;
-        const { value, grads } = tf.variableGrads(() => {
-          const { total, ...rest } = forward(built, xs, ys, true);
-          for (const t of Object.values(rest)) tf.keep(t);
-          parts = rest;
-          return total;
-        }, built.trainable);
-        optimizer.applyGradients(grads);
-        tf.dispose([xs, ys, value, ...Object.values(grads)]);
-        if (!parts) throw new Error('training step produced no loss parts');
-        const v = await read(parts);
-        tf.dispose(Object.values(parts));
+        built.dropoutClock.at(epoch, b);
+        let v: StepValues;
+        try {
+          v = await trainStep.run(xs, ys);
+        } finally {
+          tf.dispose([xs, ys]);
+        }
         meter.add(to - from, v);
         const now = performance.now();
         if (now - lastEmit >= interval || b === batches - 1) {

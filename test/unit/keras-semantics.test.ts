@@ -94,7 +94,7 @@ function handLoss(w: Weights, images: Float32Array, labels: Int32Array): LossPar
     const e = z.map((v) => Math.exp(v - m));
     const sum = e.reduce((a, b) => a + b, 0);
     const p = e.map((v) => v / sum);
-    ce += -Math.log(Math.min(Math.max(p[labels[n]!]!, 1e-7), 1 - 1e-7));
+    ce += -Math.log(p[labels[n]!]!); // from the logits, as Keras: no clipping
     act += reg(R.a1, h) + reg(R.a2, p);
     if (p.indexOf(Math.max(...p)) === labels[n]) correct++;
   }
