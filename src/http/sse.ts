@@ -10,6 +10,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RunEventBus } from '../events/bus.js';
+import { AppError } from '../errors.js';
 import type { StoredEvent } from '../store/runs-repo.js';
 
 export const TERMINAL_EVENTS = new Set(['completed', 'failed', 'cancelled']);
@@ -86,10 +87,18 @@ function frame(e: StoredEvent): string {
   return `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify({ ...(e.data as object), at: e.createdAt.toISOString() })}\n\n`;
 }
 
+/** Event sequence numbers are Postgres integers: anything above this cannot name a stored event. */
+export const MAX_EVENT_ID = 2 ** 31 - 1;
+
 export function lastEventId(request: FastifyRequest, query: { lastEventId?: number }): number {
   const header = request.headers['last-event-id'];
   const raw = Array.isArray(header) ? header[0] : header;
   const n = raw !== undefined ? Number(raw) : (query.lastEventId ?? 0);
+  // An id we never sent (text, negative) replays from the start, as EventSource ids are opaque; a
+  // number past the column's range is a client bug worth a clear 400, not a query the store refuses.
+  if (Number.isInteger(n) && n > MAX_EVENT_ID) {
+    throw new AppError(400, 'Invalid request', `Last-Event-ID ${raw ?? n} is above ${MAX_EVENT_ID}, the largest event id`, raw !== undefined ? '/headers/last-event-id' : '/query/lastEventId');
+  }
   return Number.isInteger(n) && n > 0 ? n : 0;
 }
 

@@ -66,6 +66,9 @@ export function newRun(p: PreparedRun, opts: { study?: { id: string; variant: st
   };
 }
 
+/** Pixels of one 28×28 image. */
+const PIXELS = 28 * 28;
+
 export interface Prediction {
   class: number;
   label: string;
@@ -244,12 +247,18 @@ export class RunsService {
     return artifact;
   }
 
-  /** Class probabilities and the top class (as its character) for upright 28×28 images in [0, 1]. */
-  async predict(id: string, images: Float32Array, count: number, scope: Scope = null): Promise<{ classNames: string[]; predictions: Prediction[] }> {
+  /**
+   * Class probabilities and the top class (as its character) for upright 28×28 images in [0, 1].
+   * `images` is decoded only once the run is known to be the caller's and to have a model: a
+   * request body is untrusted work, and nobody should get it done for a run they cannot use.
+   */
+  async predict(id: string, images: () => Float32Array, scope: Scope = null): Promise<{ classNames: string[]; predictions: Prediction[] }> {
     const run = await this.get(id, scope);
-    const artifact = await this.model(id, scope);
+    const artifact = await this.deps.repo.artifact(id);
+    if (!artifact) throw new AppError(409, 'Conflict', `run ${id} has no model yet (status ${run.status})`);
+    const pixels = images();
     const classNames = classNamesOf(run.spec as unknown as NormalizedSpec);
-    const probs = await this.deps.predictor.predict(artifact, images, count);
+    const probs = await this.deps.predictor.predict(artifact, pixels, pixels.length / PIXELS);
     const predictions = probs.map((p) => {
       let best = 0;
       for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;

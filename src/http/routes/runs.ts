@@ -8,10 +8,11 @@ import type { RunEventBus } from '../../events/bus.js';
 import type { Run } from '../../store/runs-repo.js';
 import type { LayerStats as LayerStatsT, LossParts } from '../../engine/types.js';
 import { ListQuery, MetricsView, ModelView, Problem, RunList, RunParams, RunView, type RunView as RunViewT } from '../schemas.js';
-import { lastEventId, streamRunEvents } from '../sse.js';
+import { lastEventId, MAX_EVENT_ID, streamRunEvents } from '../sse.js';
 import { fromArrays, fromPng, PIXELS } from '../images.js';
 import { scopeOf } from '../plugins/guard.js';
 import { requestHash } from '../../runs/idempotency.js';
+import { AppError } from '../../errors.js';
 
 export interface RunsRouteDeps {
   runs: RunsService;
@@ -167,7 +168,7 @@ export const runsRoutes =
             'Replays the stored events (queued, started, batch, epoch, completed | failed | cancelled), then follows live ones. ' +
             'Each event carries an `id:`; reconnect with `Last-Event-ID` (or `?lastEventId=`) to resume. The stream ends after the terminal event.',
           params: RunParams,
-          querystring: Type.Object({ lastEventId: Type.Optional(Type.Integer({ minimum: 0 })) }),
+          querystring: Type.Object({ lastEventId: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_EVENT_ID })) }),
           produces: ['text/event-stream'],
           response: { 200: Type.String({ description: 'text/event-stream' }), ...problems },
         },
@@ -260,9 +261,13 @@ export const runsRoutes =
         },
       },
       async (request) => {
-        const body = request.body;
-        const images = Buffer.isBuffer(body) ? fromPng(body, request.query.invert) : fromArrays(body.images);
-        return runs.predict(request.params.id, images, images.length / PIXELS, scopeOf(request));
+        const body: unknown = request.body;
+        // The schema lets a JSON string through (the binary alternative is typed as a string for OpenAPI).
+        if (!Buffer.isBuffer(body) && (typeof body !== 'object' || body === null || Array.isArray(body))) {
+          throw new AppError(400, 'Invalid request', 'the body must be a JSON object {"images": [...]} or one PNG sent as image/png', '');
+        }
+        const decode = () => (Buffer.isBuffer(body) ? fromPng(body, request.query.invert) : fromArrays((body as { images: number[][] }).images));
+        return runs.predict(request.params.id, decode, scopeOf(request));
       },
     );
 
