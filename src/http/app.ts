@@ -5,7 +5,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { registerProblems } from './plugins/problems.js';
+import { clientErrorHandler, registerProblems } from './plugins/problems.js';
 import { registerSseStreams } from './sse.js';
 import { validatorCompiler } from './validation.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
@@ -32,7 +32,7 @@ export interface AppDeps extends RunsRouteDeps, GuardOptions {
 export const API_VERSION = '0.1.0';
 
 export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: 1024 * 1024, ...options });
+  const app = Fastify({ bodyLimit: 1024 * 1024, clientErrorHandler, ...options });
   app.setValidatorCompiler(validatorCompiler);
   registerProblems(app);
   registerSseStreams(app);

@@ -3,6 +3,7 @@
  * queue and the event bus together; routes call these and stay thin.
  */
 import { randomInt, randomUUID } from 'node:crypto';
+import { resolve, sep } from 'node:path';
 import { AppError, conflict, notFound } from '../errors.js';
 import { SpecError } from '../spec/errors.js';
 import { normalizeDataset, normalizeSpec } from '../spec/normalize.js';
@@ -76,8 +77,14 @@ export interface Prediction {
   probabilities: number[];
 }
 
+/** `text` with paths under DATA_DIR written relative to it (the data layer does this for its messages; hints are ours). */
+function relativePaths(text: string, dataDir: string): string {
+  const root = resolve(dataDir);
+  return text.replaceAll(root + sep, '').replaceAll(root, '.');
+}
+
 /** Maps a data-layer complaint about the dataset to the request field at fault. */
-function datasetError(err: DatasetError): AppError {
+function datasetError(err: DatasetError, dataDir: string): AppError {
   const field =
     err instanceof DatasetPathError || err instanceof DatasetFileMissingError
       ? err.field
@@ -86,8 +93,8 @@ function datasetError(err: DatasetError): AppError {
         : null;
   const pointer = field ? `/dataset/${field.replaceAll('.', '/')}` : '/dataset';
   const status = err instanceof DatasetFileMissingError ? 422 : 400;
-  const hint = err instanceof DatasetFileMissingError && err.hint ? ` (${err.hint})` : '';
-  return new AppError(status, 'Invalid dataset', `${err.message}${hint}`, pointer);
+  const hint = err instanceof DatasetFileMissingError && err.hint ? ` (${relativePaths(err.hint, dataDir)})` : '';
+  return new AppError(status, 'Invalid dataset', `${relativePaths(err.message, dataDir)}${hint}`, pointer);
 }
 
 export class RunsService {
@@ -194,7 +201,7 @@ export class RunsService {
 
   private specError(err: unknown): unknown {
     if (err instanceof SpecError) return new AppError(422, 'Invalid spec', err.message, err.pointer);
-    if (err instanceof DatasetError) return datasetError(err);
+    if (err instanceof DatasetError) return datasetError(err, this.deps.dataDir);
     return err;
   }
 

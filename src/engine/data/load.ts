@@ -10,8 +10,9 @@
  *   test images. Only sampled images are converted to floats.
  * - Sampled indices keep file order (ascending); shuffling is the trainer's job.
  */
-import { stat } from 'node:fs/promises';
-import { DatasetFileMissingError, DatasetSpecError, IdxFormatError } from './errors.js';
+import { realpath, stat } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
+import { DatasetFileMissingError, DatasetPathError, DatasetSpecError, IdxFormatError } from './errors.js';
 import { readIdxFile, readIdxHeader } from './idx.js';
 import { resolveDataPath } from './paths.js';
 import { deriveSeed, stratifiedSample, stratifiedSplit } from './random.js';
@@ -149,7 +150,7 @@ async function planIdx(spec: IdxDatasetSpec, dataDir: string): Promise<Plan> {
     throw new DatasetSpecError('dataset.transposed must be a boolean', 'transposed');
   }
   if (typeof spec.train !== 'object' || spec.train === null) throw new DatasetSpecError('dataset.train must be an object { images, labels }', 'train');
-  const ref = async (rel: string, field: string): Promise<FileRef> => ({ path: await resolveDataPath(dataDir, rel, field), field, sha256: null });
+  const ref = async (rel: string, field: string): Promise<FileRef> => ({ path: await resolveIdxPath(dataDir, rel, field), field, sha256: null });
   const trainImages = await ref(spec.train.images, 'train.images');
   const trainLabels = await ref(spec.train.labels, 'train.labels');
   let test: Plan['test'] = null;
@@ -172,6 +173,52 @@ async function planIdx(spec: IdxDatasetSpec, dataDir: string): Promise<Plan> {
     limit,
     seed,
   };
+}
+
+/** What the file system can say about a path a client chose: the client's mistake, not the server's. */
+const PATH_ERRNO: Record<string, string> = {
+  ENAMETOOLONG: 'is too long a path for the file system',
+  ELOOP: 'goes through a symbolic link loop (or too many links)',
+  EACCES: 'cannot be read (permission denied)',
+  EPERM: 'cannot be read (permission denied)',
+  EISDIR: 'is a directory, not a file',
+  EINVAL: 'is not a usable path',
+};
+
+async function resolveIdxPath(dataDir: string, rel: string, field: string): Promise<string> {
+  try {
+    return await resolveDataPath(dataDir, rel, field);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const reason = typeof code === 'string' ? PATH_ERRNO[code] : undefined;
+    if (reason) throw new DatasetPathError(field, rel, reason);
+    throw err;
+  }
+}
+
+const realRoots = new Map<string, Promise<string | null>>();
+
+/**
+ * `text` with every absolute path under DATA_DIR written relative to it: messages reach API clients
+ * and stored run errors, and where the server keeps its files is none of their business.
+ */
+export async function relativeToDataDir(text: string, dataDir: string): Promise<string> {
+  const root = resolve(dataDir);
+  let real = realRoots.get(root);
+  if (!real) {
+    real = realpath(root).catch(() => null);
+    realRoots.set(root, real);
+  }
+  const roots = [root, await real].filter((r): r is string => r !== null).sort((a, b) => b.length - a.length);
+  let out = text;
+  for (const r of roots) out = out.replaceAll(r + sep, '').replaceAll(r, '.');
+  return out;
+}
+
+/** Rewrites an error's message with paths relative to DATA_DIR (see relativeToDataDir), then throws it. */
+async function rethrowRelative(err: unknown, dataDir: string): Promise<never> {
+  if (err instanceof Error) err.message = await relativeToDataDir(err.message, dataDir);
+  throw err;
 }
 
 async function makePlan(spec: DatasetSpec, dataDir: string): Promise<Plan> {
@@ -333,6 +380,14 @@ function makeSplit(pixels: Uint8Array, labels: Int32Array, idx: Int32Array, tran
  * @throws DatasetSpecError, DatasetPathError, DatasetFileMissingError, DatasetChecksumError, IdxFormatError
  */
 export async function loadDataset(spec: DatasetSpec, dataDir: string, options: LoadOptions = {}): Promise<LoadedDataset> {
+  try {
+    return await loadDatasetAbsolute(spec, dataDir, options);
+  } catch (err) {
+    return rethrowRelative(err, dataDir);
+  }
+}
+
+async function loadDatasetAbsolute(spec: DatasetSpec, dataDir: string, options: LoadOptions): Promise<LoadedDataset> {
   const verify = options.verifyChecksums ?? true;
   const plan = await makePlan(spec, dataDir);
   const labels = await readAllLabels(plan, verify);
@@ -369,6 +424,14 @@ export async function loadDataset(spec: DatasetSpec, dataDir: string, options: L
  * Returns the class count and the split sizes `loadDataset` would produce for this spec.
  */
 export async function readLabelsInfo(spec: DatasetSpec, dataDir: string, options: LoadOptions = {}): Promise<LabelsInfo> {
+  try {
+    return await readLabelsInfoAbsolute(spec, dataDir, options);
+  } catch (err) {
+    return rethrowRelative(err, dataDir);
+  }
+}
+
+async function readLabelsInfoAbsolute(spec: DatasetSpec, dataDir: string, options: LoadOptions): Promise<LabelsInfo> {
   const verify = options.verifyChecksums ?? true;
   const plan = await makePlan(spec, dataDir);
   const labels = await readAllLabels(plan, verify);

@@ -2,7 +2,9 @@
  * One error handler: every error leaves as RFC 9457 problem+json. Validation errors name the
  * offending field as a JSON pointer; unexpected errors are logged and answered without details.
  */
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.js';
 
 interface AjvError {
@@ -59,6 +61,8 @@ export function sendProblem(
 }
 
 export function registerProblems(app: FastifyInstance): void {
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof AppError) {
       const errors = err.pointer !== undefined ? [{ pointer: err.pointer, detail: err.message }] : undefined;
@@ -81,4 +85,76 @@ export function registerProblems(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, 'Not Found', `no route for ${request.method} ${request.url}`));
+}
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (headers too large, a malformed
+ * request line, a header timeout): the same problem+json as everything else, written to the socket.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, detail] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request headers are larger than the server accepts (16 KiB in all)']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request was not received in time']
+        : [400, 'the request is not valid HTTP'];
+  const title = STATUS_CODES[status] ?? 'Bad Request';
+  const body = JSON.stringify({ type: status === 400 ? 'about:blank' : `https://regula.dev/problems/${title.toLowerCase().replaceAll(' ', '-')}`, title, status, detail });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${title}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/problem+json\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
+/** Why a parsed JSON value cannot be taken as it is, and where: the first offending string or key. */
+function unstorable(value: unknown): { pointer: string; detail: string } | null {
+  const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+  const why = (s: string) =>
+    s.includes('\u0000') ? 'contains a NUL character (U+0000), which cannot be stored' : LONE_SURROGATE.test(s) ? 'contains an unpaired UTF-16 surrogate: not valid Unicode text' : null;
+  const escape = (k: string) => k.replaceAll('~', '~0').replaceAll('/', '~1');
+  // Iterative: a deeply nested body must not overflow the stack of the process that serves others.
+  const stack: [unknown, string][] = [[value, '']];
+  while (stack.length > 0) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === 'string') {
+      const d = why(v);
+      if (d) return { pointer: at, detail: d };
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], `${at}/${i}`]);
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [k, child] of Object.entries(v)) {
+        const here = `${at}/${escape(k)}`;
+        if (k === '__proto__') return { pointer: here, detail: 'is not an allowed field name' };
+        const d = why(k);
+        if (d) return { pointer: here, detail: `the field name ${d}` };
+        stack.push([child, here]);
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * The JSON body parser. JSON.parse, then one pass that refuses what could not be stored or would
+ * be dangerous to merge, naming the field: NUL and unpaired surrogates (Postgres text and jsonb refuse
+ * them, which would be a 500) and `__proto__` keys (Fastify's parser calls those invalid JSON).
+ */
+export function parseJsonBody(_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void {
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    done(new AppError(400, 'Bad Request', `Body is not valid JSON: ${(err as Error).message}`));
+    return;
+  }
+  const bad = unstorable(value);
+  if (bad) {
+    done(new AppError(400, 'Invalid request', `${bad.pointer || '/'} ${bad.detail}`, bad.pointer));
+    return;
+  }
+  done(null, value);
 }
