@@ -9,7 +9,8 @@
         "src/native/gemm.cc",
         "src/native/eltwise.cc",
         "src/native/reduce.cc",
-        "src/native/random.cc"
+        "src/native/random.cc",
+        "src/native/step.cc"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags!": ["-fno-exceptions"],

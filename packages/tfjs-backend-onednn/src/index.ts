@@ -22,11 +22,14 @@ import { elementwiseKernels } from './kernels/elementwise.js';
 import { matmulKernels } from './kernels/matmul.js';
 import { poolKernels } from './kernels/pool.js';
 import { reduceKernels } from './kernels/reduce.js';
+import { seededDropoutKernels } from './kernels/seeded-dropout.js';
 import { loadNative, type NativeAddon } from './native.js';
 import { bufferPool } from './pool.js';
 
 export { OnednnBackend } from './backend.js';
 export { loadNative } from './native.js';
+export { OnednnSequentialStep, STEP_ROW, type PenaltyFactors, type SequentialLayer, type SequentialStepResult } from './step.js';
+export { SEEDED_DROPOUT, mix32 } from './kernels/seeded-dropout.js';
 
 export interface OnednnOptions {
   /** Backend name for tf.setBackend (default 'onednn'). */
@@ -70,6 +73,7 @@ export const nativeKernels: readonly NativeKernel[] = [
   ...reduceKernels,
   ...fusedKernels,
   ...adamKernels,
+  ...seededDropoutKernels,
 ];
 
 const registered = new Map<string, OnednnRegistration>();

@@ -127,6 +127,24 @@ export interface NativeAddon {
   uniform(out: Float32Array, state: Float64Array, min: number, range: number): void;
   /** dropoutMask in segments generated in parallel; states[4t..4t+3] starts segment t at offsets[t]. */
   dropoutMaskSegments(out: Float32Array, states: Float64Array, offsets: Int32Array, keepProb: number): void;
+  /** A whole-step plan (STEP_ROW numbers per layer, see src/step.ts) → an opaque handle. */
+  stepCreate(plan: Float64Array): object;
+  /**
+   * Forward, loss and backward of one batch; grads[k] receives the gradient of weights[k].
+   * keys[i]: dropout key of layer i (uint32). out: [dataLoss, kernelPenalty, biasPenalty, activityPenalty, correct].
+   */
+  stepRun(
+    handle: object,
+    x: Float32Array,
+    labels: Float32Array,
+    batch: number,
+    weights: Float32Array[],
+    grads: Float32Array[],
+    keys: Float64Array,
+    out: Float64Array,
+  ): void;
+  /** Regula's seeded dropout: out[i] = mix32(key ^ mix32(i)) >= threshold ? x[i] * scale : 0. */
+  seededDropout(x: Float32Array, out: Float32Array, key: number, threshold: number, scale: number): void;
 }
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

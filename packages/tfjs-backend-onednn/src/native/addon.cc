@@ -128,6 +128,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"dropoutMask", wrap<dropoutMask>},
       {"dropoutMaskSegments", wrap<dropoutMaskSegments>},
       {"uniform", wrap<uniform>},
+      {"stepCreate", wrap<stepCreate>},
+      {"stepRun", wrap<stepRun>},
+      {"seededDropout", wrap<seededDropout>},
   };
   for (const auto& e : table) {
     napi_value fn;

@@ -159,6 +159,9 @@ napi_value dropoutMask(const Args& a);
 napi_value dropoutMaskSegments(const Args& a);
 napi_value uniform(const Args& a);
 napi_value describe(const Args& a);
+napi_value stepCreate(const Args& a);
+napi_value stepRun(const Args& a);
+napi_value seededDropout(const Args& a);
 
 /** Appends a fused activation (codes of ACT in src/native.ts) to post-ops. */
 void appendActivation(dnnl::post_ops& ops, int act, float alpha);

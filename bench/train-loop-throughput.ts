@@ -1,0 +1,193 @@
+/**
+ * Throughput of the SERVICE's training loop — engine `train()` with `checkpoints: true`, the
+ * function the worker's training thread calls — for all eight tutorial presets, with model.fit
+ * (onednn) and wasm beside them, on real EMNIST ByMerge images.
+ *
+ *   node --import tsx bench/train-loop-throughput.ts [--steps 40] [--threads 2] [--epochs 2]
+ *        [--presets baseline,l2-activity] [--fit] [--wasm] [--md bench/results/train-loop-….md]
+ *
+ * Data: the ByMerge test split (../shared/data/emnist-bymerge-test, IDX gz) loaded with the engine's
+ * data layer (src/engine/data) as a seeded `limit` sample sized so that one epoch is exactly
+ * `steps` batches of 250 after Keras' 0.2 validation split. Each preset runs in its own child
+ * process (onednn, `threads` OpenMP threads) for `epochs` epochs; the figure is the run's own
+ * `samplesPerSec` (what a submitted run records: training batches only, not the validation pass,
+ * the weight statistics or the checkpoint). Epoch 1 includes primitive creation (warm-up); the
+ * table shows every epoch and takes the best of epochs ≥ 2 as "warm".
+ * `--fit`: the same images through the tutorial CNN's model.fit on onednn; `--wasm`: model.fit on
+ * wasm (2 steps, it is ~10x slower).
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { values: opts } = parseArgs({
+  options: {
+    steps: { type: 'string', default: '40' },
+    threads: { type: 'string', default: '2' },
+    epochs: { type: 'string', default: '2' },
+    presets: { type: 'string' },
+    fit: { type: 'boolean', default: false },
+    wasm: { type: 'boolean', default: false },
+    data: { type: 'string', default: path.resolve(ROOT, '..', 'shared', 'data', 'emnist-bymerge-test') },
+    md: { type: 'string' },
+    child: { type: 'string' },
+  },
+});
+
+const BATCH = 250;
+const VALIDATION = 0.2;
+
+interface ChildResult {
+  label: string;
+  description: string;
+  /** samples/s per epoch (loop) or per fit run (model.fit). */
+  rates: number[];
+  numTensors: number[];
+  rssMB: number;
+  error?: string;
+}
+
+async function loadData(trainCount: number) {
+  const { loadDataset } = await import('../src/engine/data/load.js');
+  // limit: trainCount/(1-VALIDATION) training images (its own seeded test sample comes along).
+  const limit = Math.round(trainCount / (1 - VALIDATION));
+  return loadDataset(
+    {
+      name: 'idx',
+      train: { images: 'emnist-bymerge-test-images-idx3-ubyte.gz', labels: 'emnist-bymerge-test-labels-idx1-ubyte.gz' },
+      testFraction: 0.15,
+      limit,
+      seed: 7,
+    },
+    opts.data!,
+  );
+}
+
+async function childLoop(preset: string, threads: number, steps: number, epochs: number): Promise<ChildResult> {
+  const tf = await import('@tensorflow/tfjs');
+  const { initBackend } = await import('../src/engine/backends/index.js');
+  const { normalizeSpec } = await import('../src/spec/normalize.js');
+  const { train } = await import('../src/engine/train.js');
+  const info = await initBackend('onednn', () => {}, { threads });
+  const data = await loadData(steps * BATCH);
+  const { spec } = normalizeSpec(
+    { preset, training: { epochs, batchSize: BATCH, validationSplit: VALIDATION, seed: 2020 } } as never,
+    { seed: 2020, numClasses: data.numClasses, inputShape: [28, 28, 1] } as never,
+  );
+  const rates: number[] = [];
+  const numTensors: number[] = [];
+  const result = await train(spec, { train: data.train, test: data.test, numClasses: data.numClasses }, {
+    checkpoints: true,
+    progressIntervalMs: 1000,
+    onEvent: (e) => {
+      if (e.type === 'epoch') {
+        rates.push(e.samplesPerSec);
+        numTensors.push(tf.memory().numTensors);
+      }
+    },
+  });
+  if (result.status !== 'completed') throw new Error(`run ${result.status}`);
+  return {
+    label: preset,
+    description: `service loop, ${info.name} ${threads} thread(s)`,
+    rates,
+    numTensors,
+    rssMB: process.memoryUsage().rss / 2 ** 20,
+  };
+}
+
+async function childFit(backend: 'onednn' | 'wasm', threads: number, steps: number, runs: number): Promise<ChildResult> {
+  const tf = await import('@tensorflow/tfjs');
+  const { initBackend } = await import('../src/engine/backends/index.js');
+  const { tutorialCnn } = await import('./support/tutorial-cnn.js');
+  const info = await initBackend(backend, () => {}, { threads });
+  const data = await loadData(steps * BATCH);
+  const n = steps * BATCH;
+  const xs = tf.tensor4d(data.train.images.subarray(0, n * 784), [n, 28, 28, 1]);
+  const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(data.train.labels.subarray(0, n), 'int32'), data.numClasses).toFloat());
+  const model = tutorialCnn();
+  const fitOpts = { batchSize: BATCH, epochs: 1, shuffle: false, verbose: 0 } as const;
+  await model.fit(xs.slice(0, 2 * BATCH), ys.slice(0, 2 * BATCH), fitOpts); // warm-up (leaks 2 slices; fine here)
+  const rates: number[] = [];
+  const numTensors: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    await model.fit(xs, ys, fitOpts);
+    rates.push((n * 1000) / (performance.now() - t0));
+    numTensors.push(tf.memory().numTensors);
+  }
+  return {
+    label: `model.fit (${backend})`,
+    description: backend === 'wasm' ? 'tfjs model.fit, wasm (1 thread) + Regula training kernels' : `tfjs model.fit, ${info.name} ${threads} thread(s)`,
+    rates,
+    numTensors,
+    rssMB: process.memoryUsage().rss / 2 ** 20,
+  };
+}
+
+if (opts.child) {
+  const [kind, name] = opts.child.split('=');
+  const threads = Number(opts.threads);
+  const steps = Number(opts.steps);
+  try {
+    const r =
+      kind === 'loop'
+        ? await childLoop(name!, threads, steps, Number(opts.epochs))
+        : await childFit(name as 'onednn' | 'wasm', name === 'wasm' ? 1 : threads, name === 'wasm' ? Math.min(steps, 4) : steps, name === 'wasm' ? 1 : 2);
+    console.log(`RESULT ${JSON.stringify(r)}`);
+  } catch (err) {
+    console.log(`RESULT ${JSON.stringify({ label: opts.child, error: err instanceof Error ? (err.stack ?? err.message) : String(err) })}`);
+  }
+  process.exit(0);
+}
+
+const { PRESET_NAMES } = await import('../src/spec/presets.js');
+const presets = opts.presets ? opts.presets.split(',') : [...PRESET_NAMES];
+const jobs = presets.map((p) => `loop=${p}`);
+if (opts.fit) jobs.push('fit=onednn');
+if (opts.wasm) jobs.push('fit=wasm');
+const self = fileURLToPath(import.meta.url);
+const load0 = os.loadavg();
+const t0 = Date.now();
+const results: ChildResult[] = [];
+for (const job of jobs) {
+  const args = ['--import', 'tsx', self, '--child', job, '--steps', opts.steps!, '--threads', opts.threads!, '--epochs', opts.epochs!, '--data', opts.data!];
+  const res = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, cwd: ROOT });
+  const line = res.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  const r: ChildResult = line
+    ? (JSON.parse(line.slice(7)) as ChildResult)
+    : { label: job, description: job, rates: [], numTensors: [], rssMB: 0, error: `child failed (status ${res.status}): ${res.stderr.slice(-800)}` };
+  results.push(r);
+  console.error(r.error ? `${job}: ${r.error}` : `${job}: ${r.rates.map((x) => x.toFixed(0)).join(', ')} samples/s`);
+}
+const load1 = os.loadavg();
+
+const warm = (r: ChildResult) => (r.rates.length > 1 ? Math.max(...r.rates.slice(1)) : (r.rates[0] ?? NaN));
+const base = results.find((r) => r.label === 'baseline' && !r.error);
+const lines: string[] = [];
+lines.push('# Training throughput: the service loop (engine train(), checkpoints on), eight presets');
+lines.push('');
+lines.push(`- date: ${new Date().toISOString()}; wall ${Math.round((Date.now() - t0) / 1000)} s`);
+lines.push(`- machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores; Node ${process.version}`);
+lines.push(`- load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start, ${load1.map((l) => l.toFixed(2)).join(' ')} at end`);
+lines.push(`- data: EMNIST ByMerge test split, seeded sample: ${opts.steps} batches of ${BATCH} per epoch (+ ${VALIDATION} validation), ${opts.epochs} epoch(s) per preset`);
+lines.push('- figure: the run\'s own samplesPerSec per epoch (training batches only); "warm" is the best epoch after the first');
+lines.push('');
+lines.push('| path | samples/s per epoch | warm samples/s | vs baseline | numTensors after each epoch | RSS MiB |');
+lines.push('|---|---|---:|---:|---|---:|');
+for (const r of results) {
+  if (r.error) {
+    lines.push(`| ${r.label} | — | — | — | ${r.error.split('\n')[0]!.replace(/\|/g, '/').slice(0, 200)} | |`);
+    continue;
+  }
+  const w = warm(r);
+  const rel = base && r.description.startsWith('service') ? `${((w / warm(base) - 1) * 100).toFixed(1)} %` : '';
+  lines.push(`| ${r.label} (${r.description}) | ${r.rates.map((x) => x.toFixed(0)).join(', ')} | ${w.toFixed(0)} | ${rel} | ${r.numTensors.join(', ')} | ${r.rssMB.toFixed(0)} |`);
+}
+const text = lines.join('\n') + '\n';
+console.log(text);
+if (opts.md) writeFileSync(opts.md, text);

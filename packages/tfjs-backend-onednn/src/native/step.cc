@@ -1,0 +1,728 @@
+// One native call for the forward pass, the loss and the backward pass of a
+// Sequential stack (Conv2D / MaxPooling2D / Dropout / Flatten / Dense, last
+// layer Dense + softmax with the cross-entropy taken from its logits), with
+// Keras' weight and activity penalties. The weights stay in the tfjs
+// variables (read in place); the gradients are written into buffers the
+// caller turns into tensors for the optimizer.
+//
+// Why: through tfjs a step is ~60 kernels plus tape bookkeeping (several ms
+// of serial JS per step on top of the convolutions), and the penalties are
+// extra passes over the largest activations. Here the activity penalty's
+// value and gradient ride on the activation's backward pass (one pass over
+// the activation instead of four), the bias gradient too, and the only JS
+// left per step is the optimizer.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "common.h"
+
+namespace odnn {
+
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+enum Kind { kConv = 0, kPool = 1, kDrop = 2, kFlat = 3, kDense = 4 };
+enum Act { aLinear = 0, aRelu = 1, aSoftmax = 2 };
+
+// Plan layout shared with src/step.ts: kRow numbers per layer.
+// [kind, inH, inW, inC, outH, outW, outC, kh, kw, sh, sw, pt, pl, pb, pr, act, hasBias,
+//  kernelL1, kernelL2, biasL1, biasL2, activityL1, activityL2, dropThreshold, dropScale]
+constexpr int kRow = 25;
+
+struct Layer {
+  int kind, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, pt, pl, pb, pr, act;
+  bool hasBias;
+  float kL1, kL2, bL1, bL2, aL1, aL2;
+  uint32_t threshold;
+  float scale;
+  int var = -1;  // index of the kernel among the weights; the bias follows when hasBias
+  size_t inSize() const { return size_t(ih) * iw * ic; }
+  size_t outSize() const { return size_t(oh) * ow * oc; }
+  size_t kernelSize() const { return kind == kConv ? size_t(kh) * kw * ic * oc : size_t(ic) * oc; }
+  bool weighted() const { return kind == kConv || kind == kDense; }
+  bool activity() const { return aL1 != 0.f || aL2 != 0.f; }
+};
+
+struct ConvPrims {
+  dnnl::convolution_forward::primitive_desc fpd;
+  dnnl::convolution_forward fwd;
+  bool fReorder = false;
+  dnnl::reorder fReorderPrim;
+  memory fW;
+  bool hasBwdData = false;
+  dnnl::convolution_backward_data::primitive_desc dpd;
+  dnnl::convolution_backward_data bwdData;
+  bool dReorder = false;
+  dnnl::reorder dReorderPrim;
+  memory dW;
+  dnnl::convolution_backward_weights::primitive_desc wpd;
+  dnnl::convolution_backward_weights bwdWeights;
+  bool wReorder = false;
+  dnnl::reorder wReorderPrim;
+  memory diffW;
+  memory::desc src, dst, userW, bias;
+};
+
+struct PoolPrims {
+  dnnl::pooling_forward::primitive_desc fpd;
+  dnnl::pooling_forward fwd;
+  dnnl::pooling_backward::primitive_desc bpd;
+  dnnl::pooling_backward bwd;
+  memory::desc src, dst;
+};
+
+struct DensePrims {
+  dnnl::matmul fwd, dW, dX;
+  memory::desc x, w, bias, y, xT, gz, dw, wT, dx;
+  bool hasDx = false;
+};
+
+// Buffers and primitives for one batch size.
+struct Instance {
+  int B = 0;
+  std::vector<std::vector<float>> out;    // per layer: its output (after the activation; logits for softmax)
+  std::vector<std::vector<float>> gIn;    // per layer: gradient w.r.t. its input (when needed)
+  std::vector<std::vector<float>> gz;     // weighted layers: gradient w.r.t. the pre-activation
+  std::vector<std::vector<uint8_t>> aux;  // pool workspace / dropout keep mask
+  std::vector<std::unique_ptr<ConvPrims>> conv;
+  std::vector<std::unique_ptr<PoolPrims>> pool;
+  std::vector<std::unique_ptr<DensePrims>> dense;
+  std::vector<float> probs;
+};
+
+struct Net {
+  std::vector<Layer> layers;
+  int nWeights = 0;
+  std::unordered_map<int, std::unique_ptr<Instance>> inst;
+};
+
+inline uint32_t mix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x7feb352du;
+  h ^= h >> 15;
+  h *= 0x846ca68bu;
+  h ^= h >> 16;
+  return h;
+}
+
+// The gradient w.r.t. the input of layer i is needed when a weighted layer comes before it.
+bool needsInputGrad(const Net& net, size_t i) {
+  for (size_t j = 0; j < i; j++) {
+    if (net.layers[j].weighted()) return true;
+  }
+  return false;
+}
+
+void buildConv(Instance& in, const Layer& L, size_t i, bool needDx) {
+  auto& eng = engine();
+  auto p = std::make_unique<ConvPrims>();
+  const int B = in.B;
+  p->src = memory::desc({B, L.ic, L.ih, L.iw}, dt::f32, tag::nhwc);
+  p->dst = memory::desc({B, L.oc, L.oh, L.ow}, dt::f32, tag::nhwc);
+  p->userW = memory::desc({L.oc, L.ic, L.kh, L.kw}, dt::f32, tag::hwio);
+  p->bias = memory::desc({L.oc}, dt::f32, tag::x);
+  memory::desc anyW({L.oc, L.ic, L.kh, L.kw}, dt::f32, tag::any);
+  const memory::dims strides{L.sh, L.sw}, dil{0, 0}, padL{L.pt, L.pl}, padR{L.pb, L.pr};
+  auto fd = L.hasBias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                                        p->src, anyW, p->bias, p->dst, strides, dil, padL, padR)
+                      : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                                        p->src, anyW, p->dst, strides, dil, padL, padR);
+  dnnl::primitive_attr attr;
+  if (L.act == aRelu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  p->fpd = firstSafeImpl(dnnl::convolution_forward::primitive_desc(fd, attr, eng));
+  p->fwd = dnnl::convolution_forward(p->fpd);
+  p->fReorder = p->fpd.weights_desc() != p->userW;
+  if (p->fReorder) {
+    p->fW = memory(p->fpd.weights_desc(), eng);
+    memory user(p->userW, eng, nullptr);
+    p->fReorderPrim = dnnl::reorder(user, p->fW);
+  }
+  noteImpl("step conv fwd " + std::to_string(i) + " B" + std::to_string(B), p->fpd.impl_info_str());
+  auto hintDesc = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                                  p->src, anyW, p->dst, strides, dil, padL, padR);
+  auto hint = dnnl::convolution_forward::primitive_desc(hintDesc, eng);
+  if (needDx) {
+    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, p->src, anyW, p->dst, strides, dil, padL, padR);
+    p->dpd = firstSafeImpl(dnnl::convolution_backward_data::primitive_desc(d, eng, hint));
+    p->bwdData = dnnl::convolution_backward_data(p->dpd);
+    p->hasBwdData = true;
+    p->dReorder = p->dpd.weights_desc() != p->userW;
+    if (p->dReorder) {
+      p->dW = memory(p->dpd.weights_desc(), eng);
+      memory user(p->userW, eng, nullptr);
+      p->dReorderPrim = dnnl::reorder(user, p->dW);
+    }
+    noteImpl("step conv bwd_data " + std::to_string(i) + " B" + std::to_string(B), p->dpd.impl_info_str());
+  }
+  dnnl::convolution_backward_weights::desc wd(dnnl::algorithm::convolution_direct, p->src, anyW, p->dst, strides, dil, padL, padR);
+  p->wpd = firstSafeImpl(dnnl::convolution_backward_weights::primitive_desc(wd, eng, hint));
+  p->bwdWeights = dnnl::convolution_backward_weights(p->wpd);
+  p->wReorder = p->wpd.diff_weights_desc() != p->userW;
+  if (p->wReorder) {
+    p->diffW = memory(p->wpd.diff_weights_desc(), eng);
+    memory user(p->userW, eng, nullptr);
+    p->wReorderPrim = dnnl::reorder(p->diffW, user);
+  }
+  noteImpl("step conv bwd_weights " + std::to_string(i) + " B" + std::to_string(B), p->wpd.impl_info_str());
+  in.conv[i] = std::move(p);
+}
+
+void buildPool(Instance& in, const Layer& L, size_t i) {
+  auto& eng = engine();
+  auto p = std::make_unique<PoolPrims>();
+  const int B = in.B;
+  p->src = memory::desc({B, L.ic, L.ih, L.iw}, dt::f32, tag::nhwc);
+  p->dst = memory::desc({B, L.oc, L.oh, L.ow}, dt::f32, tag::nhwc);
+  dnnl::pooling_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max, p->src, p->dst,
+                                 {L.sh, L.sw}, {L.kh, L.kw}, {L.pt, L.pl}, {L.pb, L.pr});
+  p->fpd = dnnl::pooling_forward::primitive_desc(fd, eng);
+  p->fwd = dnnl::pooling_forward(p->fpd);
+  dnnl::pooling_backward::desc bd(dnnl::algorithm::pooling_max, p->src, p->dst, {L.sh, L.sw}, {L.kh, L.kw}, {L.pt, L.pl},
+                                  {L.pb, L.pr});
+  p->bpd = dnnl::pooling_backward::primitive_desc(bd, eng, p->fpd);
+  p->bwd = dnnl::pooling_backward(p->bpd);
+  in.aux[i].resize(p->fpd.workspace_desc().get_size());
+  in.pool[i] = std::move(p);
+}
+
+dnnl::matmul makeMatmul(const memory::desc& a, const memory::desc& b, const memory::desc* bias, const memory::desc& c, int act,
+                        const std::string& what) {
+  auto& eng = engine();
+  dnnl::primitive_attr attr;
+  if (act == aRelu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  auto d = bias ? dnnl::matmul::desc(a, b, *bias, c) : dnnl::matmul::desc(a, b, c);
+  auto pd = firstSafeImpl(dnnl::matmul::primitive_desc(d, attr, eng));
+  noteImpl(what, pd.impl_info_str());
+  return dnnl::matmul(pd);
+}
+
+void buildDense(Instance& in, const Layer& L, size_t i, bool needDx) {
+  auto p = std::make_unique<DensePrims>();
+  const int64_t B = in.B, K = L.ic, N = L.oc;
+  const std::string tagI = " " + std::to_string(i) + " B" + std::to_string(B);
+  p->x = memory::desc({B, K}, dt::f32, memory::dims{K, 1});
+  p->w = memory::desc({K, N}, dt::f32, memory::dims{N, 1});
+  p->bias = memory::desc({1, N}, dt::f32, memory::dims{N, 1});
+  p->y = memory::desc({B, N}, dt::f32, memory::dims{N, 1});
+  p->fwd = makeMatmul(p->x, p->w, L.hasBias ? &p->bias : nullptr, p->y, L.act == aRelu ? aRelu : aLinear, "step dense fwd" + tagI);
+  // dW[K,N] = x^T[K,B] · gz[B,N]
+  p->xT = memory::desc({K, B}, dt::f32, memory::dims{1, K});
+  p->gz = memory::desc({B, N}, dt::f32, memory::dims{N, 1});
+  p->dw = memory::desc({K, N}, dt::f32, memory::dims{N, 1});
+  p->dW = makeMatmul(p->xT, p->gz, nullptr, p->dw, aLinear, "step dense dW" + tagI);
+  if (needDx) {
+    // dx[B,K] = gz[B,N] · W^T[N,K]
+    p->wT = memory::desc({N, K}, dt::f32, memory::dims{1, N});
+    p->dx = memory::desc({B, K}, dt::f32, memory::dims{K, 1});
+    p->dX = makeMatmul(p->gz, p->wT, nullptr, p->dx, aLinear, "step dense dX" + tagI);
+    p->hasDx = true;
+  }
+  in.dense[i] = std::move(p);
+}
+
+Instance& instanceFor(Net& net, int B) {
+  auto it = net.inst.find(B);
+  if (it != net.inst.end()) return *it->second;
+  if (net.inst.size() >= 4) net.inst.clear();  // batch sizes seen: normally the batch and the last, smaller one
+  auto in = std::make_unique<Instance>();
+  in->B = B;
+  const size_t n = net.layers.size();
+  in->out.resize(n);
+  in->gIn.resize(n);
+  in->gz.resize(n);
+  in->aux.resize(n);
+  in->conv.resize(n);
+  in->pool.resize(n);
+  in->dense.resize(n);
+  for (size_t i = 0; i < n; i++) {
+    const Layer& L = net.layers[i];
+    const bool needDx = needsInputGrad(net, i);
+    if (L.kind != kFlat) in->out[i].resize(size_t(B) * L.outSize());
+    if (needDx && L.kind != kFlat) in->gIn[i].resize(size_t(B) * L.inSize());
+    switch (L.kind) {
+      case kConv:
+        buildConv(*in, L, i, needDx);
+        in->gz[i].resize(size_t(B) * L.outSize());
+        break;
+      case kDense:
+        buildDense(*in, L, i, needDx);
+        in->gz[i].resize(size_t(B) * L.outSize());
+        break;
+      case kPool: buildPool(*in, L, i); break;
+      case kDrop: in->aux[i].resize(size_t(B) * L.outSize()); break;
+      default: break;
+    }
+  }
+  in->probs.resize(size_t(B) * net.layers.back().oc);
+  Instance& ref = *in;
+  net.inst[B] = std::move(in);
+  return ref;
+}
+
+void destroyNet(napi_env, void* data, void*) { delete static_cast<Net*>(data); }
+
+Net* netOf(const Args& a, size_t i) {
+  void* data = nullptr;
+  if (napi_get_value_external(a.env, a.at(i), &data) != napi_ok || !data) throw ArgError("argument 0 must be a step handle");
+  return static_cast<Net*>(data);
+}
+
+float* f32Element(napi_env env, napi_value arr, uint32_t i, size_t need, const char* what) {
+  napi_value v;
+  if (napi_get_element(env, arr, i, &v) != napi_ok) throw ArgError(std::string(what) + ": not an array");
+  bool isTyped = false;
+  napi_is_typedarray(env, v, &isTyped);
+  if (!isTyped) throw ArgError(std::string(what) + " " + std::to_string(i) + " must be a Float32Array");
+  napi_typedarray_type t;
+  size_t n;
+  void* data;
+  napi_value ab;
+  size_t off;
+  napi_get_typedarray_info(env, v, &t, &n, &data, &ab, &off);
+  if (t != napi_float32_array) throw ArgError(std::string(what) + " " + std::to_string(i) + " must be a Float32Array");
+  needLen(n, need, what);
+  return static_cast<float*>(data);
+}
+
+// Σ|w|, Σw² of a weight and its penalty gradient added into g: l1·sign(w) + 2·l2·w (sign(0) = 0).
+double weightPenalty(const float* w, float* g, size_t n, float l1, float l2) {
+  if (l1 == 0.f && l2 == 0.f) return 0.0;
+  double sa = 0, sq = 0;
+  const float l2x2 = 2.f * l2;
+  const int nt = threadsFor(n);
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : sa, sq)
+  for (size_t i = 0; i < n; i++) {
+    const float v = w[i];
+    const float s = v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f);
+    g[i] += l1 * s + l2x2 * v;
+    sa += std::fabs(v);
+    sq += double(v) * v;
+  }
+  return double(l1) * sa + double(l2) * sq;
+}
+
+// The backward pass of a layer's activation (relu or linear) fused with its activity penalty and
+// its bias gradient: gz = (g + a1·sign(y) + a2·y) · act'(y), dbias = Σ gz per channel.
+// Returns Σ|y| and Σy² (the penalty's value) through sa / sq when the layer has an activity penalty.
+void activationBackward(const float* g, const float* y, float* gz, float* dbias, int64_t rows, int64_t C, bool relu,
+                        bool activity, float a1, float a2, double& sa, double& sq) {
+  const int nt = threadsFor(size_t(rows * C));
+  std::vector<double> total(dbias ? size_t(C) : 0, 0.0);
+  double tsa = 0, tsq = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : tsa, tsq)
+  {
+    std::vector<double> acc(dbias ? size_t(C) : 0, 0.0);
+#pragma omp for schedule(static) nowait
+    for (int64_t r = 0; r < rows; r++) {
+      const float* yr = y + r * C;
+      const float* gr = g + r * C;
+      float* zr = gz + r * C;
+      if (activity) {
+        float ra = 0.f, rq = 0.f;
+#pragma omp simd reduction(+ : ra, rq)
+        for (int64_t c = 0; c < C; c++) {
+          const float v = yr[c];
+          const float s = v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f);
+          float t = gr[c] + (a1 * s + a2 * v);
+          if (relu) t = v > 0.f ? t : 0.f;
+          zr[c] = t;
+          ra += std::fabs(v);
+          rq += v * v;
+        }
+        tsa += ra;
+        tsq += rq;
+      } else if (relu) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) zr[c] = yr[c] > 0.f ? gr[c] : 0.f;
+      } else if (zr != gr) {
+        std::memcpy(zr, gr, size_t(C) * sizeof(float));
+      }
+      if (dbias) {
+        for (int64_t c = 0; c < C; c++) acc[c] += zr[c];
+      }
+    }
+    if (dbias) {
+#pragma omp critical
+      for (int64_t c = 0; c < C; c++) total[c] += acc[c];
+    }
+  }
+  if (dbias) {
+    for (int64_t c = 0; c < C; c++) dbias[c] = static_cast<float>(total[c]);
+  }
+  sa = tsa;
+  sq = tsq;
+}
+
+struct LossOut {
+  double loss = 0, correct = 0, pa = 0, pq = 0;
+};
+
+// Softmax cross-entropy from logits z against labels y (rows of B): loss_b = Σ_j y_j (lse − z_j),
+// gz = (p·Σy − y)/B, plus an activity penalty on the probabilities (a1, a2 already divided by B):
+// gz += p ⊙ (gp − Σ_k p_k gp_k) with gp = a1·sign(p) + 2·a2·p.
+LossOut softmaxLoss(const float* z, const float* y, float* p, float* gz, int64_t B, int64_t K, bool activity, float a1,
+                    float a2) {
+  LossOut o;
+  double loss = 0, correct = 0, pa = 0, pq = 0;
+  const float invB = 1.f / static_cast<float>(B);
+  const int nt = threadsFor(size_t(B * K * 8));
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : loss, correct, pa, pq)
+  for (int64_t b = 0; b < B; b++) {
+    const float* zr = z + b * K;
+    const float* yr = y + b * K;
+    float* pr = p + b * K;
+    float* gr = gz + b * K;
+    float m = -INFINITY;
+    for (int64_t j = 0; j < K; j++) m = std::max(m, zr[j]);
+    double s = 0;
+    for (int64_t j = 0; j < K; j++) s += std::exp(double(zr[j]) - m);
+    const double lse = double(m) + std::log(s);
+    double sumY = 0, l = 0;
+    int64_t ap = 0, ay = 0;
+    for (int64_t j = 0; j < K; j++) {
+      pr[j] = static_cast<float>(std::exp(double(zr[j]) - lse));
+      sumY += yr[j];
+      l += double(yr[j]) * (lse - zr[j]);
+      if (pr[j] > pr[ap]) ap = j;
+      if (yr[j] > yr[ay]) ay = j;
+    }
+    loss += l;
+    correct += ap == ay ? 1 : 0;
+    const float sy = static_cast<float>(sumY);
+    for (int64_t j = 0; j < K; j++) gr[j] = (pr[j] * sy - yr[j]) * invB;
+    if (activity) {
+      double dot = 0, ra = 0, rq = 0;
+      for (int64_t j = 0; j < K; j++) {
+        const float v = pr[j];
+        const float gp = a1 * (v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f)) + 2.f * a2 * v;
+        dot += double(v) * gp;
+        ra += std::fabs(v);
+        rq += double(v) * v;
+      }
+      for (int64_t j = 0; j < K; j++) {
+        const float v = pr[j];
+        const float gp = a1 * (v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f)) + 2.f * a2 * v;
+        gr[j] += v * (gp - static_cast<float>(dot));
+      }
+      pa += ra;
+      pq += rq;
+    }
+  }
+  o.loss = loss / double(B);
+  o.correct = correct;
+  o.pa = pa;
+  o.pq = pq;
+  return o;
+}
+
+// The hash loops are compiled for AVX-512 / AVX2 too (32-bit multiplies vectorise there, not on
+// baseline x86-64) and the best one is picked at load time.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void dropoutRange(const float* x, float* y, uint8_t* keep,
+                                                                                 size_t lo, size_t hi, uint32_t key,
+                                                                                 uint32_t threshold, float scale) {
+  for (size_t i = lo; i < hi; i++) {
+    const uint32_t u = mix32(key ^ mix32(static_cast<uint32_t>(i)));
+    const bool k = u >= threshold;
+    if (keep) keep[i] = k;
+    // x · multiplier (not a select): a dropped −x gives −0 and NaN stays NaN, bit for bit as the JS
+    // reference (x times a 0 / scale mask) computes it.
+    y[i] = x[i] * (k ? scale : 0.f);
+  }
+}
+
+void dropoutForward(const float* x, float* y, uint8_t* keep, size_t n, uint32_t key, uint32_t threshold, float scale) {
+  const int nt = threadsFor(n);
+#pragma omp parallel num_threads(nt)
+  {
+    const size_t t = size_t(omp_get_thread_num()), T = size_t(omp_get_num_threads());
+    const size_t chunk = (n + T - 1) / T;
+    const size_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
+    if (hi > lo) dropoutRange(x, y, keep, lo, hi, key, threshold, scale);
+  }
+}
+
+void dropoutBackward(const float* g, float* dx, const uint8_t* keep, size_t n, float scale) {
+  const int nt = threadsFor(n);
+#pragma omp parallel for simd num_threads(nt) schedule(static)
+  for (size_t i = 0; i < n; i++) dx[i] = g[i] * (keep[i] ? scale : 0.f);
+}
+
+}  // namespace
+
+// stepCreate(plan: Float64Array) -> handle
+napi_value stepCreate(const Args& a) {
+  size_t n;
+  void* data;
+  {
+    bool isTyped = false;
+    napi_is_typedarray(a.env, a.at(0), &isTyped);
+    napi_typedarray_type t;
+    napi_value ab;
+    size_t off;
+    if (!isTyped || napi_get_typedarray_info(a.env, a.at(0), &t, &n, &data, &ab, &off) != napi_ok || t != napi_float64_array) {
+      throw ArgError("stepCreate: plan must be a Float64Array");
+    }
+  }
+  const double* p = static_cast<const double*>(data);
+  if (n == 0 || n % kRow != 0) throw ArgError("stepCreate: plan length is not a multiple of the row size");
+  auto net = std::make_unique<Net>();
+  for (size_t r = 0; r < n / kRow; r++) {
+    const double* q = p + r * kRow;
+    Layer L;
+    int* f = &L.kind;
+    for (int k = 0; k < 16; k++) f[k] = static_cast<int>(q[k]);
+    L.hasBias = q[16] != 0;
+    L.kL1 = static_cast<float>(q[17]);
+    L.kL2 = static_cast<float>(q[18]);
+    L.bL1 = static_cast<float>(q[19]);
+    L.bL2 = static_cast<float>(q[20]);
+    L.aL1 = static_cast<float>(q[21]);
+    L.aL2 = static_cast<float>(q[22]);
+    L.threshold = static_cast<uint32_t>(q[23]);
+    L.scale = static_cast<float>(q[24]);
+    if (L.kind < kConv || L.kind > kDense) throw ArgError("stepCreate: unknown layer kind");
+    if (L.weighted()) {
+      L.var = net->nWeights;
+      net->nWeights += L.hasBias ? 2 : 1;
+    }
+    net->layers.push_back(L);
+  }
+  const Layer& last = net->layers.back();
+  if (last.kind != kDense || last.act != aSoftmax) throw ArgError("stepCreate: the last layer must be Dense + softmax");
+  for (size_t i = 0; i + 1 < net->layers.size(); i++) {
+    if (net->layers[i].act == aSoftmax) throw ArgError("stepCreate: softmax only on the last layer");
+  }
+  napi_value handle;
+  Net* raw = net.release();
+  if (napi_create_external(a.env, raw, destroyNet, nullptr, &handle) != napi_ok) {
+    delete raw;
+    throw ArgError("stepCreate: napi_create_external failed");
+  }
+  return handle;
+}
+
+// stepRun(handle, x, labels, batch, weights: Float32Array[], grads: Float32Array[], keys: Float64Array, out: Float64Array[5])
+// out = [dataLoss, kernelPenalty, biasPenalty, activityPenalty, correct]
+napi_value stepRun(const Args& a) {
+  Net& net = *netOf(a, 0);
+  const int B = a.int32(3);
+  if (B <= 0) throw ArgError("stepRun: batch must be positive");
+  const Layer& first = net.layers.front();
+  const Layer& last = net.layers.back();
+  size_t nx, ny, nk, no;
+  const float* x = a.f32(1, &nx);
+  const float* labels = a.f32(2, &ny);
+  needLen(nx, size_t(B) * first.inSize(), "stepRun x");
+  needLen(ny, size_t(B) * last.oc, "stepRun labels");
+  napi_value weightsArr = a.at(4), gradsArr = a.at(5);
+  bool isTyped = false;
+  void* kd;
+  {
+    napi_typedarray_type t;
+    napi_value ab;
+    size_t off;
+    napi_is_typedarray(a.env, a.at(6), &isTyped);
+    if (!isTyped || napi_get_typedarray_info(a.env, a.at(6), &t, &nk, &kd, &ab, &off) != napi_ok || t != napi_float64_array) {
+      throw ArgError("stepRun: keys must be a Float64Array");
+    }
+  }
+  const double* keys = static_cast<const double*>(kd);
+  needLen(nk, net.layers.size(), "stepRun keys");
+  double* out;
+  {
+    napi_typedarray_type t;
+    napi_value ab;
+    size_t off;
+    void* od;
+    napi_is_typedarray(a.env, a.at(7), &isTyped);
+    if (!isTyped || napi_get_typedarray_info(a.env, a.at(7), &t, &no, &od, &ab, &off) != napi_ok || t != napi_float64_array) {
+      throw ArgError("stepRun: out must be a Float64Array");
+    }
+    needLen(no, 5, "stepRun out");
+    out = static_cast<double*>(od);
+  }
+  const size_t nL = net.layers.size();
+  std::vector<float*> W(net.nWeights), G(net.nWeights);
+  for (size_t i = 0; i < nL; i++) {
+    const Layer& L = net.layers[i];
+    if (!L.weighted()) continue;
+    W[L.var] = f32Element(a.env, weightsArr, L.var, L.kernelSize(), "stepRun weight");
+    G[L.var] = f32Element(a.env, gradsArr, L.var, L.kernelSize(), "stepRun grad");
+    if (L.hasBias) {
+      W[L.var + 1] = f32Element(a.env, weightsArr, L.var + 1, L.oc, "stepRun weight");
+      G[L.var + 1] = f32Element(a.env, gradsArr, L.var + 1, L.oc, "stepRun grad");
+    }
+  }
+
+  Instance& in = instanceFor(net, B);
+  auto& eng = engine();
+  auto& s = stream();
+
+  // Forward.
+  std::vector<const float*> inputOf(nL), outputOf(nL);
+  const float* cur = x;
+  for (size_t i = 0; i < nL; i++) {
+    const Layer& L = net.layers[i];
+    inputOf[i] = cur;
+    float* y = L.kind == kFlat ? nullptr : in.out[i].data();
+    switch (L.kind) {
+      case kConv: {
+        ConvPrims& p = *in.conv[i];
+        memory wu(p.userW, eng, W[L.var]);
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(p.src, eng, const_cast<float*>(cur))},
+                                             {DNNL_ARG_DST, memory(p.dst, eng, y)}};
+        if (p.fReorder) {
+          p.fReorderPrim.execute(s, wu, p.fW);
+          args.emplace(DNNL_ARG_WEIGHTS, p.fW);
+        } else {
+          args.emplace(DNNL_ARG_WEIGHTS, wu);
+        }
+        if (L.hasBias) args.emplace(DNNL_ARG_BIAS, memory(p.bias, eng, W[L.var + 1]));
+        p.fwd.execute(s, args);
+        s.wait();
+        break;
+      }
+      case kPool: {
+        PoolPrims& p = *in.pool[i];
+        p.fwd.execute(s, {{DNNL_ARG_SRC, memory(p.src, eng, const_cast<float*>(cur))},
+                          {DNNL_ARG_DST, memory(p.dst, eng, y)},
+                          {DNNL_ARG_WORKSPACE, memory(p.fpd.workspace_desc(), eng, in.aux[i].data())}});
+        s.wait();
+        break;
+      }
+      case kDrop:
+        dropoutForward(cur, y, in.aux[i].data(), size_t(B) * L.outSize(), static_cast<uint32_t>(keys[i]), L.threshold, L.scale);
+        break;
+      case kFlat: y = const_cast<float*>(cur); break;
+      case kDense: {
+        DensePrims& p = *in.dense[i];
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(p.x, eng, const_cast<float*>(cur))},
+                                             {DNNL_ARG_WEIGHTS, memory(p.w, eng, W[L.var])},
+                                             {DNNL_ARG_DST, memory(p.y, eng, y)}};
+        if (L.hasBias) args.emplace(DNNL_ARG_BIAS, memory(p.bias, eng, W[L.var + 1]));
+        p.fwd.execute(s, args);
+        s.wait();
+        break;
+      }
+    }
+    outputOf[i] = y;
+    cur = y;
+  }
+
+  // Loss and the gradient w.r.t. the logits.
+  const float invB = 1.f / static_cast<float>(B);
+  const size_t li = nL - 1;
+  LossOut lo = softmaxLoss(in.out[li].data(), labels, in.probs.data(), in.gz[li].data(), B, last.oc, last.activity(),
+                           last.aL1 * invB, last.aL2 * invB);
+  double kernelPen = 0, biasPen = 0, activityPen = 0;
+  if (last.activity()) activityPen += (double(last.aL1) * lo.pa + double(last.aL2) * lo.pq) / B;
+
+  // Backward.
+  const float* g = nullptr;  // gradient w.r.t. the output of layer i
+  for (size_t ii = nL; ii-- > 0;) {
+    const Layer& L = net.layers[ii];
+    const bool needDx = needsInputGrad(net, ii);
+    float* dx = needDx && L.kind != kFlat ? in.gIn[ii].data() : nullptr;
+    switch (L.kind) {
+      case kConv:
+      case kDense: {
+        float* gz = in.gz[ii].data();
+        float* dW = G[L.var];
+        float* dB = L.hasBias ? G[L.var + 1] : nullptr;
+        const int64_t C = L.oc, rows = int64_t(B) * L.oh * L.ow;
+        if (ii != li) {
+          double sa = 0, sq = 0;
+          activationBackward(g, outputOf[ii], gz, dB, rows, C, L.act == aRelu, L.activity(), L.aL1 * invB, 2.f * L.aL2 * invB,
+                             sa, sq);
+          if (L.activity()) activityPen += (double(L.aL1) * sa + double(L.aL2) * sq) / B;
+        } else if (dB) {
+          std::vector<double> acc(size_t(C), 0.0);
+          for (int64_t r = 0; r < rows; r++) {
+            for (int64_t c = 0; c < C; c++) acc[c] += gz[r * C + c];
+          }
+          for (int64_t c = 0; c < C; c++) dB[c] = static_cast<float>(acc[c]);
+        }
+        if (L.kind == kConv) {
+          ConvPrims& p = *in.conv[ii];
+          memory dwu(p.userW, eng, dW);
+          p.bwdWeights.execute(s, {{DNNL_ARG_SRC, memory(p.src, eng, const_cast<float*>(inputOf[ii]))},
+                                   {DNNL_ARG_DIFF_DST, memory(p.dst, eng, gz)},
+                                   {DNNL_ARG_DIFF_WEIGHTS, p.wReorder ? p.diffW : dwu}});
+          if (p.wReorder) p.wReorderPrim.execute(s, p.diffW, dwu);
+          if (dx) {
+            memory wu(p.userW, eng, W[L.var]);
+            if (p.dReorder) p.dReorderPrim.execute(s, wu, p.dW);
+            p.bwdData.execute(s, {{DNNL_ARG_DIFF_DST, memory(p.dst, eng, gz)},
+                                  {DNNL_ARG_WEIGHTS, p.dReorder ? p.dW : wu},
+                                  {DNNL_ARG_DIFF_SRC, memory(p.src, eng, dx)}});
+          }
+          s.wait();
+        } else {
+          DensePrims& p = *in.dense[ii];
+          p.dW.execute(s, {{DNNL_ARG_SRC, memory(p.xT, eng, const_cast<float*>(inputOf[ii]))},
+                           {DNNL_ARG_WEIGHTS, memory(p.gz, eng, gz)},
+                           {DNNL_ARG_DST, memory(p.dw, eng, dW)}});
+          if (dx) {
+            p.dX.execute(s, {{DNNL_ARG_SRC, memory(p.gz, eng, gz)},
+                             {DNNL_ARG_WEIGHTS, memory(p.wT, eng, W[L.var])},
+                             {DNNL_ARG_DST, memory(p.dx, eng, dx)}});
+          }
+          s.wait();
+        }
+        kernelPen += weightPenalty(W[L.var], dW, L.kernelSize(), L.kL1, L.kL2);
+        if (dB) biasPen += weightPenalty(W[L.var + 1], dB, size_t(L.oc), L.bL1, L.bL2);
+        break;
+      }
+      case kPool:
+        if (dx) {
+          PoolPrims& p = *in.pool[ii];
+          p.bwd.execute(s, {{DNNL_ARG_DIFF_DST, memory(p.dst, eng, const_cast<float*>(g))},
+                            {DNNL_ARG_DIFF_SRC, memory(p.src, eng, dx)},
+                            {DNNL_ARG_WORKSPACE, memory(p.bpd.workspace_desc(), eng, in.aux[ii].data())}});
+          s.wait();
+        }
+        break;
+      case kDrop:
+        if (dx) dropoutBackward(g, dx, in.aux[ii].data(), size_t(B) * L.outSize(), L.scale);
+        break;
+      case kFlat: dx = const_cast<float*>(g); break;
+    }
+    if (!needDx) break;  // nothing below needs a gradient
+    g = dx;
+  }
+  out[0] = lo.loss;
+  out[1] = kernelPen;
+  out[2] = biasPen;
+  out[3] = activityPen;
+  out[4] = lo.correct;
+  return undefinedValue(a.env);
+}
+
+// seededDropout(x, out, key, threshold, scale): Regula's seeded Keras dropout (src/engine/dropout.ts).
+napi_value seededDropout(const Args& a) {
+  size_t nx, ny;
+  const float* x = a.f32(0, &nx);
+  float* y = a.f32(1, &ny);
+  needLen(ny, nx, "seededDropout out");
+  const uint32_t key = static_cast<uint32_t>(a.num(2));
+  const uint32_t threshold = static_cast<uint32_t>(a.num(3));
+  const float scale = static_cast<float>(a.num(4));
+  dropoutForward(x, y, nullptr, nx, key, threshold, scale);
+  return undefinedValue(a.env);
+}
+
+}  // namespace odnn

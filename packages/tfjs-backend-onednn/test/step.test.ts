@@ -1,0 +1,231 @@
+/**
+ * The whole-step native path (OnednnSequentialStep) against tfjs autodiff on the cpu backend:
+ * the same stack written with tfjs ops (conv, relu, max pool, seeded dropout masks, flatten,
+ * dense, cross-entropy from logits, Keras' weight and activity penalties with sign(0) = 0),
+ * differentiated by tf.variableGrads. Loss parts and every gradient must agree; and the
+ * RegulaSeededDropout kernel must reproduce the JS masks bit for bit.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { mix32, onednnKernelStats, OnednnSequentialStep, SEEDED_DROPOUT, type PenaltyFactors, type SequentialLayer } from '../src/index.js';
+import { dropoutScale, dropoutThreshold } from '../src/kernels/seeded-dropout.js';
+import { nativeAvailable, randomArray, rng, setup, worstRatio } from './helpers.js';
+
+beforeAll(async () => {
+  if (nativeAvailable) await setup(2);
+});
+
+/** The JS definition of a seeded dropout mask (as in the service's src/engine/dropout.ts). */
+function multipliers(size: number, rate: number, key: number): Float32Array {
+  const threshold = dropoutThreshold(rate);
+  const scale = dropoutScale(rate);
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) if (mix32(key ^ mix32(i)) >= threshold) out[i] = scale;
+  return out;
+}
+
+const sumAbs = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x]);
+  return { value: tf.sum(tf.abs(x)), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, tf.sign(saved[0]!)) };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Scalar;
+
+function penalty(p: PenaltyFactors | null | undefined, x: tf.Tensor): tf.Scalar {
+  let t: tf.Scalar = tf.scalar(0);
+  if (!p) return t;
+  if (p.l1 > 0) t = tf.add(t, tf.mul(p.l1, sumAbs(x)));
+  if (p.l2 > 0) t = tf.add(t, tf.mul(p.l2, tf.sum(tf.square(x))));
+  return t;
+}
+
+interface Case {
+  name: string;
+  input: [number, number, number];
+  batch: number;
+  classes: number;
+  layers: (w: (shape: number[], seed: number) => tf.Variable) => SequentialLayer[];
+}
+
+const l1: PenaltyFactors = { l1: 0.01, l2: 0 };
+const l2: PenaltyFactors = { l1: 0, l2: 0.01 };
+const en: PenaltyFactors = { l1: 0.01, l2: 0.01 };
+
+function tutorial(slots: { kernel?: PenaltyFactors; bias?: PenaltyFactors; activity?: PenaltyFactors }, classes: number) {
+  const pen = { kernelPenalty: slots.kernel ?? null, biasPenalty: slots.bias ?? null, activityPenalty: slots.activity ?? null };
+  return (w: (shape: number[], seed: number) => tf.Variable): SequentialLayer[] => [
+    { type: 'conv2d', kernel: w([3, 3, 1, 8], 1), bias: w([8], 2), strides: [1, 1], padding: 'valid', activation: 'relu', ...pen },
+    { type: 'maxPooling2d', poolSize: [2, 2], strides: [2, 2], padding: 'valid' },
+    { type: 'dropout', rate: 0.25 },
+    { type: 'conv2d', kernel: w([3, 3, 8, 16], 3), bias: w([16], 4), strides: [1, 1], padding: 'valid', activation: 'relu', ...pen },
+    { type: 'maxPooling2d', poolSize: [2, 2], strides: [2, 2], padding: 'valid' },
+    { type: 'dropout', rate: 0.25 },
+    { type: 'flatten' },
+    { type: 'dense', kernel: w([64, 32], 5), bias: w([32], 6), activation: 'relu', ...pen },
+    { type: 'dense', kernel: w([32, classes], 7), bias: w([classes], 8), activation: 'softmax', ...pen },
+  ];
+}
+
+const CASES: Case[] = [
+  { name: 'baseline', input: [14, 14, 1], batch: 9, classes: 10, layers: tutorial({}, 10) },
+  { name: 'l1 kernel + bias', input: [14, 14, 1], batch: 9, classes: 10, layers: tutorial({ kernel: l1, bias: l1 }, 10) },
+  { name: 'l2 kernel + bias', input: [14, 14, 1], batch: 9, classes: 10, layers: tutorial({ kernel: l2, bias: l2 }, 10) },
+  { name: 'l1 activity', input: [14, 14, 1], batch: 9, classes: 10, layers: tutorial({ activity: l1 }, 10) },
+  { name: 'l2 activity 0.1', input: [14, 14, 1], batch: 9, classes: 10, layers: tutorial({ activity: { l1: 0, l2: 0.1 } }, 10) },
+  { name: 'elastic net everywhere', input: [14, 14, 1], batch: 9, classes: 10, layers: tutorial({ kernel: en, bias: en, activity: en }, 10) },
+  {
+    name: 'same padding, strides 2, linear conv, no bias, 3 channels',
+    input: [9, 11, 3],
+    batch: 5,
+    classes: 7,
+    layers: (w) => [
+      { type: 'conv2d', kernel: w([3, 3, 3, 6], 11), bias: null, strides: [2, 2], padding: 'same', activation: 'linear', activityPenalty: en },
+      { type: 'conv2d', kernel: w([2, 2, 6, 5], 12), bias: w([5], 13), strides: [1, 1], padding: 'same', activation: 'relu', kernelPenalty: l2 },
+      { type: 'maxPooling2d', poolSize: [3, 3], strides: [2, 2], padding: 'same' },
+      { type: 'flatten' },
+      { type: 'dropout', rate: 0.5 },
+      { type: 'dense', kernel: w([45, 12], 14), bias: null, activation: 'linear', activityPenalty: l1 },
+      { type: 'dense', kernel: w([12, 7], 15), bias: w([7], 16), activation: 'softmax' },
+    ],
+  },
+];
+
+/** The reference: tfjs ops on the cpu backend, differentiated by tfjs. */
+function reference(layers: SequentialLayer[], x: tf.Tensor4D, y: tf.Tensor2D, keys: number[]) {
+  const B = x.shape[0];
+  const vars: tf.Variable[] = [];
+  for (const L of layers) {
+    if (L.type === 'conv2d' || L.type === 'dense') {
+      vars.push(L.kernel as tf.Variable);
+      if (L.bias) vars.push(L.bias as tf.Variable);
+    }
+  }
+  const parts = { dataLoss: 0, kernel: 0, bias: 0, activity: 0, correct: 0 };
+  const { grads } = tf.variableGrads(() => {
+    let h: tf.Tensor = x;
+    let kernel: tf.Scalar = tf.scalar(0);
+    let bias: tf.Scalar = tf.scalar(0);
+    let activity: tf.Scalar = tf.scalar(0);
+    let logits: tf.Tensor2D | null = null;
+    layers.forEach((L, i) => {
+      switch (L.type) {
+        case 'conv2d':
+        case 'dense': {
+          let z = L.type === 'conv2d' ? tf.conv2d(h as tf.Tensor4D, L.kernel as tf.Tensor4D, L.strides, L.padding) : tf.matMul(h as tf.Tensor2D, L.kernel as tf.Tensor2D);
+          if (L.bias) z = tf.add(z, L.bias);
+          kernel = tf.add(kernel, penalty(L.kernelPenalty, L.kernel));
+          if (L.bias) bias = tf.add(bias, penalty(L.biasPenalty, L.bias));
+          if (L.activation === 'softmax') {
+            logits = z as tf.Tensor2D;
+            h = tf.softmax(z);
+          } else {
+            h = L.activation === 'relu' ? tf.relu(z) : z;
+          }
+          activity = tf.add(activity, tf.div(penalty(L.activityPenalty, h), B));
+          break;
+        }
+        case 'maxPooling2d':
+          h = tf.maxPool(h as tf.Tensor4D, L.poolSize, L.strides, L.padding);
+          break;
+        case 'dropout':
+          h = tf.mul(h, tf.tensor(multipliers(h.size, L.rate, keys[i]!), h.shape));
+          break;
+        case 'flatten':
+          h = tf.reshape(h, [B, -1]);
+          break;
+      }
+    });
+    const z = logits as unknown as tf.Tensor2D;
+    const dataLoss = tf.mean(tf.sum(tf.mul(y, tf.sub(tf.logSumExp(z, 1, true), z)), 1)) as tf.Scalar;
+    const correct = tf.sum(tf.cast(tf.equal(tf.argMax(h, -1), tf.argMax(y, -1)), 'float32'));
+    parts.dataLoss = dataLoss.dataSync()[0]!;
+    parts.kernel = kernel.dataSync()[0]!;
+    parts.bias = bias.dataSync()[0]!;
+    parts.activity = activity.dataSync()[0]!;
+    parts.correct = correct.dataSync()[0]!;
+    return tf.addN([dataLoss, kernel, bias, activity]) as tf.Scalar;
+  }, vars);
+  return { parts, grads: vars.map((v) => grads[v.name]!) };
+}
+
+describe.skipIf(!nativeAvailable)('OnednnSequentialStep vs tfjs autodiff on cpu', () => {
+  for (const c of CASES) {
+    it(c.name, async () => {
+      const [h, w, ch] = c.input;
+      const r = rng(99);
+      const xv = randomArray(c.batch * h * w * ch, 5, 0, 1);
+      const yv = new Float32Array(c.batch * c.classes);
+      for (let b = 0; b < c.batch; b++) yv[b * c.classes + Math.floor(r() * c.classes)] = 1;
+      const make = (shape: number[], seed: number) => tf.variable(tf.tensor(randomArray(shape.reduce((a, b) => a * b, 1), 100 + seed, -0.4, 0.4), shape));
+      const keys = Array.from({ length: 12 }, (_, i) => mix32(1234 + i));
+
+      await tf.setBackend('cpu');
+      const cpuLayers = c.layers(make);
+      // A zero in a biased weight checks sign(0) = 0 under L1.
+      const ref = tf.tidy(() => reference(cpuLayers, tf.tensor4d(xv, [c.batch, h, w, ch]), tf.tensor2d(yv, [c.batch, c.classes]), keys));
+      const refGrads = ref.grads.map((g) => Float32Array.from(g.dataSync()));
+      const values = cpuLayers.flatMap((L) => (L.type === 'conv2d' || L.type === 'dense' ? [L.kernel, ...(L.bias ? [L.bias] : [])] : [])).map((v) => Float32Array.from(v.dataSync()));
+      tf.dispose(ref.grads);
+
+      await tf.setBackend('onednn');
+      let k = 0;
+      const layers = c.layers((shape) => tf.variable(tf.tensor(values[k++]!, shape)));
+      const step = OnednnSequentialStep.plan(c.input, layers);
+      if (typeof step === 'string') throw new Error(step);
+      const x = tf.tensor4d(xv, [c.batch, h, w, ch]);
+      const y = tf.tensor2d(yv, [c.batch, c.classes]);
+      const before = tf.memory().numTensors;
+      for (let rep = 0; rep < 2; rep++) {
+        // Twice: the second run reuses the cached primitives and buffers.
+        const res = step.run(x, y, keys);
+        expect(res.grads.length).toBe(refGrads.length);
+        const rel = (a: number, b: number) => Math.abs(a - b) / (1e-6 + Math.abs(b));
+        expect(rel(res.dataLoss, ref.parts.dataLoss), 'data loss').toBeLessThan(1e-5);
+        expect(rel(res.kernelPenalty, ref.parts.kernel), 'kernel penalty').toBeLessThan(1e-5);
+        expect(rel(res.biasPenalty, ref.parts.bias), 'bias penalty').toBeLessThan(1e-5);
+        expect(rel(res.activityPenalty, ref.parts.activity), 'activity penalty').toBeLessThan(1e-5);
+        expect(res.correct).toBe(ref.parts.correct);
+        res.grads.forEach((g, i) => {
+          expect(g.shape).toEqual([...step.variables[i]!.shape]);
+          expect(worstRatio(Float32Array.from(g.dataSync()), refGrads[i]!, 1e-5, 1e-4), `gradient ${i}`).toBeLessThanOrEqual(1);
+        });
+        tf.dispose(res.grads);
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([x, y, ...step.variables]);
+    });
+  }
+
+  it('declines what it does not implement, with the reason', () => {
+    const k = tf.zeros([3, 3, 1, 4]);
+    const d = tf.zeros([4 * 26 * 26, 5]);
+    expect(OnednnSequentialStep.plan([28, 28, 1], [{ type: 'conv2d', kernel: k, bias: null, strides: [1, 1], padding: 'valid', activation: 'tanh' }])).toMatch(/activation 'tanh'/);
+    expect(OnednnSequentialStep.plan([28, 28, 1], [{ type: 'conv2d', kernel: k, bias: null, strides: [1, 1], padding: 'valid', activation: 'relu' }, { type: 'dense', kernel: d, bias: null, activation: 'softmax' }])).toMatch(/no Flatten/);
+    expect(OnednnSequentialStep.plan([28, 28, 1], [{ type: 'flatten' }, { type: 'dense', kernel: tf.zeros([784, 5]), bias: null, activation: 'relu' }])).toMatch(/not Dense \+ softmax/);
+    tf.dispose([k, d]);
+  });
+});
+
+describe.skipIf(!nativeAvailable)('RegulaSeededDropout', () => {
+  it('reproduces the JS masks bit for bit, forward and on a gradient', async () => {
+    await tf.setBackend('onednn');
+    for (const [size, rate, key] of [
+      [1, 0.25, 0],
+      [1000, 0.25, 0xdeadbeef],
+      [300_001, 0.5, 12345],
+      [70_000, 0.999, 7],
+      [5000, 0, 99],
+    ] as const) {
+      const xv = randomArray(size, size, -2, 2);
+      const x = tf.tensor1d(xv);
+      onednnKernelStats(true);
+      const y = tf.engine().runKernel(SEEDED_DROPOUT, { x } as never, { key, rate } as never) as tf.Tensor;
+      // The reference is x times the JS mask, as the service's JS path computes it (−0 where a negative is dropped).
+      expect(onednnKernelStats()[SEEDED_DROPOUT]).toEqual({ native: 1, fallback: 0 });
+      const m = multipliers(size, rate, key);
+      const expected = new Float32Array(size);
+      for (let i = 0; i < size; i++) expected[i] = Math.fround(xv[i]! * m[i]!);
+      const got = y.dataSync() as Float32Array;
+      expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(expected.buffer))).toBe(true);
+      tf.dispose([x, y]);
+    }
+  });
+});
