@@ -10,7 +10,7 @@ import { normalizeDataset, normalizeSpec } from '../spec/normalize.js';
 import { DEFAULT_PRIORITY, type RunRequest } from '../spec/schema.js';
 import type { NormalizedSpec } from '../spec/normalized.js';
 import { readLabelsInfo } from '../engine/data/load.js';
-import { DatasetError, DatasetFileMissingError, DatasetPathError, DatasetSpecError } from '../engine/data/errors.js';
+import { DatasetError, DatasetFileMissingError, DatasetPathError, DatasetSpecError, IdxFormatError } from '../engine/data/errors.js';
 import { toDatasetSpec } from '../engine/dataset-spec.js';
 import type { Predictor } from '../engine/predict.js';
 import { classNamesOf } from './class-names.js';
@@ -83,14 +83,30 @@ function relativePaths(text: string, dataDir: string): string {
   return text.replaceAll(root + sep, '').replaceAll(root, '.');
 }
 
+/** The IDX file field (e.g. 'train.labels') of a request whose file `absPath` is. */
+function idxFieldOf(dataset: unknown, absPath: string, dataDir: string): string | null {
+  const d = dataset as Record<string, unknown> | null | undefined;
+  if (typeof d !== 'object' || d === null || d.name !== 'idx') return null;
+  for (const split of ['train', 'test']) {
+    const files = d[split] as Record<string, unknown> | undefined;
+    for (const role of ['images', 'labels']) {
+      const rel = files?.[role];
+      if (typeof rel === 'string' && resolve(dataDir, rel) === absPath) return `${split}.${role}`;
+    }
+  }
+  return null;
+}
+
 /** Maps a data-layer complaint about the dataset to the request field at fault. */
-function datasetError(err: DatasetError, dataDir: string): AppError {
+function datasetError(err: DatasetError, dataDir: string, dataset?: unknown): AppError {
   const field =
     err instanceof DatasetPathError || err instanceof DatasetFileMissingError
       ? err.field
       : err instanceof DatasetSpecError
         ? err.field
-        : null;
+        : err instanceof IdxFormatError
+          ? idxFieldOf(dataset, err.file, dataDir)
+          : null;
   const pointer = field ? `/dataset/${field.replaceAll('.', '/')}` : '/dataset';
   const status = err instanceof DatasetFileMissingError ? 422 : 400;
   const hint = err instanceof DatasetFileMissingError && err.hint ? ` (${relativePaths(err.hint, dataDir)})` : '';
@@ -121,7 +137,7 @@ export class RunsService {
       numClasses = info.numClasses;
       trainCount = info.trainCount;
     } catch (err) {
-      throw this.specError(err);
+      throw this.specError(err, request.dataset);
     }
     let spec: NormalizedSpec;
     let paramCount: number;
@@ -199,9 +215,9 @@ export class RunsService {
     }
   }
 
-  private specError(err: unknown): unknown {
+  private specError(err: unknown, dataset?: unknown): unknown {
     if (err instanceof SpecError) return new AppError(422, 'Invalid spec', err.message, err.pointer);
-    if (err instanceof DatasetError) return datasetError(err, this.deps.dataDir);
+    if (err instanceof DatasetError) return datasetError(err, this.deps.dataDir, dataset);
     return err;
   }
 

@@ -8,8 +8,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import { createGunzip, gunzip, gzipSync } from 'node:zlib';
+import { createGunzip, gzipSync } from 'node:zlib';
 import { DatasetChecksumError, IdxFormatError } from './errors.js';
 import type { IdxArray } from './types.js';
 
@@ -23,8 +22,6 @@ const MAX_DIMS = 8;
 
 /** 'labels' requires magic 0x00000801, 'images' 0x00000803, 'any' any ubyte IDX. */
 export type IdxKind = 'labels' | 'images' | 'any';
-
-const gunzipAsync = promisify(gunzip);
 
 export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
@@ -141,21 +138,100 @@ export function parseIdx(bytes: Uint8Array, file: string, kind: IdxKind = 'any')
   return { dims: h.dims, data: new Uint8Array(bytes.buffer, bytes.byteOffset + h.headerBytes, h.payloadBytes) };
 }
 
-/** Gunzip if the bytes start with the gzip magic 1f 8b; errors name the file. */
-export async function maybeGunzip(bytes: Uint8Array, file: string): Promise<Uint8Array> {
-  if (!isGzip(bytes)) return bytes;
-  try {
-    return await gunzipAsync(bytes);
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    throw new IdxFormatError(file, `corrupt or truncated gzip data (${msg})`);
-  }
-}
-
 export interface ReadIdxOptions {
   kind?: IdxKind;
   /** When a string: the sha256 (hex) of the file as stored (compressed) bytes; mismatch throws DatasetChecksumError. */
   expectedSha256?: string | null;
+}
+
+/**
+ * DEFLATE cannot expand data more than about 1032:1 (a maximal run costs 258 bytes per 2 bits), so
+ * a gzip file of n bytes inflates to fewer than n * MAX_INFLATE_RATIO bytes. A header that announces
+ * more is a lie, refused before anything is allocated for it.
+ */
+const MAX_INFLATE_RATIO = 1040;
+/** Compressed bytes fed to the inflater at a time: what it may inflate past the announced length. */
+const INFLATE_SLICE = 16 * 1024;
+
+function checkInflatable(h: IdxHeader, compressedBytes: number, file: string): void {
+  const most = compressedBytes * MAX_INFLATE_RATIO;
+  if (h.headerBytes + h.payloadBytes > most) {
+    throw new IdxFormatError(
+      file,
+      `the header announces dims [${h.dims.join(', ')}] = ${h.payloadBytes} data bytes, but a gzip file of ${compressedBytes} bytes inflates to at most ${most}: truncated or not an IDX file`,
+    );
+  }
+}
+
+/**
+ * Inflate a gzipped IDX file as a bounded stream: read the header, then exactly the payload it
+ * announces into one buffer of that size, and stop as soon as there is more (a gzip bomb, or a
+ * wrong header): nothing past the announced length is ever inflated beyond one input slice.
+ */
+export async function gunzipIdx(raw: Uint8Array, file: string, kind: IdxKind = 'any'): Promise<Uint8Array> {
+  const gz = createGunzip();
+  let fed = 0;
+  const feed = (): void => {
+    while (fed < raw.length) {
+      const end = Math.min(raw.length, fed + INFLATE_SLICE);
+      const more = gz.write(raw.subarray(fed, end));
+      fed = end;
+      if (!more) {
+        gz.once('drain', feed);
+        return;
+      }
+    }
+    gz.end();
+  };
+  gz.on('error', () => {}); // surfaced by the iterator below
+  feed();
+
+  const head: Buffer[] = [];
+  let headLength = 0;
+  let out: Buffer | null = null;
+  let got = 0;
+  try {
+    for await (const piece of gz) {
+      const chunk = piece as Buffer;
+      if (!out) {
+        head.push(chunk);
+        headLength += chunk.length;
+        if (headLength < 4) continue;
+        const first = Buffer.concat(head);
+        if (first.length < 4 + 4 * (first[3] as number)) continue;
+        const h = parseIdxHeader(first, file, kind);
+        checkInflatable(h, raw.length, file);
+        out = Buffer.allocUnsafe(h.headerBytes + h.payloadBytes);
+        got = Math.min(first.length, out.length);
+        first.copy(out, 0, 0, got);
+        if (first.length > out.length) {
+          got = out.length + 1;
+          break;
+        }
+        continue;
+      }
+      if (got + chunk.length > out.length) {
+        got = out.length + 1;
+        break;
+      }
+      chunk.copy(out, got);
+      got += chunk.length;
+    }
+  } catch (err) {
+    if (err instanceof IdxFormatError) throw err;
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new IdxFormatError(file, `corrupt or truncated gzip data (${msg})`);
+  } finally {
+    gz.destroy();
+  }
+  if (!out) return Buffer.concat(head); // shorter than its header: parseIdx says what is missing
+  if (got > out.length) {
+    throw new IdxFormatError(
+      file,
+      `inflates to more data than its header announces (${out.length} bytes in all): stopped there; a gzip bomb, or a header that does not match the data`,
+    );
+  }
+  return out.subarray(0, got);
 }
 
 /** Read and validate an IDX file (gzipped or not, detected from the content, not the name). */
@@ -165,8 +241,9 @@ export async function readIdxFile(path: string, options: ReadIdxOptions = {}): P
     const actual = sha256(raw);
     if (actual !== options.expectedSha256.toLowerCase()) throw new DatasetChecksumError(path, options.expectedSha256, actual);
   }
-  const bytes = await maybeGunzip(raw, path);
-  return parseIdx(bytes, path, options.kind ?? 'any');
+  const kind = options.kind ?? 'any';
+  const bytes = isGzip(raw) ? await gunzipIdx(raw, path, kind) : raw;
+  return parseIdx(bytes, path, kind);
 }
 
 /**
@@ -217,7 +294,9 @@ export async function readIdxHeader(path: string, kind: IdxKind = 'any'): Promis
     src.destroy();
     gz.destroy();
   }
-  return parseIdxHeader(Buffer.concat(chunks), path, kind);
+  const h = parseIdxHeader(Buffer.concat(chunks), path, kind);
+  checkInflatable(h, size, path);
+  return h;
 }
 
 /** Encode an unsigned-byte IDX file (magic 0x0000 08 <ndims>). Used by the fixture script and tests. */
