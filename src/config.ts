@@ -35,8 +35,14 @@ export interface Config {
   rateLimitPerMinute: number;
   /** Unfinished (queued or running) runs an owner may have at once with auth on; 0: no limit. */
   maxActiveRunsPerKey: number;
-  /** Port of the worker's Prometheus endpoint (GET /metrics); null: none. */
+  /** Port of the worker's Prometheus endpoint (GET /metrics, also /healthz and /readyz); null: none. */
   metricsPort: number | null;
+  /** Wall-clock limit of one run from its start (resumes included); 0: none. */
+  runTimeLimitMs: number;
+  /** How long a training thread may ignore a cancel or shutdown before it is terminated (and replaced). */
+  trainingStopGraceMs: number;
+  /** V8 heap ceiling of each training thread, in MB (worker_threads resourceLimits); 0: Node's default. */
+  trainingHeapLimitMb: number;
 }
 
 export const AUTH_MODES = ['required', 'off'] as const;
@@ -108,5 +114,8 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000),
     maxActiveRunsPerKey: int(env, 'MAX_ACTIVE_RUNS_PER_KEY', 20, 0, 1_000_000),
     metricsPort: str(env, 'METRICS_PORT', '') === '' ? null : int(env, 'METRICS_PORT', 0, 1, 65535),
+    runTimeLimitMs: int(env, 'RUN_TIME_LIMIT_S', 86_400, 0, 30 * 86_400) * 1000,
+    trainingStopGraceMs: int(env, 'TRAINING_STOP_GRACE_MS', 10_000, 100, 3_600_000),
+    trainingHeapLimitMb: int(env, 'TRAINING_HEAP_LIMIT_MB', 4096, 0, 1_048_576),
   };
 }

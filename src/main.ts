@@ -13,14 +13,14 @@ import { appDeps, createContext, type Context } from './context.js';
 import { buildApp } from './http/app.js';
 import { ensureDatabase } from './store/ensure-database.js';
 import { migrate } from './store/migrate.js';
-import { WorkerHost } from './worker/host.js';
+import { WorkerHost, type WorkerHealth } from './worker/host.js';
 import { TrainerPool } from './worker/pool.js';
 import { KEY_COMMANDS, runKeyCommand, UsageError, type KeyCommand } from './auth/cli.js';
 import { createPrisma } from './store/prisma.js';
 import { ApiKeysRepo } from './store/api-keys-repo.js';
 import { newRegistry, type Registry } from './metrics/registry.js';
 import { RunMetrics } from './metrics/runs.js';
-import { serveMetrics } from './metrics/server.js';
+import { serveMetrics, type Readiness } from './metrics/server.js';
 
 type Stop = () => Promise<void>;
 
@@ -42,13 +42,13 @@ async function startApi(ctx: Context, log: Logger, metrics: Registry): Promise<S
   return () => app.close();
 }
 
-/** Run metrics from the events this process publishes; on METRICS_PORT too when it is set. */
-async function startWorkerMetrics(ctx: Context, log: Logger, metrics: Registry): Promise<Stop> {
+/** Run metrics from the events this process publishes; on METRICS_PORT too when it is set, with the worker's /readyz. */
+async function startWorkerMetrics(ctx: Context, log: Logger, metrics: Registry, health: () => Readiness): Promise<Stop> {
   const runMetrics = new RunMetrics(metrics);
   const unobserve = ctx.bus.onPublish((runId, event) => runMetrics.observe(runId, event));
   if (ctx.config.metricsPort === null) return async () => unobserve();
-  const server = await serveMetrics(metrics, ctx.config.host, ctx.config.metricsPort);
-  log.info({ port: server.port }, 'worker metrics on GET /metrics');
+  const server = await serveMetrics(metrics, ctx.config.host, ctx.config.metricsPort, health);
+  log.info({ port: server.port }, 'worker metrics on GET /metrics, readiness on GET /readyz');
   return async () => {
     unobserve();
     await server.close();
@@ -73,9 +73,14 @@ async function keyCommand(command: KeyCommand, config: Config): Promise<void> {
   }
 }
 
-async function startWorker(ctx: Context, log: Logger, concurrency: number): Promise<Stop> {
-  const pool = await TrainerPool.start(concurrency, ctx.config.tfjsBackend);
-  log.info({ backend: pool.backend.name, note: pool.backend.note, concurrency }, 'training threads ready');
+async function startWorker(ctx: Context, log: Logger, concurrency: number): Promise<{ stop: Stop; health: () => WorkerHealth }> {
+  const { config } = ctx;
+  const pool = await TrainerPool.start(concurrency, config.tfjsBackend, {
+    stopGraceMs: config.trainingStopGraceMs,
+    ...(config.trainingHeapLimitMb > 0 ? { heapLimitMb: config.trainingHeapLimitMb } : {}),
+    onReplace: ({ runId, reason }) => log.warn({ runId, reason }, 'training thread terminated and replaced'),
+  });
+  log.info({ backend: pool.backend.name, note: pool.backend.note, concurrency, threadsPerRun: pool.threadsPerRun }, 'training threads ready');
   const host = new WorkerHost({
     connection: ctx.connection,
     prefix: ctx.config.queuePrefix,
@@ -88,9 +93,10 @@ async function startWorker(ctx: Context, log: Logger, concurrency: number): Prom
     log: log.child({ component: 'worker' }),
     lockDurationMs: ctx.config.lockDurationMs,
     stalledIntervalMs: ctx.config.stalledIntervalMs,
+    ...(config.runTimeLimitMs > 0 ? { runTimeLimitMs: config.runTimeLimitMs } : {}),
   });
   await host.start();
-  return async () => {
+  const stop = async () => {
     // Runs in training stay `running` and go back to the queue; another worker resumes them from
     // their last checkpoint. One second of the grace period is left for closing connections.
     const clean = await host.shutdown(Math.max(0, ctx.config.shutdownGraceMs - 1000));
@@ -100,6 +106,7 @@ async function startWorker(ctx: Context, log: Logger, concurrency: number): Prom
     }
     await pool.close();
   };
+  return { stop, health: () => host.health() };
 }
 
 async function main(): Promise<void> {
@@ -136,8 +143,12 @@ async function main(): Promise<void> {
   const stops: Stop[] = [];
   if (role === 'api' || role === 'all') stops.push(await startApi(ctx, log, metrics));
   if (role === 'worker' || role === 'all') {
-    stops.push(await startWorkerMetrics(ctx, log, metrics));
-    stops.push(await startWorker(ctx, log, role === 'all' ? 1 : config.workerConcurrency));
+    // Metrics (and /readyz) first, so they still answer while the worker stops.
+    let health: (() => Readiness) | undefined;
+    stops.push(await startWorkerMetrics(ctx, log, metrics, () => health?.() ?? { ok: false, checks: { trainingThreads: 'starting' } }));
+    const worker = await startWorker(ctx, log, role === 'all' ? 1 : config.workerConcurrency);
+    health = worker.health;
+    stops.push(worker.stop);
   }
   log.info({ port: role === 'worker' ? undefined : config.port, dataDir: config.dataDir }, `regula ${role} started`);
 

@@ -11,7 +11,9 @@
  * where. Without a checkpoint (lost during epoch 1) it restarts from epoch 1 (`restarted`).
  *
  * Failures: a spec that can never train (dataset error, a model that does not build) fails its run
- * at once (BullMQ's UnrecoverableError, no retry). Anything else — the database or Redis away while
+ * at once (BullMQ's UnrecoverableError, no retry), and so does one that broke the engine (a wasm
+ * trap, exhausted memory: the pool replaced the thread, and the spec would do it again anywhere) or
+ * that ran past its wall-clock limit (`runTimeLimitMs`). Anything else — the database or Redis away while
  * recording, a training thread that died — fails the attempt; BullMQ retries it with backoff (the
  * queue's attempts/backoff) and the retry resumes from the checkpoint. The last attempt fails the run.
  */
@@ -22,7 +24,8 @@ import { RUNS_QUEUE, type RunJobData } from '../queue/names.js';
 import type { NormalizedSpec } from '../spec/normalized.js';
 import type { CheckpointRow, RunsRepo } from '../store/runs-repo.js';
 import type { CheckpointSpecs, TrainingCheckpoint, TrainingEvent } from '../engine/types.js';
-import { TrainingFailed, type TrainerPool } from './pool.js';
+import { TrainingFailed, type Lease, type PoolHealth, type TrainerPool } from './pool.js';
+import type { InjectedFault } from './protocol.js';
 
 export interface WorkerHostOptions {
   connection: ConnectionOptions;
@@ -38,6 +41,35 @@ export interface WorkerHostOptions {
   lockDurationMs?: number;
   /** How often this worker looks for stalled jobs (default 30 s). */
   stalledIntervalMs?: number;
+  /**
+   * Wall-clock limit of a run, from its start (kept across resumes; reset when it restarts from
+   * epoch 1); past it the thread is terminated and the run fails. Undefined: no limit.
+   */
+  runTimeLimitMs?: number;
+  /** Test-only: a fault for the pool to inject into a run (needs a pool started with faultInjection). */
+  injectFault?: (run: { id: string; name: string | null }) => InjectedFault | undefined;
+}
+
+export interface WorkerHealth {
+  ok: boolean;
+  checks: Record<string, string>;
+  pool: PoolHealth;
+}
+
+/** The error stored on a run that failed: what happened, in words an operator can act on. */
+export function failureMessage(err: unknown, backend: string, runTimeLimitMs: number | undefined): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (!(err instanceof TrainingFailed)) return message;
+  switch (err.kind) {
+    case 'trap':
+      return `the ${backend} engine trapped while training this spec (${message}); its training thread was replaced, and the spec is not retried because it would trap again`;
+    case 'out-of-memory':
+      return `training ran out of memory on the ${backend} engine (${message}); its training thread was replaced, and the spec is not retried: use a smaller model or batch size`;
+    case 'time-limit':
+      return `the run did not finish within its wall-clock limit of ${Math.round((runTimeLimitMs ?? 0) / 1000)} s (RUN_TIME_LIMIT_S)`;
+    default:
+      return message;
+  }
 }
 
 /**
@@ -105,7 +137,7 @@ export class WorkerHost {
 
   async start(): Promise<void> {
     await this.o.bus.onCancel((runId) => {
-      if (this.o.pool.cancel(runId)) this.o.log.info({ runId }, 'cancel requested: stopping before the next batch');
+      if (this.o.pool.cancel(runId)) this.o.log.info({ runId }, 'cancel requested: stopping before the next batch (the thread is terminated if it does not)');
     });
     this.worker = new Worker<RunJobData>(RUNS_QUEUE, (job, token) => this.process(job, token), {
       connection: this.o.connection,
@@ -125,6 +157,17 @@ export class WorkerHost {
     });
     this.worker.on('stalled', (jobId) => this.o.log.warn({ runId: jobId }, 'job stalled (its worker was lost): back in the queue'));
     await this.worker.waitUntilReady();
+  }
+
+  /** Readiness of this worker: its training threads are all alive and its BullMQ worker takes jobs. */
+  health(): WorkerHealth {
+    const pool = this.o.pool.health();
+    const running = this.worker?.isRunning() ?? false;
+    const checks: Record<string, string> = {
+      trainingThreads: pool.ok ? 'ok' : (pool.problem ?? 'unavailable'),
+      queue: this.stopping ? 'shutting down' : running ? 'ok' : 'not consuming jobs',
+    };
+    return { ok: Object.values(checks).every((c) => c === 'ok'), checks, pool };
   }
 
   private async failRun(runId: string, error: string): Promise<void> {
@@ -150,14 +193,27 @@ export class WorkerHost {
 
   private async process(job: Job<RunJobData>, token: string | undefined): Promise<void> {
     const { runId } = job.data;
+    const log = this.o.log.child({ runId, attempt: job.attemptsMade + 1 });
+    if (this.stopping) return this.handBack(job, token);
+    // The thread is reserved first, so the backend recorded is the one that trains the run.
+    const lease = await this.o.pool.lease(runId);
+    try {
+      return await this.processOn(lease, job, token, log);
+    } finally {
+      lease.release();
+    }
+  }
+
+  private async processOn(lease: Lease, job: Job<RunJobData>, token: string | undefined, log: Logger): Promise<void> {
+    const { runId } = job.data;
     const attempts = job.opts.attempts ?? 1;
     const attempt = job.attemptsMade + 1;
-    const log = this.o.log.child({ runId, attempt });
     const { repo, bus, pool } = this.o;
-    if (this.stopping) return this.handBack(job, token);
     const run = await repo.get(runId);
-    const backend = pool.backend;
+    const backend = lease.backend;
     let resume: TrainingCheckpoint | undefined;
+    /** When the run's wall-clock limit started counting. */
+    let since = Date.now();
     if (run?.status === 'running') {
       const r = await repo.resume(runId, backend.name, backend.note);
       if (!r) return this.cancelIfRequested(runId);
@@ -166,6 +222,7 @@ export class WorkerHost {
           ? `attempt ${attempt} of ${attempts} after: ${job.failedReason ?? 'a failure'}`
           : 'the worker training this run was lost or shut down';
       if (r.checkpoint) {
+        since = run.startedAt?.getTime() ?? since;
         resume = toCheckpoint(r.checkpoint);
         const e = await repo.appendEvent(runId, 'resumed', { fromEpoch: resume.epoch + 1, reason: why });
         await bus.publish(runId, e);
@@ -208,10 +265,13 @@ export class WorkerHost {
     }, 5000);
     try {
       let samplesPerSec: number | undefined;
-      const { result, numTensors, stop } = await pool.train(runId, spec, {
+      const fault = this.o.injectFault?.({ id: runId, name: run.name });
+      const { result, numTensors, stop, terminated } = await lease.train(spec, {
         dataDir: this.o.dataDir,
         progressIntervalMs: this.o.progressIntervalMs,
         ...(resume ? { resume } : {}),
+        ...(this.o.runTimeLimitMs !== undefined ? { timeLimitMs: this.o.runTimeLimitMs - (Date.now() - since) } : {}),
+        ...(fault ? { fault } : {}),
         onData: (source, ms) => log.info({ source, ms }, 'dataset loaded'),
         onEvent: (event: TrainingEvent) => {
           switch (event.type) {
@@ -261,14 +321,18 @@ export class WorkerHost {
         // Hand the job back so another worker resumes it at once.
         rec.record('interrupted', { reason: 'the worker is shutting down; another worker resumes the run', resumeFromEpoch: lastEpoch + 1 });
         await rec.flush();
-        log.info({ resumeFromEpoch: lastEpoch + 1 }, 'training interrupted by shutdown: job handed back to the queue');
+        log.info({ resumeFromEpoch: lastEpoch + 1, terminated }, 'training interrupted by shutdown: job handed back to the queue');
         return await this.handBack(job, token);
       }
       if (result.status === 'cancelled') {
         await repo.finish(runId, 'cancelled', samplesPerSec !== undefined ? { samplesPerSec } : {});
-        rec.record('cancelled', { reason: 'cancelled by request', epochsCompleted: lastEpoch, durationMs });
+        rec.record('cancelled', {
+          reason: terminated ? 'cancelled by request; the training thread did not stop at a batch boundary in time and was terminated' : 'cancelled by request',
+          epochsCompleted: lastEpoch,
+          durationMs,
+        });
         await rec.flush();
-        log.info('training cancelled');
+        log.info({ terminated }, 'training cancelled');
         return;
       }
       await repo.saveArtifact(runId, result.artifact);
@@ -291,11 +355,11 @@ export class WorkerHost {
       log.info({ test: result.test, durationMs, numTensors }, 'training succeeded');
     } catch (err) {
       if (err instanceof DelayedError) throw err;
-      const message = err instanceof Error ? err.message : String(err);
+      const message = failureMessage(err, backend.name, this.o.runTimeLimitMs);
       await rec.flush().catch(() => {});
       const unrecoverable = err instanceof TrainingFailed && err.unrecoverable;
       if (unrecoverable || attempt >= attempts) {
-        log.error({ err, unrecoverable }, 'training failed');
+        log.error({ err, unrecoverable, kind: err instanceof TrainingFailed ? err.kind : undefined }, 'training failed');
         await this.failRun(runId, message).catch((e: unknown) => log.error({ err: e }, 'could not mark the run failed'));
         throw unrecoverable ? new UnrecoverableError(message) : err;
       }

@@ -1,0 +1,163 @@
+/**
+ * One spec must not break the worker for everyone (issue 12, items 1 and 4), through the real
+ * worker host, BullMQ, PostgreSQL and the wasm backend:
+ *  - a trap in the engine (test-only fault: garbage written over the wasm backend's linear memory,
+ *    so the next kernel really traps, and every later one on that thread would) fails that run at
+ *    once, unrecoverable, with the backend named; the thread is replaced, and the next run — on
+ *    the same one-thread worker — trains;
+ *  - a training call that never returns (test-only fault: a busy loop at the first batch) is
+ *    cancelled within the stop grace period by terminating its thread, and the next run trains;
+ *  - the same busy loop fails the run when its wall-clock limit passes;
+ *  - the worker's /readyz reports its threads.
+ * The real trap of issue 12 (Conv2D 2048×64×64, stride 64) takes minutes per batch on wasm here:
+ * bench/fault-engine.ts runs it.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { pino } from 'pino';
+import { newRegistry } from '../../src/metrics/registry.js';
+import { serveMetrics } from '../../src/metrics/server.js';
+import { WorkerHost } from '../../src/worker/host.js';
+import { TrainerPool } from '../../src/worker/pool.js';
+import type { InjectedFault } from '../../src/worker/protocol.js';
+import { startHarness, type Harness } from '../support/harness.js';
+import { call, tinyRun } from '../support/client.js';
+
+interface RunView {
+  id: string;
+  status: string;
+  error: string | null;
+  backend: string | null;
+}
+
+async function submit(h: Harness, name: string): Promise<string> {
+  const r = await call<RunView>(h, 'POST', '/v1/runs', { body: tinyRun({ name, training: { epochs: 1, batchSize: 32 } }) });
+  expect(r.status, r.text).toBe(202);
+  return r.body.id;
+}
+
+async function finished(h: Harness, id: string, timeout = 60_000): Promise<RunView> {
+  return vi.waitFor(
+    async () => {
+      const r = (await call<RunView>(h, 'GET', `/v1/runs/${id}`)).body;
+      expect(['succeeded', 'failed', 'cancelled']).toContain(r.status);
+      return r;
+    },
+    { timeout, interval: 100 },
+  );
+}
+
+async function eventTypes(h: Harness, id: string): Promise<string[]> {
+  return (await h.ctx.repo.events(id)).map((e) => e.type);
+}
+
+/** A worker host over a one-thread pool with fault injection: a run named `fault:<kind>` gets that fault. */
+async function startWorker(h: Harness, opts: { runTimeLimitMs?: number } = {}) {
+  const pool = await TrainerPool.start(1, h.config.tfjsBackend, { faultInjection: true, stopGraceMs: 1000 });
+  const host = new WorkerHost({
+    connection: h.ctx.connection,
+    prefix: h.config.queuePrefix,
+    concurrency: 1,
+    dataDir: h.config.dataDir,
+    progressIntervalMs: 0,
+    repo: h.ctx.repo,
+    bus: h.ctx.bus,
+    pool,
+    log: pino({ level: 'silent' }),
+    ...opts,
+    injectFault: (run) => (run.name?.startsWith('fault:') ? (run.name.slice(6) as InjectedFault) : undefined),
+  });
+  await host.start();
+  return {
+    pool,
+    host,
+    close: async () => {
+      await host.close();
+      await pool.close();
+    },
+  };
+}
+
+describe('a spec that breaks the engine does not break the worker', () => {
+  let h: Harness;
+  let w: Awaited<ReturnType<typeof startWorker>>;
+  beforeAll(async () => {
+    h = await startHarness();
+    w = await startWorker(h);
+  });
+  afterAll(async () => {
+    await w?.close();
+    await h?.close();
+  });
+
+  it('a trap fails that run once, unrecoverable and honest about it; the thread is replaced and the next run trains', async () => {
+    const bad = await submit(h, 'fault:corrupt-native');
+    const failed = await finished(h, bad);
+    expect(failed.status).toBe('failed');
+    expect(failed.backend).toBe('wasm');
+    expect(failed.error).toMatch(/^the wasm engine trapped while training this spec \(.+\); its training thread was replaced/);
+    const types = await eventTypes(h, bad);
+    expect(types).not.toContain('retrying'); // not retried: it would trap again
+    expect(types.filter((t) => t === 'failed')).toHaveLength(1);
+    expect(w.pool.health().replaced).toBe(1);
+
+    // Another run on the same one-thread worker trains on a fresh engine.
+    const good = await submit(h, 'after the trap');
+    const ok = await finished(h, good);
+    expect(ok.status, ok.error ?? '').toBe('succeeded');
+    expect(w.host.health()).toMatchObject({ ok: true, checks: { trainingThreads: 'ok', queue: 'ok' } });
+  });
+
+  it('cancel ends a run whose thread never returns from a batch, by terminating the thread; the next run trains', async () => {
+    const spin = await submit(h, 'fault:spin');
+    // The busy loop starts right after the first batch event is posted.
+    await vi.waitFor(async () => expect(await eventTypes(h, spin)).toContain('batch'), { timeout: 60_000, interval: 100 });
+    expect((await call(h, 'POST', `/v1/runs/${spin}/cancel`)).status).toBe(202);
+    const cancelled = await finished(h, spin, 30_000);
+    expect(cancelled.status).toBe('cancelled');
+    const last = (await h.ctx.repo.events(spin)).at(-1);
+    expect(last?.type).toBe('cancelled');
+    expect(JSON.stringify(last?.data)).toMatch(/terminated/);
+
+    const good = await submit(h, 'after the spin');
+    expect((await finished(h, good)).status).toBe('succeeded');
+  });
+
+  it('readiness: the worker /readyz answers with its threads', async () => {
+    const server = await serveMetrics(newRegistry(), '127.0.0.1', 0, () => w.host.health());
+    try {
+      const res = await fetch(`http://127.0.0.1:${server.port}/readyz`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ status: 'ok', checks: { trainingThreads: 'ok', queue: 'ok' } });
+      await w.host.shutdown(5000);
+      const after = await fetch(`http://127.0.0.1:${server.port}/readyz`);
+      expect(after.status).toBe(503);
+      expect(((await after.json()) as { checks: Record<string, string> }).checks.queue).toBe('shutting down');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('the wall-clock limit of a run', () => {
+  let h: Harness;
+  let w: Awaited<ReturnType<typeof startWorker>> | undefined;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterEach(async () => {
+    await w?.close();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('fails a run that is still training when its limit passes, with the reason, and frees the thread', async () => {
+    w = await startWorker(h, { runTimeLimitMs: 3000 });
+    const spin = await submit(h, 'fault:spin');
+    const failed = await finished(h, spin, 60_000);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toBe('the run did not finish within its wall-clock limit of 3 s (RUN_TIME_LIMIT_S)');
+    expect(await eventTypes(h, spin)).not.toContain('retrying');
+    await vi.waitFor(() => expect(w!.pool.health()).toMatchObject({ ok: true, replaced: 1 }), { timeout: 30_000, interval: 100 });
+  });
+});
