@@ -33,6 +33,16 @@ export class RunEventBus {
     this.pub.on('error', () => {});
   }
 
+  /** The command connection (not the subscriber), for other short Redis commands: the API's rate-limit counts. */
+  get commandConnection(): Redis {
+    return this.pub;
+  }
+
+  /** This deployment's Redis key prefix (QUEUE_PREFIX). */
+  get keyPrefix(): string {
+    return this.prefix;
+  }
+
   private channel(runId: string): string {
     return `${this.prefix}:events:${runId}`;
   }
