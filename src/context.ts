@@ -17,6 +17,7 @@ import { ApiKeysRepo } from './store/api-keys-repo.js';
 import { IdempotencyKeys } from './store/submissions.js';
 import { QueueView } from './queue/view.js';
 import type { Registry } from './metrics/registry.js';
+import { RedisSessionStore, type SessionStore } from './auth/sessions.js';
 
 export function redisConnection(redisUrl: string): ConnectionOptions {
   const u = new URL(redisUrl);
@@ -40,6 +41,8 @@ export interface Context {
   apiKeys: ApiKeysRepo;
   runs: RunsService;
   studies: StudiesService;
+  /** Dashboard login sessions (Redis). */
+  sessions: SessionStore;
   connection: ConnectionOptions;
   close(): Promise<void>;
 }
@@ -53,6 +56,7 @@ export function appDeps(ctx: Context, opts: { metrics?: Registry } = {}): AppDep
     queue: ctx.queueView,
     auth: { mode: ctx.config.auth, keys: ctx.apiKeys },
     rateLimitPerMinute: ctx.config.rateLimitPerMinute,
+    sessions: ctx.sessions,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
     readiness: {
       postgres: async () => {
@@ -86,6 +90,7 @@ export function createContext(config: Config): Context {
     maxActiveRunsPerOwner: config.maxActiveRunsPerKey,
   });
   const studies = new StudiesService({ repo, runs, idempotencyKeys });
+  const sessions = new RedisSessionStore(config.redisUrl, config.queuePrefix);
   return {
     config,
     prisma,
@@ -96,10 +101,11 @@ export function createContext(config: Config): Context {
     apiKeys: new ApiKeysRepo(prisma),
     runs,
     studies,
+    sessions,
     connection,
     close: async () => {
       predictor.dispose();
-      await Promise.allSettled([queue.close(), bus.close()]);
+      await Promise.allSettled([queue.close(), bus.close(), sessions.close()]);
       await prisma.$disconnect();
     },
   };

@@ -16,6 +16,9 @@ import { chartsRoutes } from './routes/charts.js';
 import { queueRoutes } from './routes/queue.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { registerGuards, type GuardOptions } from './plugins/guard.js';
+import { registerSessions } from './plugins/session.js';
+import { dashboardRoutes } from './dashboard/index.js';
+import type { SessionStore } from '../auth/sessions.js';
 import type { StudiesService } from '../studies/service.js';
 import type { QueueView } from '../queue/view.js';
 import { HttpMetrics, registerQueueDepth } from '../metrics/http.js';
@@ -27,6 +30,8 @@ export interface AppDeps extends RunsRouteDeps, GuardOptions {
   queue: QueueView;
   /** The process's metrics registry (GET /metrics); a fresh one when absent. */
   metrics?: Registry;
+  /** Dashboard login sessions (used with AUTH=required). */
+  sessions: SessionStore;
 }
 
 export const API_VERSION = '0.1.0';
@@ -43,6 +48,8 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   app.addHook('onResponse', async (request, reply) => {
     http.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
+  // Before the guards: a session cookie becomes the request's principal, which the guards then check like a key.
+  registerSessions(app, { auth: deps.auth, sessions: deps.sessions });
   await registerGuards(app, deps);
 
   await app.register(swagger, {
@@ -62,6 +69,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
         { name: 'charts', description: 'Training curves as SVG or PNG' },
         { name: 'queue', description: 'The training queue' },
         { name: 'health', description: 'Liveness and readiness' },
+        { name: 'dashboard', description: 'Browser sessions of the web dashboard at /' },
       ],
       components: {
         securitySchemes: {
@@ -87,5 +95,6 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   await app.register(studiesRoutes(deps), { prefix: '/v1' });
   await app.register(chartsRoutes(deps), { prefix: '/v1' });
   await app.register(queueRoutes(deps), { prefix: '/v1' });
+  await app.register(dashboardRoutes);
   return app;
 }

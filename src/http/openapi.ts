@@ -7,6 +7,7 @@ import type { RunsService } from '../runs/service.js';
 import type { StudiesService } from '../studies/service.js';
 import type { QueueView } from '../queue/view.js';
 import type { ApiKeyLookup } from '../auth/authenticate.js';
+import type { SessionStore } from '../auth/sessions.js';
 import { buildApp } from './app.js';
 
 export const OPENAPI_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'openapi', 'openapi.json');
@@ -30,6 +31,7 @@ export async function generateOpenApi(): Promise<string> {
       readiness: {},
       auth: { mode: 'required', keys: unused as ApiKeyLookup },
       rateLimitPerMinute: 0,
+      sessions: unused as SessionStore,
     },
     { logger: false },
   );

@@ -82,9 +82,14 @@ export const RunView = Type.Object({
   spec: Type.Unknown({ description: 'The normalized spec: every default applied.' }),
   links: Type.Object({
     self: Type.String(),
-    events: Type.String(),
+    events: Type.String({ description: 'Server-Sent Events (GET).' }),
     metrics: Type.String(),
-    model: Type.String(),
+    model: Type.String({ description: 'tfjs model.json, once the run succeeded.' }),
+    weights: Type.String({ description: 'The weights (binary), once the run succeeded.' }),
+    lossChart: Type.String({ description: 'SVG; .png beside it.' }),
+    accuracyChart: Type.String({ description: 'SVG; .png beside it.' }),
+    predict: Type.String({ description: 'POST images here, once the run succeeded.' }),
+    cancel: Type.String({ description: 'POST to cancel.' }),
   }),
 });
 export type RunView = Static<typeof RunView>;

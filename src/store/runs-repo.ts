@@ -97,6 +97,22 @@ export class RunsRepo {
     return this.db.study.findUnique({ where: { id }, include: { runs: { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] } } });
   }
 
+  /** Studies, newest first, each with its runs' status and finish time. `owner`: only that owner's (null: everyone's). */
+  async listStudies(opts: { owner: string | null; limit: number; offset: number }) {
+    const where = opts.owner !== null ? { owner: opts.owner } : {};
+    const [items, total] = await Promise.all([
+      this.db.study.findMany({
+        where,
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        take: opts.limit,
+        skip: opts.offset,
+        include: { runs: { select: { status: true, finishedAt: true } } },
+      }),
+      this.db.study.count({ where }),
+    ]);
+    return { items, total };
+  }
+
   async requestStudyCancel(id: string): Promise<void> {
     await this.db.study.update({ where: { id }, data: { cancelRequested: true } });
   }

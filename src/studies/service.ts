@@ -19,10 +19,35 @@ export interface StudyRecord {
   cancelRequested: boolean;
   owner: string | null;
   createdAt: Date;
+  /** When its last run finished; null while any run is queued or running. */
+  finishedAt: Date | null;
   runs: Run[];
 }
 
-export function studyStatus(runs: Run[], cancelRequested: boolean): StudyStatus {
+/** A study in a list: its runs reduced to counts by status. */
+export interface StudySummary {
+  id: string;
+  name: string | null;
+  status: StudyStatus;
+  cancelRequested: boolean;
+  createdAt: Date;
+  finishedAt: Date | null;
+  counts: Record<string, number>;
+}
+
+/**
+ * A study is finished when its last run is: finishedAt is derived from the runs rather than stored,
+ * so it can never disagree with them (a run finishing is the only event that finishes a study, and
+ * it happens in the worker, which knows nothing of studies).
+ */
+export function studyFinishedAt(runs: readonly Pick<Run, 'status' | 'finishedAt'>[]): Date | null {
+  if (runs.length === 0 || !runs.every((r) => TERMINAL.includes(r.status))) return null;
+  let last: Date | null = null;
+  for (const r of runs) if (r.finishedAt && (!last || r.finishedAt > last)) last = r.finishedAt;
+  return last;
+}
+
+export function studyStatus(runs: readonly Pick<Run, 'status'>[], cancelRequested: boolean): StudyStatus {
   if (runs.every((r) => TERMINAL.includes(r.status))) return cancelRequested ? 'cancelled' : 'completed';
   return runs.some((r) => r.status !== 'queued') ? 'running' : 'queued';
 }
@@ -79,8 +104,30 @@ export class StudiesService {
       cancelRequested: s.cancelRequested,
       owner: s.owner,
       createdAt: s.createdAt,
+      finishedAt: studyFinishedAt(s.runs),
       runs: s.runs,
       status: studyStatus(s.runs, s.cancelRequested),
+    };
+  }
+
+  /** Studies within `scope`, newest first. */
+  async list(page: { limit: number; offset: number }, scope: Scope = null): Promise<{ items: StudySummary[]; total: number }> {
+    const { items, total } = await this.deps.repo.listStudies({ owner: scope, ...page });
+    return {
+      total,
+      items: items.map((s) => {
+        const counts: Record<string, number> = {};
+        for (const r of s.runs) counts[r.status] = (counts[r.status] ?? 0) + 1;
+        return {
+          id: s.id,
+          name: s.name,
+          status: studyStatus(s.runs, s.cancelRequested),
+          cancelRequested: s.cancelRequested,
+          createdAt: s.createdAt,
+          finishedAt: studyFinishedAt(s.runs),
+          counts,
+        };
+      }),
     };
   }
 

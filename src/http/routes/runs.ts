@@ -67,7 +67,17 @@ export function runView(run: Run): RunViewT {
     startedAt: run.startedAt?.toISOString() ?? null,
     finishedAt: run.finishedAt?.toISOString() ?? null,
     spec: run.spec,
-    links: { self, events: `${self}/events`, metrics: `${self}/metrics`, model: `${self}/model` },
+    links: {
+      self,
+      events: `${self}/events`,
+      metrics: `${self}/metrics`,
+      model: `${self}/model`,
+      weights: `${self}/model/weights.bin`,
+      lossChart: `${self}/charts/loss.svg`,
+      accuracyChart: `${self}/charts/accuracy.svg`,
+      predict: `${self}/predict`,
+      cancel: `${self}/cancel`,
+    },
   };
 }
 

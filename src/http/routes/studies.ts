@@ -3,11 +3,12 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { StudyRequest } from '../../spec/study.js';
-import type { StudiesService, StudyRecord } from '../../studies/service.js';
+import type { StudiesService, StudyRecord, StudySummary } from '../../studies/service.js';
 import { toCsv, toMarkdown } from '../../studies/comparison.js';
 import type { RunEventBus } from '../../events/bus.js';
 import type { RunsService } from '../../runs/service.js';
 import { Problem, RunParams, RunView } from '../schemas.js';
+import type { Comparison } from '../../studies/comparison.js';
 import { IdempotencyHeaders, idempotencyOf, runView } from './runs.js';
 import { scopeOf } from '../plugins/guard.js';
 import { streamStudyEvents } from '../sse.js';
@@ -20,16 +21,84 @@ export interface StudiesRouteDeps {
 
 const problems = { 400: Problem, 401: Problem, 404: Problem, 409: Problem, 422: Problem, 429: Problem };
 
+const StudyLinks = Type.Object({
+  self: Type.String(),
+  events: Type.String({ description: 'Server-Sent Events of all its runs (GET).' }),
+  comparison: Type.String({ description: 'JSON; `?format=csv` or `?format=md` for a table.' }),
+  valAccuracyChart: Type.String({ description: 'SVG overlay of every run; .png beside it.' }),
+  valLossChart: Type.String({ description: 'SVG overlay of every run; .png beside it.' }),
+  cancel: Type.String({ description: 'POST to cancel every unfinished run.' }),
+});
+
+const StudyStatus = Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('completed'), Type.Literal('cancelled')]);
+const finishedAt = Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+  description: 'When its last run finished; null while any run is queued or running.',
+});
+
 const StudyView = Type.Object({
   id: Type.String({ format: 'uuid' }),
   name: Type.Union([Type.String(), Type.Null()]),
-  status: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('completed'), Type.Literal('cancelled')]),
+  status: StudyStatus,
   cancelRequested: Type.Boolean(),
   createdAt: Type.String({ format: 'date-time' }),
+  finishedAt,
   counts: Type.Record(Type.String(), Type.Integer(), { description: 'Runs by status.' }),
   runs: Type.Array(Type.Intersect([Type.Object({ variant: Type.Union([Type.String(), Type.Null()]) }), RunView])),
-  links: Type.Object({ self: Type.String(), events: Type.String(), comparison: Type.String() }),
+  links: StudyLinks,
 });
+
+const StudySummaryView = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  name: Type.Union([Type.String(), Type.Null()]),
+  status: StudyStatus,
+  cancelRequested: Type.Boolean(),
+  createdAt: Type.String({ format: 'date-time' }),
+  finishedAt,
+  counts: Type.Record(Type.String(), Type.Integer(), { description: 'Runs by status.' }),
+  links: StudyLinks,
+});
+
+const StudyList = Type.Object({ items: Type.Array(StudySummaryView), total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer() });
+const StudyListQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  offset: Type.Integer({ minimum: 0, default: 0 }),
+});
+
+function studyLinks(id: string) {
+  const self = `/v1/studies/${id}`;
+  return {
+    self,
+    events: `${self}/events`,
+    comparison: `${self}/comparison`,
+    valAccuracyChart: `${self}/charts/val-accuracy.svg`,
+    valLossChart: `${self}/charts/val-loss.svg`,
+    cancel: `${self}/cancel`,
+  };
+}
+
+/**
+ * Differences of two fractions times 100 carry float noise (-7.000000000000001); six decimals of a
+ * percentage point are far below what a test split can resolve.
+ */
+export function roundComparison(c: Comparison): Comparison {
+  return {
+    ...c,
+    rows: c.rows.map((r) => ({ ...r, deltaVsBaselinePp: r.deltaVsBaselinePp === null ? null : Math.round(r.deltaVsBaselinePp * 1e6) / 1e6 })),
+  };
+}
+
+function summaryView(s: StudySummary) {
+  return {
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    cancelRequested: s.cancelRequested,
+    createdAt: s.createdAt.toISOString(),
+    finishedAt: s.finishedAt?.toISOString() ?? null,
+    counts: s.counts,
+    links: studyLinks(s.id),
+  };
+}
 
 const Nullable = (t: ReturnType<typeof Type.Number>) => Type.Union([t, Type.Null()]);
 const ComparisonView = Type.Object({
@@ -58,16 +127,16 @@ const ComparisonView = Type.Object({
 function studyView(s: StudyRecord) {
   const counts: Record<string, number> = {};
   for (const r of s.runs) counts[r.status] = (counts[r.status] ?? 0) + 1;
-  const self = `/v1/studies/${s.id}`;
   return {
     id: s.id,
     name: s.name,
     status: s.status,
     cancelRequested: s.cancelRequested,
     createdAt: s.createdAt.toISOString(),
+    finishedAt: s.finishedAt?.toISOString() ?? null,
     counts,
     runs: s.runs.map((r) => ({ variant: r.variant, ...runView(r) })),
-    links: { self, events: `${self}/events`, comparison: `${self}/comparison` },
+    links: studyLinks(s.id),
   };
 }
 
@@ -102,6 +171,24 @@ export const studiesRoutes =
     );
 
     app.get(
+      '/studies',
+      {
+        schema: {
+          tags: ['studies'],
+          summary: 'List studies, newest first',
+          description: "With auth on, only the studies of the API key's owner. Each with its runs counted by status; GET /v1/studies/{id} for the runs.",
+          querystring: StudyListQuery,
+          response: { 200: StudyList, 400: Problem, 401: Problem, 429: Problem },
+        },
+      },
+      async (request) => {
+        const { limit, offset } = request.query;
+        const page = await studies.list({ limit, offset }, scopeOf(request));
+        return { items: page.items.map(summaryView), total: page.total, limit, offset };
+      },
+    );
+
+    app.get(
       '/studies/:id',
       { schema: { tags: ['studies'], summary: 'A study with its runs', params: RunParams, response: { 200: StudyView, ...problems } } },
       async (request) => studyView(await studies.get(request.params.id, scopeOf(request))),
@@ -119,8 +206,13 @@ export const studiesRoutes =
         schema: {
           tags: ['studies'],
           summary: 'The runs side by side, ranked by test accuracy',
-          description: 'JSON by default; `Accept: text/csv` or `Accept: text/markdown` for a table.',
+          description:
+            'JSON by default; a table with `?format=csv` or `?format=md` (links and browsers), or `Accept: text/csv` / `Accept: text/markdown`. ' +
+            'The query parameter wins over the header.',
           params: RunParams,
+          querystring: Type.Object({
+            format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv'), Type.Literal('md')], { description: 'Overrides the Accept header.' })),
+          }),
           produces: ['application/json', 'text/csv', 'text/markdown'],
           response: {
             200: {
@@ -135,10 +227,12 @@ export const studiesRoutes =
         },
       },
       async (request, reply) => {
-        const { study, comparison } = await studies.comparison(request.params.id, scopeOf(request));
+        const { study, comparison: raw } = await studies.comparison(request.params.id, scopeOf(request));
+        const comparison = roundComparison(raw);
         const accept = request.headers.accept ?? '';
-        if (/text\/csv/.test(accept)) return reply.type('text/csv; charset=utf-8').send(toCsv(comparison));
-        if (/text\/markdown/.test(accept)) return reply.type('text/markdown; charset=utf-8').send(toMarkdown(comparison));
+        const format = request.query.format ?? (/text\/csv/.test(accept) ? 'csv' : /text\/markdown/.test(accept) ? 'md' : 'json');
+        if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(toCsv(comparison));
+        if (format === 'md') return reply.type('text/markdown; charset=utf-8').send(toMarkdown(comparison));
         return { studyId: study.id, status: study.status, ...comparison };
       },
     );
