@@ -13,7 +13,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { DatasetFileMissingError, DatasetPathError, DatasetSpecError, IdxFormatError } from './errors.js';
-import { readIdxFile, readIdxHeader } from './idx.js';
+import { readIdxFile, readIdxHeader, type IdxHeader } from './idx.js';
 import { resolveDataPath } from './paths.js';
 import { deriveSeed, stratifiedSample, stratifiedSplit } from './random.js';
 import { DATASET_FILE_ROLES, type DatasetFileRole, datasetDir, downloadHint, getDatasetInfo, isNamedDataset, officialFilePath } from './registry.js';
@@ -228,26 +228,68 @@ async function makePlan(spec: DatasetSpec, dataDir: string): Promise<Plan> {
   throw new DatasetSpecError(`unknown dataset name ${JSON.stringify((spec as { name?: unknown }).name)}`, 'name');
 }
 
-async function readLabels(ref: FileRef, offset: number, verify: boolean): Promise<Int32Array> {
-  const idx = await readIdxFile(ref.path, { kind: 'labels', expectedSha256: verify ? ref.sha256 : null });
-  const out = new Int32Array(idx.data.length);
-  for (let i = 0; i < out.length; i++) {
-    const v = (idx.data[i] as number) - offset;
-    if (v < 0) {
-      throw new DatasetSpecError(`${ref.path}: label ${v + offset} at index ${i} is below the first label ${offset} of this dataset`, ref.field);
-    }
-    out[i] = v;
+/** What a labels file holds, once read: the labels (offset applied) and the largest of them. */
+interface LabelFile {
+  labels: Int32Array;
+  max: number;
+}
+
+/**
+ * Label files and image headers already read, by path, the file's stamp (size, mtime, ctime, inode)
+ * and how it was read: submissions validate the same few datasets over and over, and reading and
+ * inflating the label files each time made POST /v1/runs slow. A changed file has another stamp;
+ * a failed read is not kept; concurrent reads of one file share one promise. Arrays are shared:
+ * callers only read them.
+ */
+const FILE_CACHE_MAX = 32;
+const labelFiles = new Map<string, Promise<LabelFile>>();
+const imageHeaders = new Map<string, Promise<IdxHeader>>();
+
+async function stampOf(path: string): Promise<string> {
+  const st = await stat(path);
+  return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
+}
+
+function remember<T>(cache: Map<string, Promise<T>>, key: string, read: () => Promise<T>): Promise<T> {
+  const hit = cache.get(key);
+  if (hit) {
+    cache.delete(key); // most recently used goes last
+    cache.set(key, hit);
+    return hit;
   }
-  return out;
+  const p = read();
+  cache.set(key, p);
+  p.catch(() => cache.delete(key));
+  while (cache.size > FILE_CACHE_MAX) cache.delete(cache.keys().next().value as string);
+  return p;
 }
 
-function maxLabel(labels: Int32Array): number {
-  let m = -1;
-  for (let i = 0; i < labels.length; i++) if ((labels[i] as number) > m) m = labels[i] as number;
-  return m;
+async function readLabels(ref: FileRef, offset: number, verify: boolean): Promise<LabelFile> {
+  const sha = verify ? ref.sha256 : null;
+  const key = `${ref.path}\0${await stampOf(ref.path)}\0${offset}\0${sha ?? '-'}`;
+  return remember(labelFiles, key, async () => {
+    const idx = await readIdxFile(ref.path, { kind: 'labels', expectedSha256: sha });
+    const out = new Int32Array(idx.data.length);
+    let max = -1;
+    for (let i = 0; i < out.length; i++) {
+      const v = (idx.data[i] as number) - offset;
+      if (v < 0) {
+        throw new DatasetSpecError(`${ref.path}: label ${v + offset} at index ${i} is below the first label ${offset} of this dataset`, ref.field);
+      }
+      out[i] = v;
+      if (v > max) max = v;
+    }
+    return { labels: out, max };
+  });
 }
 
-function checkRange(labels: Int32Array, numClasses: number, plan: Plan, ref: FileRef): void {
+async function readImageHeader(path: string): Promise<IdxHeader> {
+  return remember(imageHeaders, `${path}\0${await stampOf(path)}`, () => readIdxHeader(path, 'images'));
+}
+
+function checkRange(file: LabelFile, numClasses: number, plan: Plan, ref: FileRef): void {
+  if (file.max < numClasses) return;
+  const labels = file.labels;
   for (let i = 0; i < labels.length; i++) {
     const v = labels[i] as number;
     if (v >= numClasses) {
@@ -262,20 +304,22 @@ function checkRange(labels: Int32Array, numClasses: number, plan: Plan, ref: Fil
 
 /** Read and validate the label files; infer or check the class count. */
 async function readAllLabels(plan: Plan, verify: boolean): Promise<{ train: Int32Array; test: Int32Array | null; numClasses: number }> {
-  const train = await readLabels(plan.trainLabels, plan.labelOffset, verify);
-  const test = plan.test ? await readLabels(plan.test.labels, plan.labelOffset, verify) : null;
-  if (train.length === 0) throw new DatasetSpecError(`${plan.trainLabels.path}: no training labels`, plan.trainLabels.field);
-  if (test && test.length === 0 && plan.test) throw new DatasetSpecError(`${plan.test.labels.path}: no test labels`, plan.test.labels.field);
+  const [train, test] = await Promise.all([
+    readLabels(plan.trainLabels, plan.labelOffset, verify),
+    plan.test ? readLabels(plan.test.labels, plan.labelOffset, verify) : null,
+  ]);
+  if (train.labels.length === 0) throw new DatasetSpecError(`${plan.trainLabels.path}: no training labels`, plan.trainLabels.field);
+  if (test && test.labels.length === 0 && plan.test) throw new DatasetSpecError(`${plan.test.labels.path}: no test labels`, plan.test.labels.field);
   let numClasses = plan.numClasses;
   if (numClasses === null) {
-    numClasses = Math.max(maxLabel(train), test ? maxLabel(test) : -1) + 1;
+    numClasses = Math.max(train.max, test ? test.max : -1) + 1;
     if (numClasses < 2) {
       throw new DatasetSpecError(`${plan.trainLabels.path}: all labels are 0; a classifier needs at least 2 classes`, plan.trainLabels.field);
     }
   }
   checkRange(train, numClasses, plan, plan.trainLabels);
   if (test && plan.test) checkRange(test, numClasses, plan, plan.test.labels);
-  return { train, test, numClasses };
+  return { train: train.labels, test: test?.labels ?? null, numClasses };
 }
 
 function iota(n: number): Int32Array {
@@ -435,12 +479,9 @@ async function readLabelsInfoAbsolute(spec: DatasetSpec, dataDir: string, option
   const verify = options.verifyChecksums ?? true;
   const plan = await makePlan(spec, dataDir);
   const labels = await readAllLabels(plan, verify);
-  const trainHeader = await readIdxHeader(plan.trainImages.path, 'images');
+  const [trainHeader, testHeader] = await Promise.all([readImageHeader(plan.trainImages.path), plan.test ? readImageHeader(plan.test.images.path) : null]);
   checkImageDims(trainHeader.dims, plan.trainImages, plan.trainLabels, labels.train.length);
-  if (plan.test && labels.test) {
-    const testHeader = await readIdxHeader(plan.test.images.path, 'images');
-    checkImageDims(testHeader.dims, plan.test.images, plan.test.labels, labels.test.length);
-  }
+  if (plan.test && labels.test && testHeader) checkImageDims(testHeader.dims, plan.test.images, plan.test.labels, labels.test.length);
   let trainCount = labels.train.length;
   let testCount: number;
   if (labels.test) testCount = labels.test.length;
