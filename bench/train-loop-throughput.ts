@@ -4,7 +4,7 @@
  * (onednn) and wasm beside them, on real EMNIST ByMerge images.
  *
  *   node --import tsx bench/train-loop-throughput.ts [--steps 40] [--threads 2] [--epochs 2]
- *        [--presets baseline,l2-activity] [--fit] [--wasm] [--md bench/results/train-loop-….md]
+ *        [--presets baseline,l2-activity] [--tfjs-step] [--fit] [--wasm] [--md bench/results/train-loop-….md]
  *
  * Data: the ByMerge test split (../shared/data/emnist-bymerge-test, IDX gz) loaded with the engine's
  * data layer (src/engine/data) as a seeded `limit` sample sized so that one epoch is exactly
@@ -13,6 +13,8 @@
  * `samplesPerSec` (what a submitted run records: training batches only, not the validation pass,
  * the weight statistics or the checkpoint). Epoch 1 includes primitive creation (warm-up); the
  * table shows every epoch and takes the best of epochs ≥ 2 as "warm".
+ * `--tfjs-step`: each preset also with the tfjs autodiff step (ONEDNN_DISABLE=SequentialStep), right
+ * after the native one, so before/after share the machine's load.
  * `--fit`: the same images through the tutorial CNN's model.fit on onednn; `--wasm`: model.fit on
  * wasm (2 steps, it is ~10x slower).
  */
@@ -30,6 +32,8 @@ const { values: opts } = parseArgs({
     threads: { type: 'string', default: '2' },
     epochs: { type: 'string', default: '2' },
     presets: { type: 'string' },
+    /** Also run each preset with the tfjs autodiff step (ONEDNN_DISABLE=SequentialStep), interleaved. */
+    'tfjs-step': { type: 'boolean', default: false },
     fit: { type: 'boolean', default: false },
     wasm: { type: 'boolean', default: false },
     data: { type: 'string', default: path.resolve(ROOT, '..', 'shared', 'data', 'emnist-bymerge-test') },
@@ -46,6 +50,8 @@ interface ChildResult {
   description: string;
   /** samples/s per epoch (loop) or per fit run (model.fit). */
   rates: number[];
+  /** CPU ms (user + system, all threads) per step, per epoch (loop only). */
+  cpuMs?: number[];
   numTensors: number[];
   rssMB: number;
   error?: string;
@@ -79,11 +85,19 @@ async function childLoop(preset: string, threads: number, steps: number, epochs:
     { seed: 2020, numClasses: data.numClasses, inputShape: [28, 28, 1] } as never,
   );
   const rates: number[] = [];
+  const cpuMs: number[] = [];
   const numTensors: number[] = [];
+  let first: NodeJS.CpuUsage | null = null;
   const result = await train(spec, { train: data.train, test: data.test, numClasses: data.numClasses }, {
     checkpoints: true,
-    progressIntervalMs: 1000,
+    progressIntervalMs: 0,
     onEvent: (e) => {
+      // Process CPU time (all threads) from the end of batch 1 to the end of the last batch.
+      if (e.type === 'batch' && e.batch === 1) first = process.cpuUsage();
+      if (e.type === 'batch' && e.batch === e.batches && first) {
+        const c = process.cpuUsage(first);
+        cpuMs.push((c.user + c.system) / 1000 / (e.batches - 1));
+      }
       if (e.type === 'epoch') {
         rates.push(e.samplesPerSec);
         numTensors.push(tf.memory().numTensors);
@@ -91,10 +105,12 @@ async function childLoop(preset: string, threads: number, steps: number, epochs:
     },
   });
   if (result.status !== 'completed') throw new Error(`run ${result.status}`);
+  const path = process.env.ONEDNN_DISABLE?.includes('SequentialStep') ? 'tfjs step' : 'native step';
   return {
     label: preset,
-    description: `service loop, ${info.name} ${threads} thread(s)`,
+    description: `service loop, ${path}, ${info.name} ${threads} thread(s)`,
     rates,
+    cpuMs,
     numTensors,
     rssMB: process.memoryUsage().rss / 2 ** 20,
   };
@@ -147,7 +163,7 @@ if (opts.child) {
 
 const { PRESET_NAMES } = await import('../src/spec/presets.js');
 const presets = opts.presets ? opts.presets.split(',') : [...PRESET_NAMES];
-const jobs = presets.map((p) => `loop=${p}`);
+const jobs = presets.flatMap((p) => (opts['tfjs-step'] ? [`loop=${p}`, `tfjsloop=${p}`] : [`loop=${p}`]));
 if (opts.fit) jobs.push('fit=onednn');
 if (opts.wasm) jobs.push('fit=wasm');
 const self = fileURLToPath(import.meta.url);
@@ -156,7 +172,8 @@ const t0 = Date.now();
 const results: ChildResult[] = [];
 for (const job of jobs) {
   const args = ['--import', 'tsx', self, '--child', job, '--steps', opts.steps!, '--threads', opts.threads!, '--epochs', opts.epochs!, '--data', opts.data!];
-  const res = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, cwd: ROOT });
+  const env = job.startsWith('tfjsloop=') ? { ...process.env, ONEDNN_DISABLE: 'SequentialStep' } : process.env;
+  const res = spawnSync(process.execPath, args.map((a) => a.replace(/^tfjsloop=/, 'loop=')), { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, cwd: ROOT, env });
   const line = res.stdout.split('\n').find((l) => l.startsWith('RESULT '));
   const r: ChildResult = line
     ? (JSON.parse(line.slice(7)) as ChildResult)
@@ -167,7 +184,8 @@ for (const job of jobs) {
 const load1 = os.loadavg();
 
 const warm = (r: ChildResult) => (r.rates.length > 1 ? Math.max(...r.rates.slice(1)) : (r.rates[0] ?? NaN));
-const base = results.find((r) => r.label === 'baseline' && !r.error);
+const base = results.find((r) => r.label === 'baseline' && !r.error && r.description.includes('native'));
+const tfjsBase = results.find((r) => r.label === 'baseline' && !r.error && r.description.includes('tfjs step'));
 const lines: string[] = [];
 lines.push('# Training throughput: the service loop (engine train(), checkpoints on), eight presets');
 lines.push('');
@@ -177,16 +195,21 @@ lines.push(`- load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start,
 lines.push(`- data: EMNIST ByMerge test split, seeded sample: ${opts.steps} batches of ${BATCH} per epoch (+ ${VALIDATION} validation), ${opts.epochs} epoch(s) per preset`);
 lines.push('- figure: the run\'s own samplesPerSec per epoch (training batches only); "warm" is the best epoch after the first');
 lines.push('');
-lines.push('| path | samples/s per epoch | warm samples/s | vs baseline | numTensors after each epoch | RSS MiB |');
-lines.push('|---|---|---:|---:|---|---:|');
+lines.push('- CPU ms/step: process CPU time (user + system, all threads) per step from batch 2 to the last, per epoch. Wall time on a busy');
+lines.push('  machine includes waiting for a core, CPU time does not: `250 * 1000 * threads / CPU ms` is what the threads would give on idle cores.');
+lines.push('');
+lines.push('| path | samples/s per epoch | warm samples/s | vs baseline (same path) | CPU ms/step per epoch | numTensors after each epoch | RSS MiB |');
+lines.push('|---|---|---:|---:|---|---|---:|');
 for (const r of results) {
   if (r.error) {
     lines.push(`| ${r.label} | — | — | — | ${r.error.split('\n')[0]!.replace(/\|/g, '/').slice(0, 200)} | |`);
     continue;
   }
   const w = warm(r);
-  const rel = base && r.description.startsWith('service') ? `${((w / warm(base) - 1) * 100).toFixed(1)} %` : '';
-  lines.push(`| ${r.label} (${r.description}) | ${r.rates.map((x) => x.toFixed(0)).join(', ')} | ${w.toFixed(0)} | ${rel} | ${r.numTensors.join(', ')} | ${r.rssMB.toFixed(0)} |`);
+  const ref = r.description.includes('tfjs step') ? tfjsBase : r.description.includes('native') ? base : undefined;
+  const rel = ref ? `${((w / warm(ref) - 1) * 100).toFixed(1)} %` : '';
+  const cpu = (r.cpuMs ?? []).map((x) => x.toFixed(1)).join(', ');
+  lines.push(`| ${r.label} (${r.description}) | ${r.rates.map((x) => x.toFixed(0)).join(', ')} | ${w.toFixed(0)} | ${rel} | ${cpu} | ${r.numTensors.join(', ')} | ${r.rssMB.toFixed(0)} |`);
 }
 const text = lines.join('\n') + '\n';
 console.log(text);

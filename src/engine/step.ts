@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NormalizedSpec } from '../spec/normalized.js';
 import type { BuiltModel } from './model.js';
+import { nativeTrainStep } from './native-step.js';
 import { penalty } from './regularizers.js';
 
 export interface StepValues {
@@ -94,6 +95,6 @@ export function tfjsTrainStep(built: BuiltModel, optimizer: tf.Optimizer): Train
   };
 }
 
-export function makeTrainStep(built: BuiltModel, optimizer: tf.Optimizer, _spec: NormalizedSpec): TrainStep {
-  return tfjsTrainStep(built, optimizer);
+export function makeTrainStep(built: BuiltModel, optimizer: tf.Optimizer, spec: NormalizedSpec): TrainStep {
+  return nativeTrainStep(built, optimizer, spec) ?? tfjsTrainStep(built, optimizer);
 }

@@ -61,7 +61,7 @@ export interface SequentialStepResult {
   kernelPenalty: number;
   biasPenalty: number;
   activityPenalty: number;
-  /** Samples whose most probable class is the label's (first maximum of each). */
+  /** Samples whose largest logit is the label's class (first maximum of each). */
   correct: number;
 }
 
@@ -91,6 +91,8 @@ export class OnednnSequentialStep {
    * Returns the reason instead when a layer or its configuration is not supported natively.
    */
   static plan(inputShape: [number, number, number], layers: readonly SequentialLayer[], backendName = 'onednn'): OnednnSequentialStep | string {
+    // ONEDNN_DISABLE=SequentialStep keeps callers on their tfjs step (diagnostics, comparisons).
+    if ((process.env.ONEDNN_DISABLE ?? '').split(',').includes('SequentialStep')) return 'disabled by ONEDNN_DISABLE';
     if (layers.length === 0) return 'no layers';
     let [h, w, c] = inputShape;
     const rows: number[] = [];

@@ -135,7 +135,7 @@ function reference(layers: SequentialLayer[], x: tf.Tensor4D, y: tf.Tensor2D, ke
     });
     const z = logits as unknown as tf.Tensor2D;
     const dataLoss = tf.mean(tf.sum(tf.mul(y, tf.sub(tf.logSumExp(z, 1, true), z)), 1)) as tf.Scalar;
-    const correct = tf.sum(tf.cast(tf.equal(tf.argMax(h, -1), tf.argMax(y, -1)), 'float32'));
+    const correct = tf.sum(tf.cast(tf.equal(tf.argMax(z, -1), tf.argMax(y, -1)), 'float32'));
     parts.dataLoss = dataLoss.dataSync()[0]!;
     parts.kernel = kernel.dataSync()[0]!;
     parts.bias = bias.dataSync()[0]!;

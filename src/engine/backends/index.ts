@@ -112,8 +112,49 @@ async function useWasm(): Promise<void> {
   await activate('wasm');
 }
 
+/** The weights and configuration of one layer, as the onednn whole-step planner takes them. */
+export type NativeStepLayer =
+  | { type: 'conv2d'; kernel: tf.Tensor; bias: tf.Tensor | null; strides: [number, number]; padding: 'valid' | 'same'; activation: string; kernelPenalty: NativePenalty | null; biasPenalty: NativePenalty | null; activityPenalty: NativePenalty | null }
+  | { type: 'maxPooling2d'; poolSize: [number, number]; strides: [number, number]; padding: 'valid' | 'same' }
+  | { type: 'dropout'; rate: number }
+  | { type: 'flatten' }
+  | { type: 'dense'; kernel: tf.Tensor; bias: tf.Tensor | null; activation: string; kernelPenalty: NativePenalty | null; biasPenalty: NativePenalty | null; activityPenalty: NativePenalty | null };
+
+export interface NativePenalty {
+  l1: number;
+  l2: number;
+}
+
+/** A whole training step (forward, loss, backward) in one native call: see packages/tfjs-backend-onednn/src/step.ts. */
+export interface NativeSequentialStep {
+  /** The weights whose gradients run() returns, in that order. */
+  readonly variables: readonly tf.Tensor[];
+  run(
+    x: tf.Tensor,
+    labels: tf.Tensor,
+    dropoutKeys: ArrayLike<number>,
+  ): { grads: tf.Tensor[]; dataLoss: number; kernelPenalty: number; biasPenalty: number; activityPenalty: number; correct: number };
+}
+
 interface OnednnModule {
   registerOnednnBackend(options?: { threads?: number }): Promise<{ name: string; threads: number }>;
+  OnednnSequentialStep?: {
+    plan(inputShape: [number, number, number], layers: readonly NativeStepLayer[], backendName?: string): NativeSequentialStep | string;
+  };
+}
+
+/** The onednn package once initBackend has loaded it (its native step planner lives there). */
+let onednnModule: { module: OnednnModule; backend: string } | null = null;
+
+/**
+ * Plans a native whole step for the active backend; null when the active backend is not the
+ * onednn one, or the reason (a string) when it cannot run this stack.
+ */
+export function planNativeStep(inputShape: [number, number, number], layers: readonly NativeStepLayer[]): NativeSequentialStep | string | null {
+  if (!onednnModule || tf.getBackend() !== onednnModule.backend) return null;
+  const planner = onednnModule.module.OnednnSequentialStep;
+  if (!planner) return 'this build of the onednn backend has no native step';
+  return planner.plan(inputShape, layers, onednnModule.backend);
 }
 
 async function useOnednn(options: BackendOptions): Promise<void> {
@@ -126,6 +167,7 @@ async function useOnednn(options: BackendOptions): Promise<void> {
   }
   const { name } = await mod.registerOnednnBackend(options.threads !== undefined ? { threads: options.threads } : {});
   await activate(name);
+  onednnModule = { module: mod, backend: name };
 }
 
 async function tryPreference(pref: ConcretePreference, options: BackendOptions): Promise<void> {

@@ -397,7 +397,7 @@ LossOut softmaxLoss(const float* z, const float* y, float* p, float* gz, int64_t
       pr[j] = static_cast<float>(std::exp(double(zr[j]) - lse));
       sumY += yr[j];
       l += double(yr[j]) * (lse - zr[j]);
-      if (pr[j] > pr[ap]) ap = j;
+      if (zr[j] > zr[ap]) ap = j;  // argmax of the logits (first maximum), as the tfjs step counts
       if (yr[j] > yr[ay]) ay = j;
     }
     loss += l;

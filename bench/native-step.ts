@@ -1,0 +1,32 @@
+import * as tf from '@tensorflow/tfjs';
+import { registerOnednnBackend, OnednnSequentialStep, type SequentialLayer } from '../packages/tfjs-backend-onednn/src/index.js';
+const threads = Number(process.env.T ?? 2);
+await registerOnednnBackend({ threads });
+await tf.setBackend('onednn');
+const B = 250;
+const v = (s: number[]) => tf.variable(tf.randomUniform(s, -0.1, 0.1));
+const act = process.env.ACT ? { l1: 0, l2: 0.01 } : null;
+const layers: SequentialLayer[] = [
+  { type: 'conv2d', kernel: v([3, 3, 1, 32]), bias: v([32]), strides: [1, 1], padding: 'valid', activation: 'relu', activityPenalty: act },
+  { type: 'maxPooling2d', poolSize: [2, 2], strides: [2, 2], padding: 'valid' },
+  { type: 'dropout', rate: 0.25 },
+  { type: 'conv2d', kernel: v([3, 3, 32, 64]), bias: v([64]), strides: [1, 1], padding: 'valid', activation: 'relu', activityPenalty: act },
+  { type: 'maxPooling2d', poolSize: [2, 2], strides: [2, 2], padding: 'valid' },
+  { type: 'dropout', rate: 0.25 },
+  { type: 'flatten' },
+  { type: 'dense', kernel: v([1600, 256]), bias: v([256]), activation: 'relu', activityPenalty: act },
+  { type: 'dense', kernel: v([256, 47]), bias: v([47]), activation: 'softmax', activityPenalty: act },
+];
+const step = OnednnSequentialStep.plan([28, 28, 1], layers);
+if (typeof step === 'string') throw new Error(step);
+const x = tf.randomUniform([B, 28, 28, 1]);
+const y = tf.oneHot(tf.randomUniform([B], 0, 47, 'int32'), 47).toFloat();
+const keys = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+for (let i = 0; i < 3; i++) tf.dispose(step.run(x, y, keys).grads);
+const N = Number(process.env.N ?? 20);
+const c0 = process.cpuUsage();
+const t0 = performance.now();
+for (let i = 0; i < N; i++) tf.dispose(step.run(x, y, keys).grads);
+const ms = (performance.now() - t0) / N;
+const c = process.cpuUsage(c0);
+console.log(`threads ${threads}: ${ms.toFixed(1)} ms/step wall, ${((c.user + c.system) / 1000 / N).toFixed(1)} CPU ms/step, ${(B * 1000 / ms).toFixed(0)} samples/s`);
