@@ -20,7 +20,8 @@ export interface Service {
   stop(): void;
 }
 
-export async function startService(opts: { source: string; workers: number; backend: string }): Promise<Service> {
+/** `root`: the checkout whose built service runs (default: this one). */
+export async function startService(opts: { source: string; workers: number; backend: string; root?: string }): Promise<Service> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'regula-bench-data-'));
   await mkdir(path.join(dataDir, 'bymerge'));
   for (const f of [BYMERGE.images, BYMERGE.labels]) await copyFile(path.join(opts.source, path.basename(f)), path.join(dataDir, f));
@@ -36,7 +37,7 @@ export async function startService(opts: { source: string; workers: number; back
     WORKER_CONCURRENCY: '1',
     LOG_LEVEL: 'warn',
   };
-  const main = path.join(ROOT, 'dist', 'main.js');
+  const main = path.join(opts.root ?? ROOT, 'dist', 'main.js');
   const procs: ChildProcess[] = [spawn(process.execPath, [main, 'all'], { env, stdio: ['ignore', 'inherit', 'inherit'] })];
   // `all` runs one worker; more training threads come from separate worker processes.
   for (let i = 1; i < opts.workers; i++) procs.push(spawn(process.execPath, [main, 'worker'], { env, stdio: ['ignore', 'inherit', 'inherit'] }));

@@ -19,6 +19,8 @@ export interface EpochPoint {
 
 export interface Series {
   label: string;
+  /** Series with one group share a colour and one legend entry (e.g. a variant's seeds). */
+  group?: string;
   points: { epoch: number; value: number | null }[];
 }
 
@@ -45,6 +47,7 @@ interface Row {
   epoch: number;
   value: number;
   series: string;
+  group: string;
 }
 
 /** Training vs validation loss per epoch (the tutorial's plot: title, x "No. epoch", legend). */
@@ -67,19 +70,25 @@ export function runAccuracyChart(title: string, epochs: EpochPoint[]): Promise<s
  * Several series overlaid, one line (with point markers) per series and a legend with their labels,
  * e.g. the validation accuracy of a study's runs. Null and non-finite values are skipped; series
  * keep their order (and so their colour, `SERIES_COLORS[i % 20]`); duplicate labels get " (2)", " (3)"….
+ * Series with a `group` (a variant's runs over several seeds) are drawn one line each in their
+ * group's colour, with one legend entry per group: every seed stays visible.
  * With no points at all the chart still renders, with the subtitle "no epochs yet".
  */
 export async function overlayChart(title: string, yTitle: string, series: Series[]): Promise<string> {
   const labels = uniqueLabels(series.map((s) => s.label));
+  const grouped = series.some((s) => s.group !== undefined);
+  const groups: string[] = [];
   const rows: Row[] = [];
   series.forEach((s, i) => {
     const label = labels[i] as string;
+    const group = grouped ? (s.group ?? label) : label;
+    if (!groups.includes(group)) groups.push(group);
     for (const p of s.points) {
       if (p.value === null || !Number.isFinite(p.value) || !Number.isFinite(p.epoch)) continue;
-      rows.push({ epoch: p.epoch, value: p.value, series: label });
+      rows.push({ epoch: p.epoch, value: p.value, series: label, group });
     }
   });
-  return renderSvg(overlaySpec(title, yTitle, labels, rows));
+  return renderSvg(overlaySpec(title, yTitle, groups, rows));
 }
 
 /**
@@ -143,8 +152,9 @@ function overlaySpec(title: string, yTitle: string, labels: string[], rows: Row[
         title: yTitle,
         scale: { domain: yDomain, zero: false, nice: true },
       },
+      detail: { field: 'series', type: 'nominal' },
       color: {
-        field: 'series',
+        field: 'group',
         type: 'nominal',
         title: null,
         scale: { domain: labels, range },

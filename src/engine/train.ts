@@ -320,6 +320,13 @@ async function restoreCheckpoint(st: LoopState, cp: TrainingCheckpoint): Promise
   return s.stoppedEarly;
 }
 
+/** The share of the most frequent label. */
+function majorityRate(labels: Int32Array, numClasses: number): number {
+  const counts = new Int32Array(numClasses);
+  for (const l of labels) counts[l] = (counts[l] ?? 0) + 1;
+  return labels.length > 0 ? Math.max(...counts) / labels.length : 0;
+}
+
 function range(from: number, to: number): Int32Array {
   const r = new Int32Array(Math.max(0, to - from));
   for (let i = 0; i < r.length; i++) r[i] = from + i;
@@ -435,7 +442,7 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
     }
     snapshot.dispose();
     if (shouldStop()) return { status: 'cancelled', epochs: reports };
-    const test = await evaluate(built, testBatcher, range(0, data.test.count), batchSize);
+    const test = { ...(await evaluate(built, testBatcher, range(0, data.test.count), batchSize)), majorityRate: majorityRate(data.test.labels, data.numClasses) };
     const weights = await layerStats(built, probe);
     const artifact = await exportModel(built.model);
     return { status: 'completed', test, artifact, epochs: reports, weights, stoppedEarly };

@@ -118,7 +118,8 @@ export interface WeightSpec {
 export type TrainingResult =
   | {
       status: 'completed';
-      test: LossParts;
+      /** With the test split's largest class share: what a model that always predicts one class scores. */
+      test: LossParts & { majorityRate: number };
       artifact: ModelArtifact;
       epochs: EpochReport[];
       /** Stats of the final model (the restored weights when early stopping restored them). */

@@ -59,17 +59,36 @@ export const StudyRequest = Type.Object(
     training: Type.Optional(Training),
     dataset: Type.Optional(Dataset),
     priority: Type.Optional(Priority),
+    seeds: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 }), {
+        minItems: 1,
+        maxItems: 20,
+        uniqueItems: true,
+        description: 'Run every variant once per seed (training.seed; it also seeds the data sampling and the holdout). The comparison then reports mean, sd, min and max per variant.',
+        examples: [[1, 2, 3]],
+      }),
+    ),
+    repeats: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 20,
+        description: 'Shorthand for `seeds`: seeds s, s+1, …, s+repeats−1, where s is training.seed (default 1).',
+      }),
+    ),
   },
   {
     additionalProperties: false,
     description:
-      'Exactly one of `preset`, `grid` or `variants`. `training` and `dataset` at the top level are shorthands for `base.training` / `base.dataset`.',
+      'Exactly one of `preset`, `grid` or `variants`. `training` and `dataset` at the top level are shorthands for `base.training` / `base.dataset`. ' +
+      'At most one of `seeds` or `repeats`: every variant then runs once per seed.',
   },
 );
 export type StudyRequest = Static<typeof StudyRequest>;
 
 export interface StudyVariant {
   label: string;
+  /** The seed this run repeats the variant with, when the study has `seeds` or `repeats`. */
+  seed: number | null;
   request: RunRequest;
   /** Pointer prefix in the study request, for errors about this variant. */
   pointer: string;
@@ -108,18 +127,18 @@ export function expandStudy(req: StudyRequest): StudyVariant[] {
 
   if (req.preset === 'tutorial') {
     if (base.model || base.preset) throw new SpecError('/base', 'the tutorial study defines the models; give only training and dataset');
-    variants = PRESET_NAMES.map((p) => ({ label: p, pointer: '', request: { name: name(p), preset: p, ...shared } }));
+    variants = PRESET_NAMES.map((p) => ({ label: p, seed: null, pointer: '', request: { name: name(p), preset: p, ...shared } }));
   } else if (req.grid) {
     const baseLayers = base.model?.layers;
     if (!baseLayers) throw new SpecError('/base/model', 'a grid study needs base.model (the layers to regularize)');
     const g = req.grid;
     variants = [];
-    if (g.includeBaseline ?? true) variants.push({ label: 'baseline', pointer: '/base', request: { name: name('baseline'), model: { layers: baseLayers.map(stripRegs) }, ...shared } });
+    if (g.includeBaseline ?? true) variants.push({ label: 'baseline', seed: null, pointer: '/base', request: { name: name('baseline'), model: { layers: baseLayers.map(stripRegs) }, ...shared } });
     for (const type of g.type)
       for (const target of g.target)
         for (const lambda of g.lambda) {
           const label = `${TYPE_LABEL[type]} ${target} λ=${lambda}`;
-          variants.push({ label, pointer: '/grid', request: { name: name(label), model: { layers: withRegularizer(baseLayers, type, target, lambda) }, ...shared } });
+          variants.push({ label, seed: null, pointer: '/grid', request: { name: name(label), model: { layers: withRegularizer(baseLayers, type, target, lambda) }, ...shared } });
         }
   } else {
     variants = (req.variants ?? []).map((v, i) => {
@@ -127,6 +146,7 @@ export function expandStudy(req: StudyRequest): StudyVariant[] {
       const layersSource = v.model || v.preset ? { ...(v.model ? { model: v.model } : {}), ...(v.preset ? { preset: v.preset } : {}) } : { ...(base.model ? { model: base.model } : {}), ...(base.preset ? { preset: base.preset } : {}) };
       return {
         label: v.label,
+        seed: null,
         pointer: `/variants/${i}`,
         request: {
           name: name(v.label),
@@ -142,10 +162,29 @@ export function expandStudy(req: StudyRequest): StudyVariant[] {
       labels.add(v.label);
     });
   }
-  if (variants.length > MAX_STUDY_RUNS) {
-    throw new SpecError('/grid', `the study expands to ${variants.length} runs; the limit is ${MAX_STUDY_RUNS}`);
+  const seeds = studySeeds(req, training.seed);
+  const runs = seeds === null ? variants : variants.flatMap((v) => seeds.map((seed) => withSeed(v, seed)));
+  if (runs.length > MAX_STUDY_RUNS) {
+    const field = seeds === null ? (req.grid ? '/grid' : req.variants ? '/variants' : '/preset') : req.seeds ? '/seeds' : '/repeats';
+    throw new SpecError(field, `the study expands to ${runs.length} runs; the limit is ${MAX_STUDY_RUNS}`);
   }
-  return variants;
+  return runs;
+}
+
+/** The seeds every variant runs with, or null for one run per variant with its own seed. */
+function studySeeds(req: StudyRequest, baseSeed: number | undefined): number[] | null {
+  if (req.seeds !== undefined && req.repeats !== undefined) throw new SpecError('/repeats', 'give at most one of seeds or repeats');
+  if (req.seeds) return req.seeds;
+  if (req.repeats !== undefined) {
+    const first = baseSeed ?? 1;
+    return Array.from({ length: req.repeats }, (_, i) => first + i);
+  }
+  return null;
+}
+
+function withSeed(v: StudyVariant, seed: number): StudyVariant {
+  const r = v.request;
+  return { ...v, seed, request: { ...r, name: `${r.name ?? v.label} (seed ${seed})`, training: { ...r.training, seed } } };
 }
 
 function stripRegs(l: Layer): Layer {

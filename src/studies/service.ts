@@ -158,6 +158,8 @@ export class StudiesService {
       study.runs.map((r) => ({
         id: r.id,
         variant: r.variant,
+        seed: seedOf(r.spec),
+        majorityRate: majorityRateOf(r.testMetrics),
         status: r.status,
         testLoss: r.testLoss,
         testAccuracy: r.testAccuracy,
@@ -167,4 +169,16 @@ export class StudiesService {
     );
     return { study, comparison };
   }
+}
+
+/** The run's training seed, read from its stored spec. */
+function seedOf(spec: unknown): number | null {
+  const seed = (spec as { training?: { seed?: unknown } } | null)?.training?.seed;
+  return typeof seed === 'number' ? seed : null;
+}
+
+/** The test split's largest class share, which the engine stores with the test metrics. */
+function majorityRateOf(testMetrics: unknown): number | null {
+  const rate = (testMetrics as { majorityRate?: unknown } | null)?.majorityRate;
+  return typeof rate === 'number' ? rate : null;
 }

@@ -106,7 +106,7 @@ describe('studies', () => {
     const csv = await fetch(`${h.baseUrl}/v1/studies/${study.id}/comparison`, { headers: { accept: 'text/csv' } });
     expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
     const lines = (await csv.text()).trim().split('\n');
-    expect(lines[0]).toMatch(/^rank,variant,status,/);
+    expect(lines[0]).toMatch(/^rank,variant,seed,status,/);
     expect(lines).toHaveLength(9);
     const md = await fetch(`${h.baseUrl}/v1/studies/${study.id}/comparison`, { headers: { accept: 'text/markdown' } });
     expect(md.headers.get('content-type')).toMatch(/^text\/markdown/);
@@ -126,6 +126,63 @@ describe('studies', () => {
     const png = await fetch(`${h.baseUrl}/v1/runs/${study.runs[0]!.id}/charts/accuracy.png`);
     expect(png.headers.get('content-type')).toBe('image/png');
     expect(Buffer.from(await png.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');
+  }, 600_000);
+
+  it('repeats each variant over seeds and reports mean, sd, min and max per variant', async () => {
+    const res = await post(h, '/v1/studies', {
+      name: 'seeds',
+      variants: [
+        { label: 'baseline', preset: 'baseline' },
+        { label: 'l2-kernel-bias', preset: 'l2-kernel-bias' },
+      ],
+      seeds: [3, 4, 5],
+      training: { epochs: 1, batchSize: 50 },
+      dataset: { ...dataset, limit: 200 },
+    });
+    expect(res.status).toBe(202);
+    const study = (await res.json()) as { id: string; runs: { variant: string; spec: { training: { seed: number } } }[] };
+    expect(study.runs.map((r) => [r.variant, r.spec.training.seed])).toEqual([
+      ['baseline', 3],
+      ['baseline', 4],
+      ['baseline', 5],
+      ['l2-kernel-bias', 3],
+      ['l2-kernel-bias', 4],
+      ['l2-kernel-bias', 5],
+    ]);
+    const events = await readSse(`${h.baseUrl}/v1/studies/${study.id}/events`, { timeoutMs: 600_000 });
+    expect(events.at(-1)?.event).toBe('study-completed');
+
+    type Spread = { n: number; mean: number; sd: number; min: number; max: number };
+    const cmp = (await (await fetch(`${h.baseUrl}/v1/studies/${study.id}/comparison`)).json()) as {
+      rows: { variant: string; seed: number; testAccuracy: number }[];
+      variants: { rank: number; variant: string; runs: number; seeds: number[]; collapsed: number; metrics: Record<string, Spread | null>; overlapsWith: string[] }[];
+    };
+    expect(cmp.rows).toHaveLength(6);
+    expect(cmp.variants.map((v) => v.variant).sort()).toEqual(['baseline', 'l2-kernel-bias']);
+    for (const v of cmp.variants) {
+      const accs = cmp.rows.filter((r) => r.variant === v.variant).map((r) => r.testAccuracy);
+      const mean = accs.reduce((a, b) => a + b, 0) / 3;
+      const sd = Math.sqrt(accs.reduce((a, x) => a + (x - mean) ** 2, 0) / 2);
+      expect(v.runs).toBe(3);
+      expect(v.seeds).toEqual([3, 4, 5]);
+      expect(v.metrics.testAccuracy).toMatchObject({ n: 3, min: Math.min(...accs), max: Math.max(...accs) });
+      expect(v.metrics.testAccuracy!.mean).toBeCloseTo(mean, 12);
+      expect(v.metrics.testAccuracy!.sd).toBeCloseTo(sd, 12);
+      expect(v.metrics.testLoss!.n).toBe(3);
+    }
+    expect(cmp.variants[0]!.metrics.testAccuracy!.mean).toBeGreaterThanOrEqual(cmp.variants[1]!.metrics.testAccuracy!.mean);
+
+    const csv = (await (await fetch(`${h.baseUrl}/v1/studies/${study.id}/comparison?format=csv`)).text()).trim().split('\n');
+    expect(csv[0]).toMatch(/^rank,variant,runs,collapsed,testAccuracy_mean,testAccuracy_sd,testAccuracy_min,testAccuracy_max,/);
+    expect(csv).toHaveLength(3);
+    const runsCsv = (await (await fetch(`${h.baseUrl}/v1/studies/${study.id}/comparison?format=csv&table=runs`)).text()).trim().split('\n');
+    expect(runsCsv).toHaveLength(7);
+    const md = await (await fetch(`${h.baseUrl}/v1/studies/${study.id}/comparison?format=md`)).text();
+    expect(md).toContain('test accuracy sd');
+    // The chart keeps every seed: six lines, two legend entries.
+    const svg = await (await fetch(`${h.baseUrl}/v1/studies/${study.id}/charts/val-accuracy.svg`)).text();
+    expect(svg).toContain('>baseline</text>');
+    expect(svg).toContain('>l2-kernel-bias</text>');
   }, 600_000);
 
   it('expands a grid, and cancels a whole study', async () => {

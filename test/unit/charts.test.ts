@@ -177,6 +177,19 @@ describe('SVG charts (Vega-Lite → Vega, no DOM)', () => {
     expect(svg).toMatch(/ width="640" height="400"/);
   });
 
+  it('draws every seed of a variant as its own line in the variant\'s colour, with one legend entry per variant', async () => {
+    const base = studySeries(2);
+    const series = ['baseline', 'l2-activity'].flatMap((group, g) =>
+      [1, 2, 3].map((seed) => ({ label: `${group} (seed ${seed})`, group, points: base[g]!.points.map((p) => ({ ...p, value: (p.value ?? 0) + seed / 100 })) })),
+    );
+    const svg = await overlayChart('seeds', 'Validation accuracy', series);
+    assertWellFormed(svg);
+    expect(linePaths(svg)).toEqual([...Array(3).fill(SERIES_COLORS[0]), ...Array(3).fill(SERIES_COLORS[1])]);
+    expect(svg).toContain('>baseline</text>');
+    expect(svg).toContain('>l2-activity</text>');
+    expect(svg).not.toContain('(seed 1)</text>');
+  });
+
   it('uses a palette whose colours are far apart from each other and from white/grey', () => {
     expect(new Set(SERIES_COLORS).size).toBe(20);
     for (let i = 0; i < SERIES_COLORS.length; i++) {

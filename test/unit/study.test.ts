@@ -72,10 +72,10 @@ describe('comparison', () => {
     { kernel: { count: 300, nearZero: nearZero / 2 } },
   ];
   const runs: ComparedRun[] = [
-    { id: 'a', variant: 'l1', status: 'succeeded', testLoss: 4, testAccuracy: 0.05, weightStats: stats(0.9), epochs: [epoch(1, 0.05, 2), epoch(2, 0.04, 1.5)] },
-    { id: 'b', variant: 'baseline', status: 'succeeded', testLoss: 0.4, testAccuracy: 0.85, weightStats: stats(0.02), epochs: [epoch(1, 0.8), epoch(2, 0.84)] },
-    { id: 'c', variant: 'l2', status: 'succeeded', testLoss: 0.5, testAccuracy: 0.87, weightStats: stats(0.03), epochs: [epoch(1, 0.86, 0.3), epoch(2, 0.85, 0.2)] },
-    { id: 'd', variant: 'broken', status: 'failed', testLoss: null, testAccuracy: null, weightStats: null, epochs: [] },
+    { id: 'a', variant: 'l1', seed: null, majorityRate: 0.05, status: 'succeeded', testLoss: 4, testAccuracy: 0.05, weightStats: stats(0.9), epochs: [epoch(1, 0.05, 2), epoch(2, 0.04, 1.5)] },
+    { id: 'b', variant: 'baseline', seed: null, majorityRate: 0.05, status: 'succeeded', testLoss: 0.4, testAccuracy: 0.85, weightStats: stats(0.02), epochs: [epoch(1, 0.8), epoch(2, 0.84)] },
+    { id: 'c', variant: 'l2', seed: null, majorityRate: 0.05, status: 'succeeded', testLoss: 0.5, testAccuracy: 0.87, weightStats: stats(0.03), epochs: [epoch(1, 0.86, 0.3), epoch(2, 0.85, 0.2)] },
+    { id: 'd', variant: 'broken', seed: null, majorityRate: 0.05, status: 'failed', testLoss: null, testAccuracy: null, weightStats: null, epochs: [] },
   ];
 
   it('ranks by test accuracy with deltas to the baseline in percentage points', () => {
@@ -105,10 +105,98 @@ describe('comparison', () => {
   it('renders CSV and Markdown tables', () => {
     const c = compare(runs);
     const csv = toCsv(c).trim().split('\n');
-    expect(csv[0]).toBe('rank,variant,status,epochs,testLoss,testAccuracy,bestValAccuracy,bestValEpoch,finalPenalty,sparsity,trainingSeconds,deltaVsBaselinePp,runId');
-    expect(csv[1]).toBe('1,l2,succeeded,2,0.5000,0.8700,0.8600,1,0.2000,0.0187,3.0,+2.00,c');
+    expect(csv[0]).toBe('rank,variant,seed,status,epochs,testLoss,testAccuracy,bestValAccuracy,bestValEpoch,finalPenalty,sparsity,trainingSeconds,deltaVsBaselinePp,runId');
+    expect(csv[1]).toBe('1,l2,,succeeded,2,0.5000,0.8700,0.8600,1,0.2000,0.0187,3.0,+2.00,c');
     const md = toMarkdown(c).split('\n');
-    expect(md[0]).toMatch(/^\| rank \| variant \| status \|/);
-    expect(md[5]).toContain('| 4 | broken | failed | 0 | — |');
+    expect(md[0]).toMatch(/^\| rank \| variant \| seed \| status \|/);
+    expect(md[5]).toContain('| 4 | broken | — | failed | 0 | — |');
+  });
+});
+
+describe('studies with repeated seeds', () => {
+  it('runs every variant once per seed (seeds or repeats), with the seed in training and the name', () => {
+    const v = expandStudy({ preset: 'tutorial', seeds: [7, 9], training: { epochs: 1 } });
+    expect(v).toHaveLength(16);
+    expect(v.slice(0, 2).map((x) => [x.label, x.seed, x.request.training?.seed, x.request.name])).toEqual([
+      ['baseline', 7, 7, 'baseline (seed 7)'],
+      ['baseline', 9, 9, 'baseline (seed 9)'],
+    ]);
+    expect(v[2]!.request.training).toEqual({ epochs: 1, seed: 7 });
+    const r = expandStudy({ base: { model: { layers } }, grid: { type: ['l2'], target: ['kernel'], lambda: [0.01] }, repeats: 3, training: { seed: 40 } });
+    expect(r.map((x) => [x.label, x.seed])).toEqual([
+      ['baseline', 40],
+      ['baseline', 41],
+      ['baseline', 42],
+      ['L2 kernel λ=0.01', 40],
+      ['L2 kernel λ=0.01', 41],
+      ['L2 kernel λ=0.01', 42],
+    ]);
+    expect(expandStudy({ preset: 'tutorial', repeats: 2 }).map((x) => x.seed).slice(0, 2)).toEqual([1, 2]);
+  });
+
+  it('refuses seeds with repeats, and studies that expand past the run limit, naming the field', () => {
+    expect(() => expandStudy({ preset: 'tutorial', seeds: [1], repeats: 2 })).toThrow(SpecError);
+    try {
+      expandStudy({ preset: 'tutorial', repeats: 9 });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as SpecError).pointer).toBe('/repeats');
+      expect((err as SpecError).message).toContain('72 runs');
+    }
+  });
+
+  const run = (id: string, variant: string, seed: number, testAccuracy: number | null, status = 'succeeded'): ComparedRun => ({
+    id,
+    variant,
+    seed,
+    majorityRate: 0.055,
+    status,
+    testLoss: testAccuracy === null ? null : 1 - testAccuracy,
+    testAccuracy,
+    weightStats: null,
+    epochs: [],
+  });
+  const runs = [
+    run('b1', 'baseline', 1, 0.85),
+    run('b2', 'baseline', 2, 0.87),
+    run('b3', 'baseline', 3, 0.86),
+    run('l1', 'l1-activity', 1, 0.055),
+    run('l2', 'l1-activity', 2, 0.6),
+    run('l3', 'l1-activity', 3, 0.058),
+    run('a1', 'l2-activity', 1, 0.88),
+    run('a2', 'l2-activity', 2, 0.862),
+    run('a3', 'l2-activity', 3, null, 'failed'),
+  ];
+
+  it('reports mean, sd, min, max and collapsed runs per variant, ranked by mean, with overlapping ranges', () => {
+    const c = compare(runs);
+    expect(c.variants.map((v) => [v.rank, v.variant, v.runs, v.finished, v.collapsed])).toEqual([
+      [1, 'l2-activity', 3, 2, 0],
+      [2, 'baseline', 3, 3, 0],
+      [3, 'l1-activity', 3, 3, 2],
+    ]);
+    const base = c.variants[1]!.metrics.testAccuracy!;
+    expect(base.n).toBe(3);
+    expect(base.mean).toBeCloseTo(0.86, 12);
+    expect(base.sd).toBeCloseTo(0.01, 12); // sample sd of 0.85, 0.87, 0.86
+    expect([base.min, base.max]).toEqual([0.85, 0.87]);
+    expect(c.variants[0]!.metrics.testAccuracy!.mean).toBeCloseTo(0.871, 12);
+    expect(c.variants[0]!.deltaVsBaselinePp).toBe(1.1);
+    expect(c.variants[0]!.overlapsWith).toEqual(['baseline']);
+    expect(c.variants[2]!.overlapsWith).toEqual([]);
+    expect(c.variants[1]!.seeds).toEqual([1, 2, 3]);
+    expect(c.rows.find((r) => r.runId === 'l2')).toMatchObject({ seed: 2, variant: 'l1-activity' });
+  });
+
+  it('puts the spreads in CSV and Markdown (per variant by default when seeds repeat; per run on request)', () => {
+    const c = compare(runs);
+    const csv = toCsv(c).trim().split('\n');
+    expect(csv[0]!.startsWith('rank,variant,runs,collapsed,testAccuracy_mean,testAccuracy_sd,testAccuracy_min,testAccuracy_max,testLoss_mean')).toBe(true);
+    expect(csv[2]!.startsWith('2,baseline,3,0,0.8600,0.0100,0.8500,0.8700,')).toBe(true);
+    expect(csv[3]).toContain('l1-activity,3,2,');
+    expect(toCsv(c, 'runs').split('\n')).toHaveLength(runs.length + 2);
+    const md = toMarkdown(c).split('\n');
+    expect(md[0]).toContain('| test accuracy mean | test accuracy sd | test accuracy min | test accuracy max |');
+    expect(md[2]).toContain('| 1 | l2-activity | 3 | 0 | 0.8710 |');
   });
 });

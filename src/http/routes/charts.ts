@@ -66,8 +66,12 @@ export const chartsRoutes =
       async (request, reply) => {
         const { study, epochs } = await deps.studies.curves(request.params.id, scopeOf(request));
         const [kind, format] = request.params.chart.split('.') as ['val-accuracy' | 'val-loss', 'svg' | 'png'];
+        const seeds = (r: (typeof study.runs)[number]) => (r.spec as { training?: { seed?: number } } | null)?.training?.seed;
+        const repeated = new Set(study.runs.map((r) => r.variant)).size < study.runs.length;
+        // With repeated seeds: one line per run, one colour and legend entry per variant.
         const series = study.runs.map((r) => ({
-          label: r.variant ?? r.id,
+          label: repeated ? `${r.variant ?? r.id} (seed ${seeds(r) ?? '?'})` : (r.variant ?? r.id),
+          ...(repeated ? { group: r.variant ?? r.id } : {}),
           points: (epochs.get(r.id) ?? []).map((e) => ({ epoch: e.epoch, value: kind === 'val-loss' ? e.valLoss : e.valAccuracy })),
         }));
         const what = kind === 'val-loss' ? 'Validation loss' : 'Validation accuracy';

@@ -101,6 +101,11 @@ function summaryView(s: StudySummary) {
 }
 
 const Nullable = (t: ReturnType<typeof Type.Number>) => Type.Union([t, Type.Null()]);
+const Spread = Type.Object(
+  { n: Type.Integer(), mean: Type.Number(), sd: Type.Number({ description: 'Sample standard deviation (n − 1); 0 for one run.' }), min: Type.Number(), max: Type.Number() },
+  { description: 'Over the variant\'s finished runs.' },
+);
+const MaybeSpread = Type.Union([Spread, Type.Null()]);
 const ComparisonView = Type.Object({
   studyId: Type.String({ format: 'uuid' }),
   status: Type.String(),
@@ -109,6 +114,7 @@ const ComparisonView = Type.Object({
     Type.Object({
       rank: Type.Integer(),
       variant: Type.String(),
+      seed: Type.Union([Type.Integer(), Type.Null()], { description: 'The seed of this repeat, for studies with `seeds` or `repeats`.' }),
       runId: Type.String(),
       status: Type.String(),
       epochs: Type.Integer(),
@@ -121,6 +127,27 @@ const ComparisonView = Type.Object({
       trainingSeconds: Type.Number(),
       deltaVsBaselinePp: Nullable(Type.Number({ description: 'Test accuracy minus the baseline run\'s, in percentage points.' })),
     }),
+  ),
+  variants: Type.Array(
+    Type.Object({
+      rank: Type.Integer({ description: 'By mean test accuracy.' }),
+      variant: Type.String(),
+      runs: Type.Integer(),
+      finished: Type.Integer({ description: 'Succeeded runs: the ones the figures are over.' }),
+      seeds: Type.Array(Type.Integer()),
+      collapsed: Type.Integer({ description: 'Finished runs whose test accuracy is within 0.5 pp of the test split\'s majority-class rate.' }),
+      metrics: Type.Object({
+        testAccuracy: MaybeSpread,
+        testLoss: MaybeSpread,
+        bestValAccuracy: MaybeSpread,
+        finalPenalty: MaybeSpread,
+        sparsity: MaybeSpread,
+        trainingSeconds: MaybeSpread,
+      }),
+      deltaVsBaselinePp: Nullable(Type.Number({ description: "Mean test accuracy minus the baseline's mean, in percentage points." })),
+      overlapsWith: Type.Array(Type.String(), { description: 'Variants whose [min, max] test accuracy overlaps this one\'s: their order is not settled by these seeds.' }),
+    }),
+    { description: 'One row per variant with the spread over its seeds (one run per variant without `seeds`/`repeats`).' },
   ),
 });
 
@@ -212,6 +239,11 @@ export const studiesRoutes =
           params: RunParams,
           querystring: Type.Object({
             format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv'), Type.Literal('md')], { description: 'Overrides the Accept header.' })),
+            table: Type.Optional(
+              Type.Union([Type.Literal('variants'), Type.Literal('runs')], {
+                description: 'CSV and Markdown: one row per variant (mean, sd, min, max over its seeds) or per run. Default: variants when a variant has several runs.',
+              }),
+            ),
           }),
           produces: ['application/json', 'text/csv', 'text/markdown'],
           response: {
@@ -231,8 +263,9 @@ export const studiesRoutes =
         const comparison = roundComparison(raw);
         const accept = request.headers.accept ?? '';
         const format = request.query.format ?? (/text\/csv/.test(accept) ? 'csv' : /text\/markdown/.test(accept) ? 'md' : 'json');
-        if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(toCsv(comparison));
-        if (format === 'md') return reply.type('text/markdown; charset=utf-8').send(toMarkdown(comparison));
+        const table = request.query.table;
+        if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(toCsv(comparison, table));
+        if (format === 'md') return reply.type('text/markdown; charset=utf-8').send(toMarkdown(comparison, table));
         return { studyId: study.id, status: study.status, ...comparison };
       },
     );
