@@ -52,7 +52,7 @@ export function runsPage(main, query) {
   // Polling keeps one request every 2 s for the whole list, however many runs are live; the Run
   // page is where the per-run event stream is followed.
   return every(async () => {
-    const page = await api(`/v1/runs?limit=100${status ? `&status=${status}` : ''}`);
+    const page = await api(`/v1/runs?limit=100&view=full${status ? `&status=${status}` : ''}`);
     total.textContent = `${page.total} run${page.total === 1 ? '' : 's'}`;
     replace(
       body,

@@ -81,6 +81,31 @@ export function runView(run: Run): RunViewT {
   };
 }
 
+/** A list item by default: the run without its spec and weight statistics. */
+export function runSummary(run: Run): Omit<RunViewT, 'spec' | 'weights'> {
+  const { spec: _spec, weights: _weights, ...summary } = runView(run);
+  return summary;
+}
+
+const ListRunsQuery = Type.Object({
+  ...ListQuery.properties,
+  view: Type.Union([Type.Literal('summary'), Type.Literal('full')], {
+    default: 'summary',
+    description: '`summary` (default): items without `spec` and `weights`; `full`: items as GET /v1/runs/{id} returns them.',
+  }),
+});
+
+const RunListView = Type.Object({
+  ...RunList.properties,
+  items: Type.Array(
+    Type.Object({
+      ...RunView.properties,
+      spec: Type.Optional(RunView.properties.spec),
+      weights: Type.Optional(RunView.properties.weights),
+    }),
+  ),
+});
+
 export const runsRoutes =
   (deps: RunsRouteDeps): FastifyPluginAsync =>
   async (fastify) => {
@@ -117,15 +142,17 @@ export const runsRoutes =
         schema: {
           tags: ['runs'],
           summary: 'List runs, newest first',
-          description: "With auth on, only the runs of the API key's owner.",
-          querystring: ListQuery,
-          response: { 200: RunList, 400: Problem, 401: Problem, 429: Problem },
+          description:
+            "With auth on, only the runs of the API key's owner. Items leave out `spec` and `weights` (the bulk of a run: " +
+            'GET /v1/runs/{id} has them) unless `?view=full`.',
+          querystring: ListRunsQuery,
+          response: { 200: RunListView, 400: Problem, 401: Problem, 429: Problem },
         },
       },
       async (request) => {
-        const { status, limit, offset } = request.query;
+        const { status, limit, offset, view } = request.query;
         const page = await runs.list({ ...(status ? { status } : {}), limit, offset }, scopeOf(request));
-        return { items: page.items.map(runView), total: page.total, limit, offset };
+        return { items: page.items.map(view === 'full' ? runView : runSummary), total: page.total, limit, offset };
       },
     );
 
