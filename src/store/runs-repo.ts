@@ -61,6 +61,9 @@ export interface ArtifactRow {
 
 const json = (v: unknown): Prisma.InputJsonValue => v as Prisma.InputJsonValue;
 
+/** The bytes as Prisma takes them, without copying a large checkpoint unless it sits in shared memory. */
+const ownBytes = (u: Uint8Array): Uint8Array<ArrayBuffer> => (u.buffer instanceof ArrayBuffer ? (u as Uint8Array<ArrayBuffer>) : new Uint8Array(u));
+
 export class RunsRepo {
   constructor(private readonly db: PrismaClient) {}
 
@@ -206,27 +209,37 @@ export class RunsRepo {
 
   /**
    * Stores an epoch's row and, when given, the checkpoint of the state after it (replacing the
-   * previous one) in one transaction: a row never exists without its checkpoint or the reverse.
+   * previous one) atomically: a row never exists without its checkpoint or the reverse.
+   *
+   * One SQL statement (a data-modifying CTE), not a Prisma transaction: Prisma's transactions, the
+   * interactive ones and (with the driver adapter) the batch ones too, expire 5 s after they start,
+   * and a checkpoint of a few million parameters (weights plus two Adam slots) can take longer than
+   * that to send, so every attempt failed to store its epoch and each retry restarted from epoch 1.
+   * A single statement is atomic by itself and only waits on the database.
    */
   async saveEpoch(runId: string, row: EpochRow, checkpoint?: CheckpointRow): Promise<void> {
     const data = { ...row, details: json(row.details) };
-    await this.db.$transaction(async (tx) => {
-      await tx.epochMetric.upsert({
-        where: { runId_epoch: { runId, epoch: row.epoch } },
-        create: { runId, ...data },
-        update: data,
-      });
-      if (checkpoint) {
-        const cp = {
-          epoch: checkpoint.epoch,
-          weights: new Uint8Array(checkpoint.weights),
-          optimizer: new Uint8Array(checkpoint.optimizer),
-          specs: json(checkpoint.specs),
-          createdAt: new Date(),
-        };
-        await tx.checkpoint.upsert({ where: { runId }, create: { runId, ...cp }, update: cp });
-      }
-    });
+    if (!checkpoint) {
+      await this.db.epochMetric.upsert({ where: { runId_epoch: { runId, epoch: row.epoch } }, create: { runId, ...data }, update: data });
+      return;
+    }
+    await this.db.$executeRaw`
+      WITH epoch_row AS (
+        INSERT INTO "EpochMetric" ("runId", "epoch", "loss", "accuracy", "valLoss", "valAccuracy", "durationMs", "details")
+        VALUES (${runId}::uuid, ${row.epoch}::int, ${row.loss}::double precision, ${row.accuracy}::double precision,
+                ${row.valLoss}::double precision, ${row.valAccuracy}::double precision, ${row.durationMs}::int, ${JSON.stringify(row.details ?? null)}::jsonb)
+        ON CONFLICT ("runId", "epoch") DO UPDATE SET
+          "loss" = EXCLUDED."loss", "accuracy" = EXCLUDED."accuracy", "valLoss" = EXCLUDED."valLoss",
+          "valAccuracy" = EXCLUDED."valAccuracy", "durationMs" = EXCLUDED."durationMs", "details" = EXCLUDED."details"
+        RETURNING 1
+      )
+      INSERT INTO "Checkpoint" ("runId", "epoch", "weights", "optimizer", "specs", "createdAt")
+      SELECT ${runId}::uuid, ${checkpoint.epoch}::int, ${ownBytes(checkpoint.weights)}::bytea, ${ownBytes(checkpoint.optimizer)}::bytea,
+             ${JSON.stringify(checkpoint.specs)}::jsonb, now()
+      FROM epoch_row
+      ON CONFLICT ("runId") DO UPDATE SET
+        "epoch" = EXCLUDED."epoch", "weights" = EXCLUDED."weights", "optimizer" = EXCLUDED."optimizer",
+        "specs" = EXCLUDED."specs", "createdAt" = EXCLUDED."createdAt"`;
   }
 
   async epochs(runId: string): Promise<EpochRow[]> {
