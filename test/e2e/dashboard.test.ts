@@ -138,9 +138,9 @@ describe('dashboard (browser)', () => {
     await shot(page, 'new');
 
     // An invalid value is shown at its field, with the allowed range from the schema.
+    b.expectHttpError((url, status) => url.endsWith('/v1/runs') && status === 400);
     await page.fill('#f-epochs', '0');
     await page.click('#submit');
-    b.expectHttpError((url, status) => url.endsWith('/v1/runs') && status === 400);
     await page.waitForSelector('#e-epochs:not(:empty)');
     expect(await page.textContent('#e-epochs')).toMatch(/>= 1|minimum|at least/i);
 
@@ -195,9 +195,9 @@ describe('dashboard with AUTH=required (browser)', () => {
     expect(await page.textContent('.notice.error')).toContain('not found');
 
     // A POST that rides on the cookie without the CSRF token is refused; with it, it goes through.
+    b.expectHttpError((url, status) => url.endsWith('/cancel') && status === 403);
     const forged = await page.evaluate(async (id) => (await fetch(`/v1/runs/${id}/cancel`, { method: 'POST' })).status, aliceRun);
     expect(forged).toBe(403);
-    b.expectHttpError((url, status) => url.endsWith('/cancel') && status === 403);
 
     // Alice sees her run, and its event stream works on the cookie alone (EventSource sends no header).
     await page.goto(`${h.baseUrl}/#/runs`);
