@@ -143,6 +143,8 @@ export interface NativeAddon {
     keys: Float64Array,
     out: Float64Array,
   ): void;
+  /** Per-layer process CPU ms per step (when created with ONEDNN_STEP_PROFILE=1). */
+  stepProfile(handle: object): string;
   /** Regula's seeded dropout: out[i] = mix32(key ^ mix32(i)) >= threshold ? x[i] * scale : 0. */
   seededDropout(x: Float32Array, out: Float32Array, key: number, threshold: number, scale: number): void;
 }

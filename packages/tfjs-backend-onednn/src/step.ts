@@ -173,6 +173,13 @@ export class OnednnSequentialStep {
     return new OnednnSequentialStep(backendName, inputShape, c, variables, Float64Array.from(rows), layers.length);
   }
 
+  /** Per-layer process CPU ms per step so far (needs ONEDNN_STEP_PROFILE=1 when the step first ran). */
+  profile(): string {
+    const backend = tf.backend();
+    if (!this.handle || !(backend instanceof OnednnBackend)) return '';
+    return backend.native.stepProfile(this.handle);
+  }
+
   /**
    * One step on a batch: x [B, ...inputShape], labels [B, numClasses] (one-hot or soft),
    * `dropoutKeys[i]` the mask key of layer i (read for Dropout layers only).

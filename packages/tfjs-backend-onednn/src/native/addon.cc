@@ -130,6 +130,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"uniform", wrap<uniform>},
       {"stepCreate", wrap<stepCreate>},
       {"stepRun", wrap<stepRun>},
+      {"stepProfile", wrap<stepProfile>},
       {"seededDropout", wrap<seededDropout>},
   };
   for (const auto& e : table) {

@@ -13,6 +13,8 @@
 // left per step is the optimizer.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -67,6 +69,11 @@ struct ConvPrims {
   dnnl::reorder wReorderPrim;
   memory diffW;
   memory::desc src, dst, userW, bias;
+  // When the primitives chose their own (blocked) activation layout, activations and their
+  // gradients are reordered in and out of it around the convolution.
+  bool blocked = false;
+  memory srcP, dstP, gzP, dxP;
+  dnnl::reorder srcIn, dstOut, gzIn, dxOut;
 };
 
 struct PoolPrims {
@@ -100,7 +107,18 @@ struct Net {
   std::vector<Layer> layers;
   int nWeights = 0;
   std::unordered_map<int, std::unique_ptr<Instance>> inst;
+  // ONEDNN_STEP_PROFILE=1: process CPU ms per layer (forward, backward) and for the loss, summed over runs.
+  bool profile = false;
+  std::vector<double> fwdMs, bwdMs;
+  double lossMs = 0;
+  int runs = 0;
 };
+
+double cpuMs() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
 
 inline uint32_t mix32(uint32_t h) {
   h ^= h >> 16;
@@ -119,6 +137,18 @@ bool needsInputGrad(const Net& net, size_t i) {
   return false;
 }
 
+// ONEDNN_STEP_CONV: "nhwc" (default: every primitive on the NHWC tensors), "blocked" (the
+// primitives' preferred layout for layers with >= 16 input channels, reordered in and out),
+// "winograd" (blocked, plus Winograd for 3x3 stride-1 layers that allow it) or "auto".
+int convMode() {
+  static const int mode = [] {
+    const char* e = std::getenv("ONEDNN_STEP_CONV");
+    const std::string v = e ? e : "";
+    return v == "blocked" ? 1 : v == "winograd" ? 2 : v == "auto" ? 3 : 0;
+  }();
+  return mode;
+}
+
 void buildConv(Instance& in, const Layer& L, size_t i, bool needDx) {
   auto& eng = engine();
   auto p = std::make_unique<ConvPrims>();
@@ -129,31 +159,57 @@ void buildConv(Instance& in, const Layer& L, size_t i, bool needDx) {
   p->bias = memory::desc({L.oc}, dt::f32, tag::x);
   memory::desc anyW({L.oc, L.ic, L.kh, L.kw}, dt::f32, tag::any);
   const memory::dims strides{L.sh, L.sw}, dil{0, 0}, padL{L.pt, L.pl}, padR{L.pb, L.pr};
-  auto fd = L.hasBias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                                        p->src, anyW, p->bias, p->dst, strides, dil, padL, padR)
-                      : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                                        p->src, anyW, p->dst, strides, dil, padL, padR);
+  const int mode = convMode();
+  const bool block = mode != 0 && L.ic >= 16;
+  const bool wino = mode == 2 && L.kh == 3 && L.kw == 3 && L.sh == 1 && L.sw == 1 && L.ic % 16 == 0 && L.oc % 16 == 0;
+  dnnl::algorithm alg = wino ? dnnl::algorithm::convolution_winograd
+                        : mode == 3 && block ? dnnl::algorithm::convolution_auto
+                                             : dnnl::algorithm::convolution_direct;
+  const memory::desc srcA = block ? memory::desc({B, L.ic, L.ih, L.iw}, dt::f32, tag::any) : p->src;
+  const memory::desc dstA = block ? memory::desc({B, L.oc, L.oh, L.ow}, dt::f32, tag::any) : p->dst;
   dnnl::primitive_attr attr;
   if (L.act == aRelu) {
     dnnl::post_ops ops;
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     attr.set_post_ops(ops);
   }
-  p->fpd = firstSafeImpl(dnnl::convolution_forward::primitive_desc(fd, attr, eng));
+  auto fwdPd = [&](dnnl::algorithm a) {
+    auto fd = L.hasBias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, a, srcA, anyW, p->bias, dstA,
+                                                          strides, dil, padL, padR)
+                        : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, a, srcA, anyW, dstA, strides,
+                                                          dil, padL, padR);
+    return firstSafeImpl(dnnl::convolution_forward::primitive_desc(fd, attr, eng));
+  };
+  try {
+    p->fpd = fwdPd(alg);
+  } catch (const dnnl::error&) {
+    alg = dnnl::algorithm::convolution_direct;  // e.g. no Winograd implementation for this case
+    p->fpd = fwdPd(alg);
+  }
   p->fwd = dnnl::convolution_forward(p->fpd);
+  const memory::desc pSrc = p->fpd.src_desc(), pDst = p->fpd.dst_desc();
+  p->blocked = pSrc != p->src || pDst != p->dst;
   p->fReorder = p->fpd.weights_desc() != p->userW;
   if (p->fReorder) {
     p->fW = memory(p->fpd.weights_desc(), eng);
     memory user(p->userW, eng, nullptr);
     p->fReorderPrim = dnnl::reorder(user, p->fW);
   }
-  noteImpl("step conv fwd " + std::to_string(i) + " B" + std::to_string(B), p->fpd.impl_info_str());
-  auto hintDesc = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                                  p->src, anyW, p->dst, strides, dil, padL, padR);
-  auto hint = dnnl::convolution_forward::primitive_desc(hintDesc, eng);
+  const std::string tagI = " " + std::to_string(i) + " B" + std::to_string(B);
+  noteImpl("step conv fwd" + tagI, p->fpd.impl_info_str());
+  auto hint = p->fpd;
+  auto tryAlg = [&](auto make) {
+    try {
+      return make(alg);
+    } catch (const dnnl::error&) {
+      return make(dnnl::algorithm::convolution_direct);
+    }
+  };
   if (needDx) {
-    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, p->src, anyW, p->dst, strides, dil, padL, padR);
-    p->dpd = firstSafeImpl(dnnl::convolution_backward_data::primitive_desc(d, eng, hint));
+    p->dpd = tryAlg([&](dnnl::algorithm a) {
+      dnnl::convolution_backward_data::desc d(a, pSrc, anyW, pDst, strides, dil, padL, padR);
+      return firstSafeImpl(dnnl::convolution_backward_data::primitive_desc(d, eng, hint));
+    });
     p->bwdData = dnnl::convolution_backward_data(p->dpd);
     p->hasBwdData = true;
     p->dReorder = p->dpd.weights_desc() != p->userW;
@@ -162,10 +218,12 @@ void buildConv(Instance& in, const Layer& L, size_t i, bool needDx) {
       memory user(p->userW, eng, nullptr);
       p->dReorderPrim = dnnl::reorder(user, p->dW);
     }
-    noteImpl("step conv bwd_data " + std::to_string(i) + " B" + std::to_string(B), p->dpd.impl_info_str());
+    noteImpl("step conv bwd_data" + tagI, p->dpd.impl_info_str());
   }
-  dnnl::convolution_backward_weights::desc wd(dnnl::algorithm::convolution_direct, p->src, anyW, p->dst, strides, dil, padL, padR);
-  p->wpd = firstSafeImpl(dnnl::convolution_backward_weights::primitive_desc(wd, eng, hint));
+  p->wpd = tryAlg([&](dnnl::algorithm a) {
+    dnnl::convolution_backward_weights::desc wd(a, pSrc, anyW, pDst, strides, dil, padL, padR);
+    return firstSafeImpl(dnnl::convolution_backward_weights::primitive_desc(wd, eng, hint));
+  });
   p->bwdWeights = dnnl::convolution_backward_weights(p->wpd);
   p->wReorder = p->wpd.diff_weights_desc() != p->userW;
   if (p->wReorder) {
@@ -173,7 +231,20 @@ void buildConv(Instance& in, const Layer& L, size_t i, bool needDx) {
     memory user(p->userW, eng, nullptr);
     p->wReorderPrim = dnnl::reorder(p->diffW, user);
   }
-  noteImpl("step conv bwd_weights " + std::to_string(i) + " B" + std::to_string(B), p->wpd.impl_info_str());
+  noteImpl("step conv bwd_weights" + tagI, p->wpd.impl_info_str());
+  if (p->blocked) {
+    memory userSrc(p->src, eng, nullptr), userDst(p->dst, eng, nullptr);
+    p->srcP = memory(pSrc, eng);
+    p->dstP = memory(pDst, eng);
+    p->gzP = memory(pDst, eng);
+    p->srcIn = dnnl::reorder(userSrc, p->srcP);
+    p->dstOut = dnnl::reorder(p->dstP, userDst);
+    p->gzIn = dnnl::reorder(userDst, p->gzP);
+    if (needDx) {
+      p->dxP = memory(pSrc, eng);
+      p->dxOut = dnnl::reorder(p->dxP, userSrc);
+    }
+  }
   in.conv[i] = std::move(p);
 }
 
@@ -316,8 +387,56 @@ double weightPenalty(const float* w, float* g, size_t n, float l1, float l2) {
 }
 
 // The backward pass of a layer's activation (relu or linear) fused with its activity penalty and
-// its bias gradient: gz = (g + a1·sign(y) + a2·y) · act'(y), dbias = Σ gz per channel.
-// Returns Σ|y| and Σy² (the penalty's value) through sa / sq when the layer has an activity penalty.
+// its bias gradient, over rows [lo, hi) of C channels:
+//   gz = (g + a1·sign(y) + a2·y) · act'(y),  bacc[c] += Σ_rows gz,  sa += Σ|y|,  sq += Σy².
+// Sums run in float over blocks of rows, then in double. Compiled for AVX-512 / AVX2 too.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void activationRows(
+    const float* __restrict g, const float* __restrict y, float* __restrict gz, double* __restrict bacc, int64_t lo,
+    int64_t hi, int64_t C, bool relu, bool activity, float a1, float a2, double& sa, double& sq) {
+  constexpr int64_t kBlock = 64;
+  float facc[512];
+  const bool bias = bacc != nullptr && C <= 512;
+  for (int64_t r0 = lo; r0 < hi; r0 += kBlock) {
+    const int64_t r1 = std::min(hi, r0 + kBlock);
+    if (bias) std::fill(facc, facc + C, 0.f);
+    float ra = 0.f, rq = 0.f;
+    for (int64_t r = r0; r < r1; r++) {
+      const float* yr = y + r * C;
+      const float* gr = g + r * C;
+      float* zr = gz + r * C;
+      if (activity) {
+#pragma omp simd reduction(+ : ra, rq)
+        for (int64_t c = 0; c < C; c++) {
+          const float v = yr[c];
+          const float sgn = v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f);
+          float t = gr[c] + (a1 * sgn + a2 * v);
+          if (relu) t = v > 0.f ? t : 0.f;
+          zr[c] = t;
+          ra += std::fabs(v);
+          rq += v * v;
+        }
+      } else if (relu) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) zr[c] = yr[c] > 0.f ? gr[c] : 0.f;
+      } else {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) zr[c] = gr[c];
+      }
+      if (bias) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) facc[c] += zr[c];
+      } else if (bacc) {
+        for (int64_t c = 0; c < C; c++) bacc[c] += zr[c];
+      }
+    }
+    if (bias) {
+      for (int64_t c = 0; c < C; c++) bacc[c] += facc[c];
+    }
+    sa += ra;
+    sq += rq;
+  }
+}
+
 void activationBackward(const float* g, const float* y, float* gz, float* dbias, int64_t rows, int64_t C, bool relu,
                         bool activity, float a1, float a2, double& sa, double& sq) {
   const int nt = threadsFor(size_t(rows * C));
@@ -326,35 +445,13 @@ void activationBackward(const float* g, const float* y, float* gz, float* dbias,
 #pragma omp parallel num_threads(nt) reduction(+ : tsa, tsq)
   {
     std::vector<double> acc(dbias ? size_t(C) : 0, 0.0);
-#pragma omp for schedule(static) nowait
-    for (int64_t r = 0; r < rows; r++) {
-      const float* yr = y + r * C;
-      const float* gr = g + r * C;
-      float* zr = gz + r * C;
-      if (activity) {
-        float ra = 0.f, rq = 0.f;
-#pragma omp simd reduction(+ : ra, rq)
-        for (int64_t c = 0; c < C; c++) {
-          const float v = yr[c];
-          const float s = v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f);
-          float t = gr[c] + (a1 * s + a2 * v);
-          if (relu) t = v > 0.f ? t : 0.f;
-          zr[c] = t;
-          ra += std::fabs(v);
-          rq += v * v;
-        }
-        tsa += ra;
-        tsq += rq;
-      } else if (relu) {
-#pragma omp simd
-        for (int64_t c = 0; c < C; c++) zr[c] = yr[c] > 0.f ? gr[c] : 0.f;
-      } else if (zr != gr) {
-        std::memcpy(zr, gr, size_t(C) * sizeof(float));
-      }
-      if (dbias) {
-        for (int64_t c = 0; c < C; c++) acc[c] += zr[c];
-      }
-    }
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t chunk = (rows + T - 1) / T;
+    const int64_t lo = std::min(rows, t * chunk), hi = std::min(rows, lo + chunk);
+    double psa = 0, psq = 0;
+    if (hi > lo) activationRows(g, y, gz, dbias ? acc.data() : nullptr, lo, hi, C, relu, activity, a1, a2, psa, psq);
+    tsa += psa;
+    tsq += psq;
     if (dbias) {
 #pragma omp critical
       for (int64_t c = 0; c < C; c++) total[c] += acc[c];
@@ -501,6 +598,10 @@ napi_value stepCreate(const Args& a) {
     }
     net->layers.push_back(L);
   }
+  const char* prof = std::getenv("ONEDNN_STEP_PROFILE");
+  net->profile = prof && std::string(prof) == "1";
+  net->fwdMs.assign(net->layers.size(), 0.0);
+  net->bwdMs.assign(net->layers.size(), 0.0);
   const Layer& last = net->layers.back();
   if (last.kind != kDense || last.act != aSoftmax) throw ArgError("stepCreate: the last layer must be Dense + softmax");
   for (size_t i = 0; i + 1 < net->layers.size(); i++) {
@@ -575,6 +676,13 @@ napi_value stepRun(const Args& a) {
   // Forward.
   std::vector<const float*> inputOf(nL), outputOf(nL);
   const float* cur = x;
+  double t0 = net.profile ? cpuMs() : 0;
+  auto lap = [&](double& acc) {
+    if (!net.profile) return;
+    const double t = cpuMs();
+    acc += t - t0;
+    t0 = t;
+  };
   for (size_t i = 0; i < nL; i++) {
     const Layer& L = net.layers[i];
     inputOf[i] = cur;
@@ -583,8 +691,9 @@ napi_value stepRun(const Args& a) {
       case kConv: {
         ConvPrims& p = *in.conv[i];
         memory wu(p.userW, eng, W[L.var]);
-        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(p.src, eng, const_cast<float*>(cur))},
-                                             {DNNL_ARG_DST, memory(p.dst, eng, y)}};
+        memory xu(p.src, eng, const_cast<float*>(cur)), yu(p.dst, eng, y);
+        if (p.blocked) p.srcIn.execute(s, xu, p.srcP);
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, p.blocked ? p.srcP : xu}, {DNNL_ARG_DST, p.blocked ? p.dstP : yu}};
         if (p.fReorder) {
           p.fReorderPrim.execute(s, wu, p.fW);
           args.emplace(DNNL_ARG_WEIGHTS, p.fW);
@@ -593,6 +702,7 @@ napi_value stepRun(const Args& a) {
         }
         if (L.hasBias) args.emplace(DNNL_ARG_BIAS, memory(p.bias, eng, W[L.var + 1]));
         p.fwd.execute(s, args);
+        if (p.blocked) p.dstOut.execute(s, p.dstP, yu);
         s.wait();
         break;
       }
@@ -621,6 +731,7 @@ napi_value stepRun(const Args& a) {
     }
     outputOf[i] = y;
     cur = y;
+    lap(net.fwdMs[i]);
   }
 
   // Loss and the gradient w.r.t. the logits.
@@ -630,6 +741,8 @@ napi_value stepRun(const Args& a) {
                            last.aL1 * invB, last.aL2 * invB);
   double kernelPen = 0, biasPen = 0, activityPen = 0;
   if (last.activity()) activityPen += (double(last.aL1) * lo.pa + double(last.aL2) * lo.pq) / B;
+
+  lap(net.lossMs);
 
   // Backward.
   const float* g = nullptr;  // gradient w.r.t. the output of layer i
@@ -659,16 +772,21 @@ napi_value stepRun(const Args& a) {
         if (L.kind == kConv) {
           ConvPrims& p = *in.conv[ii];
           memory dwu(p.userW, eng, dW);
-          p.bwdWeights.execute(s, {{DNNL_ARG_SRC, memory(p.src, eng, const_cast<float*>(inputOf[ii]))},
-                                   {DNNL_ARG_DIFF_DST, memory(p.dst, eng, gz)},
+          memory gzu(p.dst, eng, gz);
+          if (p.blocked) p.gzIn.execute(s, gzu, p.gzP);
+          const memory& gzm = p.blocked ? p.gzP : gzu;
+          p.bwdWeights.execute(s, {{DNNL_ARG_SRC, p.blocked ? p.srcP : memory(p.src, eng, const_cast<float*>(inputOf[ii]))},
+                                   {DNNL_ARG_DIFF_DST, gzm},
                                    {DNNL_ARG_DIFF_WEIGHTS, p.wReorder ? p.diffW : dwu}});
           if (p.wReorder) p.wReorderPrim.execute(s, p.diffW, dwu);
           if (dx) {
             memory wu(p.userW, eng, W[L.var]);
+            memory dxu(p.src, eng, dx);
             if (p.dReorder) p.dReorderPrim.execute(s, wu, p.dW);
-            p.bwdData.execute(s, {{DNNL_ARG_DIFF_DST, memory(p.dst, eng, gz)},
+            p.bwdData.execute(s, {{DNNL_ARG_DIFF_DST, gzm},
                                   {DNNL_ARG_WEIGHTS, p.dReorder ? p.dW : wu},
-                                  {DNNL_ARG_DIFF_SRC, memory(p.src, eng, dx)}});
+                                  {DNNL_ARG_DIFF_SRC, p.blocked ? p.dxP : dxu}});
+            if (p.blocked) p.dxOut.execute(s, p.dxP, dxu);
           }
           s.wait();
         } else {
@@ -701,15 +819,33 @@ napi_value stepRun(const Args& a) {
         break;
       case kFlat: dx = const_cast<float*>(g); break;
     }
+    lap(net.bwdMs[ii]);
     if (!needDx) break;  // nothing below needs a gradient
     g = dx;
   }
+  net.runs++;
   out[0] = lo.loss;
   out[1] = kernelPen;
   out[2] = biasPen;
   out[3] = activityPen;
   out[4] = lo.correct;
   return undefinedValue(a.env);
+}
+
+// stepProfile(handle) -> "layer kind fwd bwd" lines, process CPU ms per run (ONEDNN_STEP_PROFILE=1).
+napi_value stepProfile(const Args& a) {
+  Net& net = *netOf(a, 0);
+  static const char* kinds[] = {"conv", "pool", "dropout", "flatten", "dense"};
+  std::string out = "layer kind fwd_ms bwd_ms (process CPU per step, " + std::to_string(net.runs) + " steps)\n";
+  const double n = net.runs > 0 ? net.runs : 1;
+  char buf[160];
+  for (size_t i = 0; i < net.layers.size(); i++) {
+    snprintf(buf, sizeof buf, "%zu %s %.2f %.2f\n", i, kinds[net.layers[i].kind], net.fwdMs[i] / n, net.bwdMs[i] / n);
+    out += buf;
+  }
+  snprintf(buf, sizeof buf, "loss %.2f\n", net.lossMs / n);
+  out += buf;
+  return makeString(a.env, out);
 }
 
 // seededDropout(x, out, key, threshold, scale): Regula's seeded Keras dropout (src/engine/dropout.ts).
