@@ -17,7 +17,8 @@ function make(options: Options): Ajv {
   return ajv;
 }
 
-const bodyAjv = make({ coerceTypes: false, removeAdditional: false, useDefaults: false });
+// verbose: errors carry their schema, so a tagged union's error can list the tags it accepts.
+const bodyAjv = make({ coerceTypes: false, removeAdditional: false, useDefaults: false, verbose: true });
 const otherAjv = make({ coerceTypes: 'array', removeAdditional: false });
 
 export const validatorCompiler: FastifySchemaCompiler<FastifySchema> = ({ schema, httpPart }) => {

@@ -243,7 +243,9 @@ const NamedDataset = Type.Object(
     name: Type.Unsafe<DatasetName>({
       type: 'string',
       enum: [...DATASET_NAMES],
-      description: 'An EMNIST split, MNIST or Fashion-MNIST, read from DATA_DIR/<name>/ with the official file names.',
+      description:
+        'An EMNIST split, MNIST or Fashion-MNIST, read from DATA_DIR/<name>/ with the official file names (`npm run data:fetch -- <name>`), ' +
+        'or `emnist-sample`, built in: 3,760 + 940 real EMNIST characters that need no download.',
     }),
     limit,
   },
@@ -307,6 +309,11 @@ export const RunRequest = Type.Object(
     dataset: Type.Optional(Dataset),
     priority: Type.Optional(Priority),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    // What Swagger UI's "Try it out" sends (without an example it builds one from every field,
+    // preset and model together, which is refused): the tutorial's CNN on the built-in sample.
+    examples: [{ name: 'first run', preset: 'baseline', training: { epochs: 2 }, dataset: { name: 'emnist-sample', limit: 2000 } }],
+  },
 );
 export type RunRequest = Static<typeof RunRequest>;

@@ -81,6 +81,8 @@ export const StudyRequest = Type.Object(
     description:
       'Exactly one of `preset`, `grid` or `variants`. `training` and `dataset` at the top level are shorthands for `base.training` / `base.dataset`. ' +
       'At most one of `seeds` or `repeats`: every variant then runs once per seed.',
+    // What Swagger UI's "Try it out" sends: the tutorial's eight configurations on the built-in sample.
+    examples: [{ name: 'tutorial on the sample', preset: 'tutorial', training: { epochs: 2 }, dataset: { name: 'emnist-sample', limit: 2000 } }],
   },
 );
 export type StudyRequest = Static<typeof StudyRequest>;

@@ -12,6 +12,8 @@ interface AjvError {
   keyword: string;
   message?: string;
   params: Record<string, unknown>;
+  /** With Ajv's verbose option (request bodies): the schema that holds the failing keyword. */
+  parentSchema?: unknown;
 }
 
 interface FieldError {
@@ -33,11 +35,50 @@ function fieldError(e: AjvError, part: string): FieldError {
     detail = 'is not a known field';
   } else if (e.keyword === 'discriminator' && typeof p.tag === 'string') {
     pointer += `/${p.tag}`;
-    detail = p.tagValue === undefined ? `is required` : `unknown value ${JSON.stringify(p.tagValue)}`;
+    const allowed = tagValues(e.parentSchema, p.tag);
+    const oneOf = allowed.length ? `; one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}` : '';
+    detail = p.tagValue === undefined ? `is required${oneOf}` : `unknown value ${JSON.stringify(p.tagValue)}${oneOf}`;
   } else if (e.keyword === 'enum' && Array.isArray(p.allowedValues)) {
     detail = `must be one of ${p.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
   }
   return { pointer: `${PART_PREFIX[part] ?? ''}${pointer}`, detail };
+}
+
+/** The values a tagged union's branches give their tag (const or enum), from the schema Ajv reports (verbose). */
+function tagValues(schema: unknown, tag: string): unknown[] {
+  const s = schema as { oneOf?: unknown[]; anyOf?: unknown[] } | undefined;
+  const out: unknown[] = [];
+  for (const branch of s?.oneOf ?? s?.anyOf ?? []) {
+    const t = (branch as { properties?: Record<string, { const?: unknown; enum?: unknown[] }> }).properties?.[tag];
+    if (t?.const !== undefined) out.push(t.const);
+    if (Array.isArray(t?.enum)) out.push(...t.enum);
+  }
+  return out;
+}
+
+/**
+ * A union of literals (TypeBox's way of writing an enum) fails as one `const` error per literal
+ * plus an `anyOf`: one error saying which values are allowed reads better than nine saying
+ * "must be equal to constant".
+ */
+function collapseLiteralUnions(errors: AjvError[]): AjvError[] {
+  const out: AjvError[] = [];
+  for (const e of errors) {
+    if (e.keyword !== 'anyOf') {
+      out.push(e);
+      continue;
+    }
+    const here = out.filter((x) => x.instancePath === e.instancePath);
+    if (here.length === 0 || !here.every((x) => x.keyword === 'const' || x.keyword === 'enum')) {
+      out.push(e);
+      continue;
+    }
+    const allowed = here.flatMap((x) => (x.keyword === 'const' ? [x.params.allowedValue] : Array.isArray(x.params.allowedValues) ? x.params.allowedValues : []));
+    const kept = out.filter((x) => !here.includes(x));
+    out.length = 0;
+    out.push(...kept, { instancePath: e.instancePath, keyword: 'enum', params: { allowedValues: allowed } });
+  }
+  return out;
 }
 
 export function sendProblem(
@@ -70,7 +111,7 @@ export function registerProblems(app: FastifyInstance): void {
     }
     if (err.validation) {
       const part = err.validationContext ?? 'body';
-      const errors = (err.validation as unknown as AjvError[]).map((e) => fieldError(e, part));
+      const errors = collapseLiteralUnions(err.validation as unknown as AjvError[]).map((e) => fieldError(e, part));
       const first = errors[0];
       const detail = first ? `${first.pointer || '/'} ${first.detail}` : err.message;
       return sendProblem(reply, 400, 'Invalid request', detail, errors);

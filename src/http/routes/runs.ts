@@ -159,7 +159,7 @@ export const runsRoutes =
     app.get(
       '/runs/:id',
       { schema: { tags: ['runs'], summary: 'One run', params: RunParams, response: { 200: RunView, ...problems } } },
-      async (request) => runView(await runs.get(request.params.id, scopeOf(request))),
+      async (request) => runView(await runs.view(request.params.id, scopeOf(request))),
     );
 
     app.get(
@@ -272,7 +272,10 @@ export const runsRoutes =
         { additionalProperties: false },
       ),
       Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'One 28×28 PNG (Content-Type: image/png).' }),
-    ]);
+    ], {
+      // A vertical bar (an "I" or a "1"), so Swagger UI's "Try it out" works as it stands.
+      examples: [{ images: [Array.from({ length: PIXELS }, (_, i) => (i % 28 >= 12 && i % 28 < 16 && i >= 4 * 28 && i < 24 * 28 ? 1 : 0))] }],
+    });
 
     app.post(
       '/runs/:id/predict',
@@ -284,7 +287,9 @@ export const runsRoutes =
             'JSON `{"images": [[784 numbers], ...]}` or one 28×28 PNG as `image/png` (`?invert=true` for dark ink on white). ' +
             'Returns each image\'s class probabilities and its top class as the dataset\'s character.',
           params: RunParams,
-          querystring: Type.Object({ invert: Type.Boolean({ default: false }) }),
+          querystring: Type.Object({
+            invert: Type.Optional(Type.Boolean({ default: false, description: 'PNG only: the image has dark ink on a light background.' })),
+          }),
           body: PredictBody,
           response: {
             200: Type.Object({
@@ -303,7 +308,7 @@ export const runsRoutes =
         if (!Buffer.isBuffer(body) && (typeof body !== 'object' || body === null || Array.isArray(body))) {
           throw new AppError(400, 'Invalid request', 'the body must be a JSON object {"images": [...]} or one PNG sent as image/png', '');
         }
-        const decode = () => (Buffer.isBuffer(body) ? fromPng(body, request.query.invert) : fromArrays((body as { images: number[][] }).images));
+        const decode = () => (Buffer.isBuffer(body) ? fromPng(body, request.query.invert ?? false) : fromArrays((body as { images: number[][] }).images));
         return runs.predict(request.params.id, decode, scopeOf(request));
       },
     );
