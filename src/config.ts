@@ -43,6 +43,10 @@ export interface Config {
   trainingStopGraceMs: number;
   /** V8 heap ceiling of each training thread, in MB (worker_threads resourceLimits); 0: Node's default. */
   trainingHeapLimitMb: number;
+  /** How long GET /v1/runs/{id} may answer from memory when no change was announced; 0: never. */
+  runViewCacheMs: number;
+  /** How often one instance re-enqueues unfinished runs whose BullMQ job is missing (Redis lost its data); 0: never. */
+  reconcileIntervalMs: number;
 }
 
 export const AUTH_MODES = ['required', 'off'] as const;
@@ -117,5 +121,7 @@ export function loadConfig(env: Env = process.env): Config {
     runTimeLimitMs: int(env, 'RUN_TIME_LIMIT_S', 86_400, 0, 30 * 86_400) * 1000,
     trainingStopGraceMs: int(env, 'TRAINING_STOP_GRACE_MS', 10_000, 100, 3_600_000),
     trainingHeapLimitMb: int(env, 'TRAINING_HEAP_LIMIT_MB', 4096, 0, 1_048_576),
+    runViewCacheMs: int(env, 'RUN_VIEW_CACHE_MS', 1000, 0, 3_600_000),
+    reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 60_000, 0, 86_400_000),
   };
 }

@@ -21,6 +21,7 @@ import { ApiKeysRepo } from './store/api-keys-repo.js';
 import { newRegistry, type Registry } from './metrics/registry.js';
 import { RunMetrics } from './metrics/runs.js';
 import { serveMetrics, type Readiness } from './metrics/server.js';
+import { Reconciler } from './runs/reconciler.js';
 
 type Stop = () => Promise<void>;
 
@@ -149,6 +150,12 @@ async function main(): Promise<void> {
     const worker = await startWorker(ctx, log, role === 'all' ? 1 : config.workerConcurrency);
     health = worker.health;
     stops.push(worker.stop);
+  }
+  if (config.reconcileIntervalMs > 0) {
+    // Every API and worker process runs it; a Redis lock lets one pass run at a time.
+    const reconciler = new Reconciler({ repo: ctx.repo, queue: ctx.queue, prefix: config.queuePrefix, log: log.child({ component: 'reconciler' }), intervalMs: config.reconcileIntervalMs });
+    reconciler.start();
+    stops.push(() => reconciler.stop());
   }
   log.info({ port: role === 'worker' ? undefined : config.port, dataDir: config.dataDir }, `regula ${role} started`);
 

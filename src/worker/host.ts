@@ -26,6 +26,7 @@ import type { CheckpointRow, RunsRepo } from '../store/runs-repo.js';
 import type { CheckpointSpecs, TrainingCheckpoint, TrainingEvent } from '../engine/types.js';
 import { TrainingFailed, type Lease, type PoolHealth, type TrainerPool } from './pool.js';
 import type { InjectedFault } from './protocol.js';
+import { HEARTBEAT_MS, heartbeatKey } from '../runs/reconciler.js';
 
 export interface WorkerHostOptions {
   connection: ConnectionOptions;
@@ -132,6 +133,9 @@ function toCheckpoint(row: CheckpointRow): TrainingCheckpoint {
 export class WorkerHost {
   private worker: Worker<RunJobData> | undefined;
   private stopping = false;
+  /** Runs this host is training: their heartbeats tell the reconciler they are not orphaned. */
+  private readonly training = new Set<string>();
+  private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: WorkerHostOptions) {}
 
@@ -157,6 +161,20 @@ export class WorkerHost {
     });
     this.worker.on('stalled', (jobId) => this.o.log.warn({ runId: jobId }, 'job stalled (its worker was lost): back in the queue'));
     await this.worker.waitUntilReady();
+    this.heartbeat = setInterval(() => {
+      for (const runId of this.training) void this.beat(runId);
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /** Marks a run as trained here for three heartbeat periods (see runs/reconciler.ts). */
+  private async beat(runId: string): Promise<void> {
+    try {
+      const client = (await this.worker?.getBackend().client) as unknown as { set(key: string, value: string, px: 'PX', ms: number): Promise<unknown> } | undefined;
+      await client?.set(heartbeatKey(this.o.prefix, runId), '1', 'PX', 3 * HEARTBEAT_MS);
+    } catch {
+      // Redis away: the reconciler cannot run either; the next beat writes it again.
+    }
   }
 
   /** Readiness of this worker: its training threads are all alive and its BullMQ worker takes jobs. */
@@ -239,6 +257,8 @@ export class WorkerHost {
       return;
     }
     const spec = run.spec as unknown as NormalizedSpec;
+    this.training.add(runId);
+    void this.beat(runId);
     const rec = new RunRecorder(
       runId,
       repo,
@@ -374,6 +394,7 @@ export class WorkerHost {
       throw err;
     } finally {
       clearInterval(recheck);
+      this.training.delete(runId);
     }
   }
 
@@ -394,6 +415,7 @@ export class WorkerHost {
    */
   async shutdown(graceMs: number): Promise<boolean> {
     this.stopping = true;
+    clearInterval(this.heartbeat);
     const closed = (this.worker?.close() ?? Promise.resolve()).then(() => true);
     const runs = this.o.pool.interruptAll();
     if (runs.length) this.o.log.info({ runs, graceMs }, 'shutting down: interrupting training, jobs go back to the queue');
@@ -409,6 +431,7 @@ export class WorkerHost {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.heartbeat);
     await this.worker?.close();
   }
 }
