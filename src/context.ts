@@ -88,6 +88,7 @@ export function createContext(config: Config): Context {
     dataDir: config.dataDir,
     idempotencyKeys,
     maxActiveRunsPerOwner: config.maxActiveRunsPerKey,
+    viewCacheMs: config.runViewCacheMs,
   });
   const studies = new StudiesService({ repo, runs, idempotencyKeys });
   const sessions = new RedisSessionStore(config.redisUrl, config.queuePrefix);

@@ -23,6 +23,8 @@ export class RunEventBus {
   private readonly cancelListeners = new Set<(runId: string) => void>();
   private readonly publishObservers = new Set<(runId: string, event: StoredEvent) => void>();
   private cancelSubscribed: Promise<unknown> | undefined;
+  private readonly anyEventListeners = new Set<(runId: string) => void>();
+  private anySubscribed: Promise<unknown> | undefined;
 
   constructor(
     private readonly redisUrl: string,
@@ -59,6 +61,10 @@ export class RunEventBus {
       this.sub = new Redis(this.redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: false });
       this.sub.on('error', () => {});
       this.sub.on('message', (channel: string, message: string) => this.dispatch(channel, message));
+      this.sub.on('pmessage', (_pattern: string, channel: string) => {
+        const runId = channel.slice(this.prefix.length + ':events:'.length);
+        for (const l of this.anyEventListeners) l(runId);
+      });
     }
     return this.sub;
   }
@@ -121,6 +127,16 @@ export class RunEventBus {
     };
   }
 
+  /**
+   * Hears that some run has a new event (any run, any publisher): a pattern subscription, so one
+   * per process however many listeners. Resolves once it is active.
+   */
+  async onAnyRunEvent(listener: (runId: string) => void): Promise<void> {
+    this.anyEventListeners.add(listener);
+    this.anySubscribed ??= this.subscriber().psubscribe(`${this.prefix}:events:*`);
+    await this.anySubscribed;
+  }
+
   async publishCancel(runId: string): Promise<void> {
     await this.pub.publish(this.cancelChannel, runId);
   }
@@ -138,6 +154,7 @@ export class RunEventBus {
   async close(): Promise<void> {
     this.listeners.clear();
     this.cancelListeners.clear();
+    this.anyEventListeners.clear();
     await Promise.allSettled([this.pub.quit(), this.sub?.quit()]);
   }
 }
