@@ -86,6 +86,21 @@ const CASES: Case[] = [
       { type: 'dense', kernel: w([12, 7], 15), bias: w([7], 16), activation: 'softmax' },
     ],
   },
+  {
+    // 16 -> 32 channels, 3x3, stride 1: the layer runs Winograd F(4x4, 3x3) by default.
+    name: 'a Winograd-eligible layer (16 -> 32 channels, 3x3 stride 1), with activity penalties',
+    input: [12, 12, 2],
+    batch: 6,
+    classes: 5,
+    layers: (w) => [
+      { type: 'conv2d', kernel: w([3, 3, 2, 16], 21), bias: w([16], 22), strides: [1, 1], padding: 'same', activation: 'relu' },
+      { type: 'conv2d', kernel: w([3, 3, 16, 32], 23), bias: w([32], 24), strides: [1, 1], padding: 'valid', activation: 'relu', activityPenalty: en },
+      { type: 'maxPooling2d', poolSize: [2, 2], strides: [2, 2], padding: 'valid' },
+      { type: 'dropout', rate: 0.25 },
+      { type: 'flatten' },
+      { type: 'dense', kernel: w([800, 5], 25), bias: w([5], 26), activation: 'softmax' },
+    ],
+  },
 ];
 
 /** The reference: tfjs ops on the cpu backend, differentiated by tfjs. */
