@@ -21,6 +21,7 @@ import { ApiKeysRepo } from './store/api-keys-repo.js';
 import { newRegistry, type Registry } from './metrics/registry.js';
 import { RunMetrics } from './metrics/runs.js';
 import { serveMetrics, type Readiness } from './metrics/server.js';
+import { readyLine } from './ready.js';
 import { Reconciler } from './runs/reconciler.js';
 
 type Stop = () => Promise<void>;
@@ -74,7 +75,7 @@ async function keyCommand(command: KeyCommand, config: Config): Promise<void> {
   }
 }
 
-async function startWorker(ctx: Context, log: Logger, concurrency: number): Promise<{ stop: Stop; health: () => WorkerHealth }> {
+async function startWorker(ctx: Context, log: Logger, concurrency: number): Promise<{ stop: Stop; health: () => WorkerHealth; backend: string }> {
   const { config } = ctx;
   const pool = await TrainerPool.start(concurrency, config.tfjsBackend, {
     stopGraceMs: config.trainingStopGraceMs,
@@ -107,7 +108,7 @@ async function startWorker(ctx: Context, log: Logger, concurrency: number): Prom
     }
     await pool.close();
   };
-  return { stop, health: () => host.health() };
+  return { stop, health: () => host.health(), backend: pool.backend.name };
 }
 
 async function main(): Promise<void> {
@@ -122,7 +123,14 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = pino({ level: config.logLevel, base: { service: 'regula', role } });
+  // Readable in a terminal (pino-pretty), JSON lines for everything else (log collectors, files, CI).
+  const log = pino({
+    level: config.logLevel,
+    base: { service: 'regula', role },
+    ...(process.stdout.isTTY
+      ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service,role' } } }
+      : {}),
+  });
 
   if (role === 'migrate') {
     await runMigrations(config, log);
@@ -142,6 +150,7 @@ async function main(): Promise<void> {
   // One registry per process: in `all` the API's /metrics shows the worker's run metrics too.
   const metrics = newRegistry();
   const stops: Stop[] = [];
+  let backend: string | null = null;
   if (role === 'api' || role === 'all') stops.push(await startApi(ctx, log, metrics));
   if (role === 'worker' || role === 'all') {
     // Metrics (and /readyz) first, so they still answer while the worker stops.
@@ -149,6 +158,7 @@ async function main(): Promise<void> {
     stops.push(await startWorkerMetrics(ctx, log, metrics, () => health?.() ?? { ok: false, checks: { trainingThreads: 'starting' } }));
     const worker = await startWorker(ctx, log, role === 'all' ? 1 : config.workerConcurrency);
     health = worker.health;
+    backend = worker.backend;
     stops.push(worker.stop);
   }
   if (config.reconcileIntervalMs > 0) {
@@ -158,6 +168,7 @@ async function main(): Promise<void> {
     stops.push(() => reconciler.stop());
   }
   log.info({ port: role === 'worker' ? undefined : config.port, dataDir: config.dataDir }, `regula ${role} started`);
+  log.info(readyLine(role, config, backend));
 
   let stopping = false;
   const shutdown = async (signal: string) => {
