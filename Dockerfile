@@ -1,6 +1,6 @@
 # Regula images (see docs/deploy.md).
 #
-#   docker build --target cpu -t regula:cpu .   API, migrations and workers; trains on the wasm backend
+#   docker build --target cpu -t regula:cpu .   API (and its dashboard), migrations and workers; trains on the oneDNN backend
 #   docker build --target gpu -t regula:gpu .   worker on @tensorflow/tfjs-node-gpu (linux/amd64, CUDA 11.2)
 #
 # Both run `node dist/main.js api | worker | all | migrate` from /app as the unprivileged user
@@ -23,7 +23,7 @@ WORKDIR /app
 # Dependency install scripts stay off for every npm command of this stage (`npm run build` still
 # runs the build script itself; ignore-scripts only skips lifecycle scripts). What that skips:
 #  - @tensorflow/tfjs-node and @tensorflow/tfjs-node-gpu (optional deps) would each download a
-#    libtensorflow (CPU and GPU builds, hundreds of MB). The cpu image trains on the wasm backend
+#    libtensorflow (CPU and GPU builds, hundreds of MB). The cpu image trains on the oneDNN backend
 #    and drops both packages below; the gpu target runs only the GPU package's script, itself.
 #  - @prisma/engines would download Prisma's schema engine, which nothing here executes: the
 #    client is generated offline (scripts/prisma-generate.mjs) and migrations are applied by
@@ -52,6 +52,8 @@ COPY tsconfig.json prisma.config.ts ./
 COPY scripts/ scripts/
 COPY prisma/ prisma/
 COPY src/ src/
+COPY web/ web/
+COPY datasets/ datasets/
 # The native tfjs packages were installed without their binaries; removing them makes the cpu
 # image's backend choice explicit (the gpu target installs its own node_modules). `npm run build`
 # (scripts/ensure.mjs) builds the oneDNN addon; the test makes a failed build fail the image.
@@ -86,6 +88,9 @@ COPY --from=build /app/packages/tfjs-backend-onednn/dist/ packages/tfjs-backend-
 COPY --from=build /app/packages/tfjs-backend-onednn/build/Release/ packages/tfjs-backend-onednn/build/Release/
 COPY --from=build /app/prisma/migrations/ prisma/migrations/
 COPY --from=build /app/dist/ dist/
+# The dashboard's pages (served at /) and the built-in dataset emnist-sample.
+COPY --from=build /app/web/ web/
+COPY --from=build /app/datasets/ datasets/
 USER node
 EXPOSE 3000
 # Liveness of the API (the default command). Containers running `worker` or `migrate` serve no
@@ -147,6 +152,8 @@ COPY --from=build /app/package.json ./
 COPY --from=gpu-deps /app/node_modules/ node_modules/
 COPY --from=build /app/prisma/migrations/ prisma/migrations/
 COPY --from=build /app/dist/ dist/
+COPY --from=build /app/web/ web/
+COPY --from=build /app/datasets/ datasets/
 USER node
 # Meant for `worker` (no HTTP, hence no HEALTHCHECK); `api` and `migrate` work here too.
 CMD ["node", "dist/main.js", "worker"]
