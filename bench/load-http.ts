@@ -9,10 +9,15 @@
  * bare Fastify instance on another port answering `GET /bare` with a constant. autocannon runs in
  * a child process (its CLI, --json) so that the load generator does not share the server's event
  * loop. Measures, one after the other, DURATION_S (default 10) seconds each with CONNECTIONS
- * (default 50) connections: GET /bare, GET /v1/runs/:id, POST /v1/runs (a small valid spec on the
- * emnist-mini fixture). Prints p50 / p99 latency, requests/s, non-2xx and errors for each and the p99
- * ratio to the bare route, and writes the table to bench/results/load-http.md. Exit code 1 when a
- * route answered anything but 2xx or had errors. The schema and the queue keys are dropped at the end.
+ * (default 50) connections: GET /bare, GET /v1/runs/:id, GET /v1/runs?limit=12 (lean, then
+ * ?view=full: 12 runs stored), POST /v1/runs (a small valid spec on the emnist-mini fixture), then
+ * GET /v1/runs/:id again on a second app with AUTH=required and the rate limit on (a key per
+ * request, counts in Redis; RATE_LIMIT_PER_MINUTE high enough never to refuse), and GET /bare once
+ * more (the machine is shared: the two bare figures show how much it drifted). Prints p50 / p99
+ * latency, requests/s, response size, non-2xx and errors for each and the p99 ratio to the first bare
+ * route, the load average before and after, and writes the table to bench/results/load-http.md.
+ * Exit code 1 when a route answered anything but 2xx or had errors. The schemas and the queue keys
+ * are dropped at the end.
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -48,6 +53,8 @@ const spec = {
 
 interface Result {
   name: string;
+  /** Bytes of one response body. */
+  bytes: number;
   p50: number;
   p99: number;
   rps: number;
@@ -57,10 +64,17 @@ interface Result {
 }
 
 /** autocannon's CLI in a child process; its --json report on stdout. */
-function cannon(name: string, url: string, opts: { method?: string; body?: string } = {}): Promise<Result> {
+async function cannon(name: string, url: string, opts: { method?: string; body?: string; key?: string } = {}): Promise<Result> {
+  const one = await fetch(url, {
+    method: opts.method ?? 'GET',
+    headers: { ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...(opts.key ? { authorization: `Bearer ${opts.key}` } : {}) },
+    ...(opts.body !== undefined ? { body: opts.body } : {}),
+  });
+  const bytes = (await one.arrayBuffer()).byteLength;
   const args = [AUTOCANNON, '-j', '-c', String(CONNECTIONS), '-d', String(DURATION_S)];
   if (opts.method) args.push('-m', opts.method);
   if (opts.body !== undefined) args.push('-H', 'content-type=application/json', '-b', opts.body);
+  if (opts.key) args.push('-H', `authorization=Bearer ${opts.key}`);
   args.push(url);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -76,13 +90,15 @@ function cannon(name: string, url: string, opts: { method?: string; body?: strin
         errors: number;
         timeouts: number;
       };
-      resolve({ name, p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, requests: r.requests.total, non2xx: r.non2xx, errors: r.errors + r.timeouts });
+      resolve({ name, bytes, p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, requests: r.requests.total, non2xx: r.non2xx, errors: r.errors + r.timeouts });
     });
   });
 }
 
 async function main(): Promise<boolean> {
   let h: Harness | undefined;
+  let authed: Harness | undefined;
+  const loadBefore = os.loadavg();
   const bare = Fastify();
   bare.get('/bare', async () => ({ ok: true }));
   try {
@@ -94,14 +110,27 @@ async function main(): Promise<boolean> {
     const res = await fetch(`${h.baseUrl}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     if (res.status !== 202) throw new Error(`POST /v1/runs answered ${res.status}: ${await res.text()}`);
     const run = (await res.json()) as { id: string };
+    for (let i = 1; i < 12; i++) {
+      const more = await fetch(`${h.baseUrl}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      if (more.status !== 202) throw new Error(`POST /v1/runs answered ${more.status}`);
+    }
+    authed = await startHarness({ env: { AUTH: 'required', RATE_LIMIT_PER_MINUTE: '1000000', LOG_LEVEL: 'warn' } });
+    const key = await authed.createKey('load-http');
+    const authedRun = await fetch(`${authed.baseUrl}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body });
+    if (authedRun.status !== 202) throw new Error(`POST /v1/runs (auth) answered ${authedRun.status}`);
+    const authedId = ((await authedRun.json()) as { id: string }).id;
     console.log(`[load-http] app ${h.baseUrl} (schema ${h.schema}), bare ${bareUrl}; ${CONNECTIONS} connections, ${DURATION_S} s each`);
 
     const results: Result[] = [];
     for (const [name, url, opts] of [
       ['GET /bare (bare Fastify)', bareUrl, {}],
       ['GET /v1/runs/:id', `${h.baseUrl}/v1/runs/${run.id}`, {}],
+      ['GET /v1/runs?limit=12 (lean, default)', `${h.baseUrl}/v1/runs?limit=12`, {}],
+      ['GET /v1/runs?limit=12&view=full', `${h.baseUrl}/v1/runs?limit=12&view=full`, {}],
       ['POST /v1/runs', `${h.baseUrl}/v1/runs`, { method: 'POST', body }],
-    ] as const) {
+      ['GET /v1/runs/:id, AUTH=required + rate limit (Redis)', `${authed.baseUrl}/v1/runs/${authedId}`, { key }],
+      ['GET /bare again (drift)', bareUrl, {}],
+    ] as { 0: string; 1: string; 2: { method?: string; body?: string; key?: string } }[]) {
       console.log(`[load-http] ${name} …`);
       results.push(await cannon(name, url, opts));
     }
@@ -121,11 +150,13 @@ async function main(): Promise<boolean> {
       `# load-http: API routes beside a bare Fastify route (autocannon)`,
       '',
       `${new Date().toISOString()} · ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version} · loopback, ${CONNECTIONS} connections, ${DURATION_S} s per route, ` +
-        `autocannon in a child process; app in process with LOG_LEVEL=warn, RATE_LIMIT_PER_MINUTE=0, AUTH=off, no worker (POSTed runs stay queued)`,
+        `autocannon in a child process; app in process with LOG_LEVEL=warn, RATE_LIMIT_PER_MINUTE=0, AUTH=off, no worker (POSTed runs stay queued), ` +
+        `except the AUTH=required row (its own app: RATE_LIMIT_PER_MINUTE=1000000, one API key). ` +
+        `Load average (1, 5, 15 min) before: ${loadBefore.map((x) => x.toFixed(1)).join(', ')}; after: ${os.loadavg().map((x) => x.toFixed(1)).join(', ')}.`,
       '',
-      '| route | p50 ms | p99 ms | req/s | requests | non-2xx | errors | p99 / bare p99 |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|',
-      ...results.map((r) => `| ${r.name} | ${r.p50} | ${r.p99} | ${r.rps.toFixed(0)} | ${r.requests} | ${r.non2xx} | ${r.errors} | ${(r.p99 / Math.max(base.p99, 1)).toFixed(1)}× |`),
+      '| route | p50 ms | p99 ms | req/s | requests | bytes | non-2xx | errors | p99 / bare p99 |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...results.map((r) => `| ${r.name} | ${r.p50} | ${r.p99} | ${r.rps.toFixed(0)} | ${r.requests} | ${r.bytes} | ${r.non2xx} | ${r.errors} | ${(r.p99 / Math.max(base.p99, 1)).toFixed(1)}× |`),
       '',
       `Queue after the run: ${JSON.stringify(queued)}. The bare route's p99 is clamped to ≥ 1 ms for the ratio.`,
     ];
@@ -139,6 +170,7 @@ async function main(): Promise<boolean> {
   } finally {
     await bare.close();
     await h?.close().catch((err: unknown) => console.error('cleanup failed:', err));
+    await authed?.close().catch((err: unknown) => console.error('cleanup failed:', err));
   }
 }
 
