@@ -1,6 +1,7 @@
 // Integration test of the offline migration runner and the Prisma client wiring, against the local
-// Postgres (TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/test). Every schema it
-// creates has a random name and is dropped afterwards.
+// Postgres (TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/regula_test, the database
+// every integration test uses; created when missing, as the README promises). Every schema it creates
+// has a random name and is dropped afterwards.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,8 +12,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, scriptMatchesChecksum } from '../../src/store/migrate.js';
 import { createPrisma, Prisma, RunStatus } from '../../src/store/prisma.js';
-
-const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+import { ensureDatabase } from '../../src/store/ensure-database.js';
+import { TEST_DATABASE_URL as DATABASE_URL } from '../support/harness.js';
 const ROOT = join(import.meta.dirname, '..', '..');
 const MIGRATIONS_DIR = join(ROOT, 'prisma', 'migrations');
 const INIT = readdirSync(MIGRATIONS_DIR).find((name) => name.endsWith('_init'));
@@ -33,6 +34,7 @@ function freshSchema(): string {
 
 let admin: pg.Client;
 beforeAll(async () => {
+  await ensureDatabase(DATABASE_URL);
   admin = new pg.Client({ connectionString: DATABASE_URL });
   await admin.connect();
 });
