@@ -94,8 +94,8 @@ export function newPage(main, query) {
     }
   });
 
-  /** @param {string} value */
   let autoName = /** @type {string | undefined} */ (undefined);
+  /** @param {string} value */
   const startFrom = async (value) => {
     // A name the user typed stays; one this function chose follows the start choice.
     const typed = getAt(request, '/name');

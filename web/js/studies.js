@@ -65,11 +65,13 @@ export function studyPage(main, id) {
   const status = h('span');
   const actions = h('span', { class: 'toolbar' });
   const table = h('table', { id: 'comparison' });
+  const spreadBox = h('div');
   const charts = h('div', { class: 'grid' });
   const links = h('div', { class: 'toolbar' });
   replace(
     main,
     h('div', { class: 'toolbar' }, title, status, h('span', { class: 'spacer' }), actions),
+    spreadBox,
     h('h2', null, 'Ranked by test accuracy'),
     table,
     h('h2', null, 'Validation curves, every run'),
@@ -97,7 +99,7 @@ export function studyPage(main, id) {
           }, 'Cancel study')
         : null,
     );
-    const known = new Set(COLUMNS.map((c) => c[0]).concat(['runId']));
+    const known = new Set(/** @type {string[]} */ (COLUMNS.map((c) => c[0])).concat(['runId']));
     const extra = cmp.rows.length ? Object.keys(cmp.rows[0]).filter((k) => !known.has(k) && typeof cmp.rows[0][k] !== 'object') : [];
     replace(
       table,
@@ -120,6 +122,41 @@ export function studyPage(main, id) {
           ),
         ),
       ),
+    );
+    // With seeds (several runs per variant): the spread over them, ranked by mean.
+    const seeded = (cmp.variants ?? []).some((/** @type {any} */ v) => v.runs > 1);
+    replace(
+      spreadBox,
+      seeded
+        ? [
+            h('h2', null, 'Variants over their seeds, ranked by mean test accuracy'),
+            h(
+              'table',
+              { id: 'variants' },
+              h('thead', null, h('tr', null, ['rank', 'variant', 'runs', 'seeds', 'test accuracy mean ± sd', 'min – max', 'Δ vs baseline (pp)', 'collapsed', 'overlaps with'].map((t) => h('th', null, t)))),
+              h(
+                'tbody',
+                null,
+                cmp.variants.map((/** @type {any} */ v) => {
+                  const a = v.metrics?.testAccuracy;
+                  return h(
+                    'tr',
+                    null,
+                    h('td', { class: 'num' }, v.rank),
+                    h('td', null, v.variant),
+                    h('td', { class: 'num' }, `${v.finished}/${v.runs}`),
+                    h('td', { class: 'mono' }, (v.seeds ?? []).join(', ')),
+                    h('td', { class: 'num' }, a ? `${pct(a.mean)} ± ${(a.sd * 100).toFixed(2)}` : '—'),
+                    h('td', { class: 'num' }, a ? `${pct(a.min)} – ${pct(a.max)}` : '—'),
+                    h('td', { class: 'num' }, v.deltaVsBaselinePp === null ? '—' : `${v.deltaVsBaselinePp > 0 ? '+' : ''}${v.deltaVsBaselinePp.toFixed(2)}`),
+                    h('td', { class: 'num' }, v.collapsed),
+                    h('td', null, (v.overlapsWith ?? []).join(', ') || '—'),
+                  );
+                }),
+              ),
+            ),
+          ]
+        : null,
     );
     const self = `/v1/studies/${id}`;
     replace(
