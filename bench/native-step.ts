@@ -6,16 +6,18 @@ await tf.setBackend('onednn');
 const B = 250;
 const v = (s: number[]) => tf.variable(tf.randomUniform(s, -0.1, 0.1));
 const act = process.env.ACT ? { l1: 0, l2: 0.01 } : null;
+const kreg = process.env.KREG ? { l1: 0.01, l2: 0.01 } : null;
+const pen = { activityPenalty: act, kernelPenalty: kreg, biasPenalty: kreg };
 const layers: SequentialLayer[] = [
-  { type: 'conv2d', kernel: v([3, 3, 1, 32]), bias: v([32]), strides: [1, 1], padding: 'valid', activation: 'relu', activityPenalty: act },
+  { type: 'conv2d', kernel: v([3, 3, 1, 32]), bias: v([32]), strides: [1, 1], padding: 'valid', activation: 'relu', ...pen },
   { type: 'maxPooling2d', poolSize: [2, 2], strides: [2, 2], padding: 'valid' },
   { type: 'dropout', rate: 0.25 },
-  { type: 'conv2d', kernel: v([3, 3, 32, 64]), bias: v([64]), strides: [1, 1], padding: 'valid', activation: 'relu', activityPenalty: act },
+  { type: 'conv2d', kernel: v([3, 3, 32, 64]), bias: v([64]), strides: [1, 1], padding: 'valid', activation: 'relu', ...pen },
   { type: 'maxPooling2d', poolSize: [2, 2], strides: [2, 2], padding: 'valid' },
   { type: 'dropout', rate: 0.25 },
   { type: 'flatten' },
-  { type: 'dense', kernel: v([1600, 256]), bias: v([256]), activation: 'relu', activityPenalty: act },
-  { type: 'dense', kernel: v([256, 47]), bias: v([47]), activation: 'softmax', activityPenalty: act },
+  { type: 'dense', kernel: v([1600, 256]), bias: v([256]), activation: 'relu', ...pen },
+  { type: 'dense', kernel: v([256, 47]), bias: v([47]), activation: 'softmax', ...pen },
 ];
 const step = OnednnSequentialStep.plan([28, 28, 1], layers);
 if (typeof step === 'string') throw new Error(step);
