@@ -13,6 +13,16 @@ function themeColor(/** @type {string} */ name) {
 }
 
 /**
+ * Tick labels in percent with as many decimals as the tick step needs (0.5% steps say 0.5%, not 1%).
+ * @param {number[]} vals
+ */
+function percentTicks(vals) {
+  const step = vals.length > 1 ? Math.abs((vals[1] ?? 0) - (vals[0] ?? 0)) * 100 : 1;
+  const digits = step > 0 ? Math.min(4, Math.max(0, -Math.floor(Math.log10(step) + 1e-9))) : 0;
+  return vals.map((v) => `${(v * 100).toFixed(digits)}%`);
+}
+
+/**
  * A chart with one x (epochs, or fractional epochs) and several named series. `el.dataset.points`
  * holds the number of x values drawn, which the browser test watches grow.
  * @param {{title: string, xLabel?: string, yLabel?: string, series: {label: string, dash?: boolean}[], percent?: boolean, logY?: boolean}} opts
@@ -30,7 +40,7 @@ export function lineChart(opts) {
     scales: { x: { time: false }, y: opts.logY ? { distr: 3 } : {} },
     axes: [
       axis(opts.xLabel ?? 'epoch'),
-      { ...axis(opts.yLabel), size: 56, values: opts.percent ? (_u, vals) => vals.map((v) => `${(v * 100).toFixed(0)}%`) : undefined },
+      { ...axis(opts.yLabel), size: 56, values: opts.percent ? (_u, vals) => percentTicks(vals) : undefined },
     ],
     series: [
       { label: opts.xLabel ?? 'epoch', value: (_u, v) => (v === null || v === undefined ? '—' : Number.isInteger(v) ? String(v) : v.toFixed(2)) },

@@ -95,6 +95,7 @@ export function newPage(main, query) {
   });
 
   let autoName = /** @type {string | undefined} */ (undefined);
+  let baselineLayers = /** @type {unknown[]} */ ([]);
   /** @param {string} value */
   const startFrom = async (value) => {
     // A name the user typed stays; one this function chose follows the start choice.
@@ -110,7 +111,8 @@ export function newPage(main, query) {
     } else if (value === 'study:grid') {
       request = {
         name: name ?? (autoName = 'L2 on kernels, three λ'),
-        base: { preset: 'baseline' },
+        // A grid regularizes the layers of base.model: the tutorial's CNN, from its preset.
+        base: { model: { layers: baselineLayers } },
         grid: { type: ['l2'], target: ['kernel'], lambda: [0.0001, 0.001, 0.01] },
         ...keep,
       };
@@ -190,6 +192,7 @@ export function newPage(main, query) {
     request = kind === 'study' ? { training: { epochs: 2 }, dataset: { name: 'emnist-sample', limit: 2000 } } : { training: { epochs: 2 }, dataset: { name: 'emnist-sample', limit: 2000 } };
     const { items: presets } = await api('/v1/presets');
     if (closed) return;
+    baselineLayers = presets.find((/** @type {any} */ p) => p.name === 'baseline')?.model.layers ?? [];
     /** @type {HTMLElement[]} */
     const options = [];
     if (kind === 'study') {

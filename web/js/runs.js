@@ -124,7 +124,7 @@ export function runPage(main, id) {
 
   const loss = lineChart({ title: 'Loss (data loss + penalties)', series: [{ label: 'training' }, { label: 'validation', dash: true }], logY: false });
   const acc = lineChart({ title: 'Accuracy', series: [{ label: 'training' }, { label: 'validation', dash: true }], percent: true });
-  const batches = lineChart({ title: 'Batches: training loss', xLabel: 'epoch (batch progress)', series: [{ label: 'batch loss' }, { label: 'batch accuracy' }] });
+  const batches = lineChart({ title: 'Training loss, batch by batch', xLabel: 'epoch (batch progress)', series: [{ label: 'batch loss' }] });
   const parts = lineChart({
     title: 'Training loss split',
     series: [{ label: 'data loss' }, { label: 'kernel penalty' }, { label: 'bias penalty' }, { label: 'activity penalty' }],
@@ -155,7 +155,7 @@ export function runPage(main, id) {
 
   const epochs = seriesTable(4); // loss, val loss, acc, val acc
   const partRows = seriesTable(4);
-  const batchRows = seriesTable(2);
+  const batchRows = seriesTable(1);
   /** layer → table of [sparsity, l1, l2] per epoch */
   const layerRows = new Map();
   /** @type {Map<string, ReturnType<typeof lineChart>>} */
@@ -230,7 +230,7 @@ export function runPage(main, id) {
       partRows.dropFrom(d.fromEpoch);
       batchRows.dropFrom(d.fromEpoch - 1);
     } else if (type === 'batch') {
-      batchRows.put(d.epoch - 1 + d.batch / d.batches, [d.loss, d.accuracy]);
+      batchRows.put(d.epoch - 1 + d.batch / d.batches, [d.loss]);
       progress.max = d.batches;
       progress.value = d.batch;
       progressText.textContent = `epoch ${d.epoch} · batch ${d.batch}/${d.batches} · ${int(d.samplesPerSec)} samples/s`;

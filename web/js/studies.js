@@ -73,7 +73,7 @@ export function studyPage(main, id) {
     h('div', { class: 'toolbar' }, title, status, h('span', { class: 'spacer' }), actions),
     spreadBox,
     h('h2', null, 'Ranked by test accuracy'),
-    table,
+    h('div', { class: 'scroll' }, table),
     h('h2', null, 'Validation curves, every run'),
     charts,
     h('h2', null, 'Downloads'),
@@ -118,7 +118,7 @@ export function studyPage(main, id) {
                   ? h('td', null, badge(r.status))
                   : h('td', { class: 'num' }, fmt ? fmt(r[key]) : String(r[key] ?? '—')),
             ),
-            extra.map((k) => h('td', { class: 'num' }, typeof r[k] === 'number' ? num(r[k]) : String(r[k] ?? '—'))),
+            extra.map((k) => h('td', { class: 'num' }, typeof r[k] === 'number' && !Number.isInteger(r[k]) ? num(r[k]) : String(r[k] ?? '—'))),
           ),
         ),
       ),
