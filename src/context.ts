@@ -69,7 +69,7 @@ export function appDeps(ctx: Context, opts: { metrics?: Registry } = {}): AppDep
 
 export function createContext(config: Config): Context {
   const prisma = createPrisma({ databaseUrl: config.databaseUrl });
-  const repo = new RunsRepo(prisma);
+  const repo = new RunsRepo(prisma, { databaseUrl: config.databaseUrl });
   const bus = new RunEventBus(config.redisUrl, config.queuePrefix);
   const connection = redisConnection(config.redisUrl);
   const queue = new RunQueue(connection, config.queuePrefix);
@@ -107,6 +107,7 @@ export function createContext(config: Config): Context {
     close: async () => {
       predictor.dispose();
       await Promise.allSettled([queue.close(), bus.close(), sessions.close()]);
+      await repo.close();
       await prisma.$disconnect();
     },
   };

@@ -44,11 +44,12 @@ describe('saveEpoch', () => {
         () => 'stored',
         (err: unknown) => `failed: ${String(err)}`,
       );
-      // The write is waiting on the lock…
+      // The write is waiting on the lock… (seen from another session: inside the blocker's
+      // transaction pg_stat_activity is a snapshot taken at its first read)
       await vi.waitFor(
         async () => {
-          const r = await blocker.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`);
-          expect((r.rows[0] as { n: number }).n).toBeGreaterThan(0);
+          const r = await h.ctx.prisma.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`;
+          expect(r[0]?.n).toBeGreaterThan(0);
         },
         { timeout: 30_000, interval: 50 },
       );
