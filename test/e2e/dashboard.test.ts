@@ -22,6 +22,7 @@ const LONG = 180_000;
 
 async function shot(page: Page, name: string): Promise<void> {
   if (!SHOTS) return;
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SHOTS, `dashboard-${name}.png`), fullPage: name !== 'run' });
 }
 
@@ -96,6 +97,15 @@ describe('dashboard (browser)', () => {
     await page.waitForSelector('#predictions .bar');
     expect(await page.locator('#predictions .bar').count()).toBe(5);
     await shot(page, 'run-finished');
+    if (SHOTS) {
+      // The same page in the dark theme (charts are drawn with the theme's colours at creation).
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await page.reload();
+      await page.waitForSelector('#test-metrics');
+      await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.getAttribute('data-points')) === 2);
+      await shot(page, 'run-dark');
+      await page.emulateMedia({ colorScheme: 'light' });
+    }
 
     // The runs list, live: both runs with their status.
     await page.goto(`${h.baseUrl}/#/runs`);
@@ -111,6 +121,7 @@ describe('dashboard (browser)', () => {
         name: 'e2e study',
         training: { epochs: 2, batchSize: 50 },
         dataset: { name: 'emnist-sample', limit: 300 },
+        repeats: 2,
         variants: [
           { label: 'baseline', model: tiny },
           { label: 'l2 kernel', model: { layers: tiny.layers.map((l) => (l.type === 'Flatten' ? l : { ...l, kernelRegularizer: l2 })) } },
@@ -124,9 +135,13 @@ describe('dashboard (browser)', () => {
     await page.click(`tr[data-study-id="${studyId}"] a`);
     await page.waitForURL(new RegExp(`#/studies/${studyId}$`));
     await page.waitForSelector('#comparison tbody tr');
-    expect(await page.locator('#comparison tbody tr').count()).toBe(2);
+    expect(await page.locator('#comparison tbody tr').count()).toBe(4);
     expect(await page.textContent('#comparison')).toContain('l2 kernel');
+    // Two seeds per variant: the spread over them, one row per variant.
+    expect(await page.locator('#variants tbody tr').count()).toBe(2);
+    expect(await page.textContent('#variants')).toMatch(/±/);
     await page.waitForFunction(() => Number(document.querySelector('[data-chart="Validation accuracy"]')?.getAttribute('data-points')) === 2);
+    expect(await page.locator('[data-chart="Validation accuracy"] .u-series').count()).toBe(5); // x + four runs
     await shot(page, 'study');
     await page.goto(`${h.baseUrl}/#/studies`);
     await page.waitForSelector(`tr[data-study-id="${studyId}"]`);

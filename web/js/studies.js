@@ -99,7 +99,8 @@ export function studyPage(main, id) {
           }, 'Cancel study')
         : null,
     );
-    const known = new Set(/** @type {string[]} */ (COLUMNS.map((c) => c[0])).concat(['runId']));
+    const seeded = (cmp.variants ?? []).some((/** @type {any} */ v) => v.runs > 1);
+    const known = new Set(/** @type {string[]} */ (COLUMNS.map((c) => c[0])).concat(['runId', 'seed']));
     const extra = cmp.rows.length ? Object.keys(cmp.rows[0]).filter((k) => !known.has(k) && typeof cmp.rows[0][k] !== 'object') : [];
     replace(
       table,
@@ -113,7 +114,7 @@ export function studyPage(main, id) {
             { dataset: { runId: r.runId } },
             COLUMNS.map(([key, , fmt]) =>
               key === 'variant'
-                ? h('td', null, h('a', { href: `#/runs/${r.runId}` }, r.variant))
+                ? h('td', null, h('a', { href: `#/runs/${r.runId}` }, seeded && r.seed != null ? `${r.variant} · seed ${r.seed}` : r.variant))
                 : key === 'status'
                   ? h('td', null, badge(r.status))
                   : h('td', { class: 'num' }, fmt ? fmt(r[key]) : String(r[key] ?? '—')),
@@ -124,7 +125,6 @@ export function studyPage(main, id) {
       ),
     );
     // With seeds (several runs per variant): the spread over them, ranked by mean.
-    const seeded = (cmp.variants ?? []).some((/** @type {any} */ v) => v.runs > 1);
     replace(
       spreadBox,
       seeded
@@ -173,7 +173,10 @@ export function studyPage(main, id) {
   const drawCurves = async (study) => {
     const metrics = await Promise.all(study.runs.map((/** @type {any} */ r) => api(`/v1/runs/${r.id}/metrics`)));
     if (closed) return;
-    const labels = study.runs.map((/** @type {any} */ r) => r.variant ?? r.id.slice(0, 8));
+    const repeated = new Set(study.runs.map((/** @type {any} */ r) => r.variant)).size < study.runs.length;
+    const labels = study.runs.map((/** @type {any} */ r) =>
+      repeated && r.spec?.training?.seed != null ? `${r.variant} · seed ${r.spec.training.seed}` : (r.variant ?? r.id.slice(0, 8)),
+    );
     const xs = [...new Set(metrics.flatMap((m) => m.epochs.map((/** @type {any} */ e) => e.epoch)))].sort((a, b) => a - b);
     const col = (/** @type {string} */ key) => metrics.map((m) => xs.map((x) => m.epochs.find((/** @type {any} */ e) => e.epoch === x)?.[key] ?? null));
     if (plots.length === 0) {
