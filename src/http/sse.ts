@@ -268,6 +268,7 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
   if (ended) {
     for (const u of subscribed) void u().catch(() => {});
     reply.hijack(); // the client is gone: nothing to answer
+    streams.handled++;
     return;
   }
   unsubscribes = subscribed;
@@ -302,5 +303,7 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
   } catch (err) {
     request.log.error({ err }, 'study event stream failed');
     end();
+  } finally {
+    streams.handled++;
   }
 }

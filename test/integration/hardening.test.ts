@@ -102,7 +102,8 @@ describe('API hardening (issue 12)', () => {
   }
 
   describe('item 6: SSE clients that reset at once leave nothing behind', () => {
-    it('60 clients that reset while their stream subscribes leave no stream, timer or subscription', async () => {
+    /** CLIENTS clients that send `GET path` and reset while the stream subscribes: nothing may stay behind. */
+    async function resetWhileSubscribing(path: string, subscriptionsPerStream: number): Promise<void> {
       const CLIENTS = 60;
       const bus = h.ctx.bus;
       const original = bus.subscribe.bind(bus);
@@ -126,13 +127,13 @@ describe('API hardening (issue 12)', () => {
             () =>
               new Promise<net.Socket>((resolve, reject) => {
                 const s = net.connect(Number(new URL(h.baseUrl).port), '127.0.0.1', () => {
-                  s.write(`GET /v1/runs/${queuedId}/events HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n`, () => resolve(s));
+                  s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n`, () => resolve(s));
                 });
                 s.on('error', reject);
               }),
           ),
         );
-        await waitFor('every stream to reach its subscription', () => calls === CLIENTS);
+        await waitFor('every stream to reach its subscription', () => calls === CLIENTS * subscriptionsPerStream);
         for (const s of sockets) s.resetAndDestroy();
         await waitFor('the server to see every connection closed', () => serverSide.length === CLIENTS && serverSide.every((s) => s.destroyed));
         release();
@@ -148,6 +149,18 @@ describe('API hardening (issue 12)', () => {
       }
       expect(h.app.sseStreams.stats()).toMatchObject({ open: 0, keepAlives: 0 });
       expect(bus.subscriptionCount).toBe(0);
+    }
+
+    it('60 clients that reset while their run stream subscribes leave no stream, timer or subscription', async () => {
+      await resetWhileSubscribing(`/v1/runs/${queuedId}/events`, 1);
+    });
+
+    it('the same for a study stream (one subscription per run)', async () => {
+      const study = await call<{ id: string; runs: unknown[] }>(h, 'POST', '/v1/studies', {
+        body: { variants: [{ label: 'a', ...tinyRun() }, { label: 'b', ...tinyRun() }].map(({ label, model }) => ({ label, model })), training: { epochs: 1 }, dataset: fixtureDataset },
+      });
+      expect(study.status, study.text).toBe(202);
+      await resetWhileSubscribing(`/v1/studies/${study.body.id}/events`, study.body.runs.length);
     });
   });
 

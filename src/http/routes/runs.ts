@@ -111,6 +111,7 @@ export const runsRoutes =
   async (fastify) => {
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
     const { runs } = deps;
+    const serializedViews = new WeakMap<Run, string>();
 
     app.post(
       '/runs',
@@ -159,7 +160,18 @@ export const runsRoutes =
     app.get(
       '/runs/:id',
       { schema: { tags: ['runs'], summary: 'One run', params: RunParams, response: { 200: RunView, ...problems } } },
-      async (request) => runView(await runs.view(request.params.id, scopeOf(request))),
+      async (request, reply) => {
+        const run = await runs.view(request.params.id, scopeOf(request));
+        // A run served from memory is the same object until it changes: serialize it once. runView
+        // builds exactly RunView's fields, so the string is what the schema's serializer would write.
+        let json = serializedViews.get(run);
+        if (json === undefined) {
+          json = JSON.stringify(runView(run));
+          serializedViews.set(run, json);
+        }
+        // Fastify sends a string with a JSON content type as it is; the type provider only knows objects.
+        return reply.type('application/json; charset=utf-8').send(json as unknown as RunViewT);
+      },
     );
 
     app.get(
