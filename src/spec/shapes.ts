@@ -93,5 +93,59 @@ export function inferShapes(spec: NormalizedSpec): ShapeReport {
   if (paramCount > LIMITS.maxParams) {
     throw new SpecError('/model/layers', `the model has ${paramCount} parameters; the limit is ${LIMITS.maxParams}`);
   }
-  return { layers, paramCount };
+  const report = { layers, paramCount };
+  checkMemory(spec, report);
+  return report;
+}
+
+/** Optimizer slot variables per parameter (tfjs: Adam m and v; RMSprop mean square and moment; SGD none). */
+const OPTIMIZER_SLOTS: Record<NormalizedSpec['training']['optimizer']['type'], number> = { adam: 2, rmsprop: 2, sgd: 0 };
+
+export interface MemoryEstimate {
+  /** Bytes that grow with the parameter count (weights, gradients, optimizer slots, checkpoint copies). */
+  parameterBytes: number;
+  /** Bytes that grow with the batch size (activations, their gradients, convolution patch buffers). */
+  batchBytes: number;
+  totalBytes: number;
+}
+
+/**
+ * What one run needs at its peak, from the parameter count, the optimizer and the activations × batch
+ * size; the coefficients are LIMITS' (measured by bench/fault-memory.ts, see there).
+ */
+export function estimateMemory(spec: NormalizedSpec, report: ShapeReport): MemoryEstimate {
+  const slots = OPTIMIZER_SLOTS[spec.training.optimizer.type];
+  const best = spec.training.earlyStopping?.restoreBestWeights ? 1 : 0;
+  const parameterBytes = report.paramCount * 4 * (LIMITS.memory.copiesPerParam + LIMITS.memory.copiesPerSlot * slots + best);
+  let perSample = spec.input.shape.reduce((a, b) => a * b, 1);
+  let shape: Shape = [...spec.input.shape];
+  spec.model.layers.forEach((layer, i) => {
+    const out = report.layers[i]?.outputShape ?? shape;
+    const size = out.reduce((a, b) => a * b, 1);
+    // Forward output kept for the backward pass, its gradient, and a temporary; one more for an activity penalty.
+    perSample += size * (LIMITS.memory.copiesPerActivation + ('activityRegularizer' in layer && layer.activityRegularizer ? 1 : 0));
+    if (layer.type === 'Conv2D') {
+      // Patch (im2col-like) buffers of the convolution's backward pass: window × input channels per output position.
+      const cin = shape[2] ?? 1;
+      perSample += layer.kernelSize[0] * layer.kernelSize[1] * cin * (out[0] ?? 1) * (out[1] ?? 1);
+    }
+    shape = out;
+  });
+  const batchBytes = perSample * 4 * spec.training.batchSize;
+  return { parameterBytes, batchBytes, totalBytes: parameterBytes + batchBytes };
+}
+
+/** Rejects a run whose estimated peak memory is over LIMITS.maxRunMemoryBytes, naming the field to change. */
+export function checkMemory(spec: NormalizedSpec, report: ShapeReport): MemoryEstimate {
+  const m = estimateMemory(spec, report);
+  if (m.totalBytes > LIMITS.maxRunMemoryBytes) {
+    const mb = (b: number) => `${Math.round(b / 2 ** 20)} MB`;
+    const what = `training this model needs about ${mb(m.totalBytes)} (${mb(m.parameterBytes)} for ${report.paramCount} parameters with the ${spec.training.optimizer.type} optimizer's state and checkpoints, ${mb(m.batchBytes)} for activations at batch size ${spec.training.batchSize}); the limit is ${mb(LIMITS.maxRunMemoryBytes)}`;
+    // Point at what dominates: the batch size when activations alone would fit a smaller batch.
+    if (m.batchBytes > m.parameterBytes && m.parameterBytes + m.batchBytes / spec.training.batchSize <= LIMITS.maxRunMemoryBytes) {
+      throw new SpecError('/training/batchSize', `${what}: use a smaller batch size`);
+    }
+    throw new SpecError('/model/layers', `${what}: use fewer or smaller layers`);
+  }
+  return m;
 }
