@@ -50,6 +50,9 @@ const INTERESTING = new Set([
   'training succeeded',
   'training failed',
   'shutting down',
+  'reconciler: re-enqueued runs whose BullMQ job was missing',
+  'training thread terminated and replaced',
+  'training cancelled',
 ]);
 
 /** Starts `node dist/main.js <role>`; prints interesting log lines and every warn/error (deduplicated after 3). */
