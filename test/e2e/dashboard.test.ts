@@ -107,6 +107,18 @@ describe('dashboard (browser)', () => {
       await page.emulateMedia({ colorScheme: 'light' });
     }
 
+    // "Run again with…": the form starts from the run's spec (its model, not a preset) and submits as is.
+    await page.click('#again');
+    await page.waitForFunction(() => (document.querySelector<HTMLTextAreaElement>('#json')?.value ?? '').includes('(again)'));
+    const again = JSON.parse(await page.inputValue('#json')) as Record<string, unknown>;
+    expect(again).toMatchObject({ name: 'e2e: baseline (again)', dataset: { name: 'emnist-sample', limit: 1000 }, training: { epochs: 2, batchSize: 50 } });
+    expect(again.preset).toBeUndefined();
+    expect((again.model as { layers: unknown[] }).layers).toHaveLength(9);
+    await page.click('#submit');
+    await page.waitForURL((url) => /#\/runs\/[0-9a-f-]{36}$/.test(url.hash) && !url.hash.endsWith(first));
+    await page.click('#cancel');
+    await page.waitForSelector('[data-status="cancelled"]', { timeout: LONG });
+
     // The runs list, live: both runs with their status.
     await page.goto(`${h.baseUrl}/#/runs`);
     await page.waitForSelector(`tr[data-run-id="${second}"] [data-status="cancelled"]`);
