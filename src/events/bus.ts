@@ -19,6 +19,7 @@ interface WireEvent {
 export class RunEventBus {
   private readonly pub: Redis;
   private sub: Redis | undefined;
+  private limits: Redis | undefined;
   private readonly listeners = new Map<string, Set<EventListener>>();
   private readonly cancelListeners = new Set<(runId: string) => void>();
   private readonly publishObservers = new Set<(runId: string, event: StoredEvent) => void>();
@@ -35,9 +36,17 @@ export class RunEventBus {
     this.pub.on('error', () => {});
   }
 
-  /** The command connection (not the subscriber), for other short Redis commands: the API's rate-limit counts. */
-  get commandConnection(): Redis {
-    return this.pub;
+  /**
+   * A connection for the API's rate-limit counts. No offline queue and one retry: while Redis is
+   * away a count fails at once (and the request goes through unlimited) instead of every request
+   * waiting for a reconnection.
+   */
+  get rateLimitConnection(): Redis {
+    if (!this.limits) {
+      this.limits = new Redis(this.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+      this.limits.on('error', () => {});
+    }
+    return this.limits;
   }
 
   /** This deployment's Redis key prefix (QUEUE_PREFIX). */
@@ -155,6 +164,11 @@ export class RunEventBus {
     this.listeners.clear();
     this.cancelListeners.clear();
     this.anyEventListeners.clear();
-    await Promise.allSettled([this.pub.quit(), this.sub?.quit()]);
+    // QUIT goes through the offline queue: on a connection that is not up it would wait for Redis.
+    const bye = async (c: Redis | undefined) => {
+      if (c?.status === 'ready') await c.quit();
+      else c?.disconnect();
+    };
+    await Promise.allSettled([bye(this.pub), bye(this.sub), bye(this.limits)]);
   }
 }

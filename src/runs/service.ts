@@ -47,7 +47,9 @@ export interface RunsServiceDeps {
 class RunViews {
   private readonly entries = new Map<string, { run: Run; at: number }>();
   private invalidations = 0;
-  private watching: Promise<boolean> | undefined;
+  private watching: Promise<void> | undefined;
+  /** The subscriptions are active: entries can be trusted to go when their run changes. */
+  private live = false;
   private static readonly MAX = 10_000;
 
   constructor(
@@ -60,19 +62,22 @@ class RunViews {
     this.entries.delete(id);
   }
 
-  private watch(): Promise<boolean> {
+  /** Starts the subscriptions, in the background: a read never waits for Redis (it may be away). */
+  private watch(): void {
     this.watching ??= Promise.all([this.bus.onAnyRunEvent((id) => this.invalidate(id)), this.bus.onCancel((id) => this.invalidate(id))]).then(
-      () => true,
+      () => {
+        this.live = true;
+      },
       () => {
         this.watching = undefined; // try again on a later read
-        return false;
       },
     );
-    return this.watching;
   }
 
   async get(id: string, read: () => Promise<Run | null>): Promise<Run | null> {
-    if (this.ttlMs <= 0 || !(await this.watch())) return read();
+    if (this.ttlMs <= 0) return read();
+    this.watch();
+    if (!this.live) return read();
     const hit = this.entries.get(id);
     if (hit && Date.now() - hit.at < this.ttlMs) return hit.run;
     const before = this.invalidations;

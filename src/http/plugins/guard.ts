@@ -72,7 +72,7 @@ export async function registerGuards(app: FastifyInstance, opts: GuardOptions): 
       global: false,
       max,
       timeWindow: 60_000,
-      redis: opts.bus.commandConnection,
+      redis: opts.bus.rateLimitConnection,
       nameSpace: `${opts.bus.keyPrefix}:ratelimit:`,
       // Redis away: serve rather than refuse everyone (submissions fail on their own without Redis).
       skipOnError: true,
