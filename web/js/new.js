@@ -12,9 +12,9 @@ const FIELDS = /** @type {const} */ ([
   { id: 'dataset', label: 'Dataset', pointer: '/dataset/name', type: 'select' },
   { id: 'limit', label: 'Training images (limit)', pointer: '/dataset/limit', type: 'number' },
   { id: 'epochs', label: 'Epochs', pointer: '/training/epochs', type: 'number' },
-  { id: 'batchSize', label: 'Batch size', pointer: '/training/batchSize', type: 'number' },
-  { id: 'learningRate', label: 'Learning rate', pointer: '/training/optimizer/learningRate', type: 'number' },
-  { id: 'priority', label: 'Priority (1 soonest … 100)', pointer: '/priority', type: 'number' },
+  { id: 'batchSize', label: 'Batch size', pointer: '/training/batchSize', type: 'number', placeholder: '250 (default)' },
+  { id: 'learningRate', label: 'Learning rate', pointer: '/training/optimizer/learningRate', type: 'number', placeholder: "the optimizer's default (Adam: 0.001)" },
+  { id: 'priority', label: 'Priority (1 soonest … 100)', pointer: '/priority', type: 'number', placeholder: '50 (default)' },
 ]);
 
 /** @param {any} obj @param {string} pointer */
@@ -72,13 +72,15 @@ export function newPage(main, query) {
     const input =
       f.type === 'select'
         ? /** @type {HTMLSelectElement} */ (h('select', { id: `f-${f.id}` }, DATASETS.map((d) => h('option', { value: d }, d))))
-        : /** @type {HTMLInputElement} */ (h('input', { id: `f-${f.id}`, type: f.type, step: f.id === 'learningRate' ? 'any' : undefined }));
+        : /** @type {HTMLInputElement} */ (h('input', { id: `f-${f.id}`, type: f.type, step: f.id === 'learningRate' ? 'any' : undefined, placeholder: 'placeholder' in f ? f.placeholder : undefined }));
     inputs[f.id] = input;
     errors[f.id] = h('div', { class: 'field-error', id: `e-${f.id}` });
     input.addEventListener('input', () => {
       const raw = input.value.trim();
       const v = f.type === 'number' ? (raw === '' ? undefined : Number(raw)) : raw === '' ? undefined : raw;
       setAt(request, f.pointer, v);
+      // The schema requires the optimizer's type next to its learning rate: Adam, Regula's default.
+      if (f.id === 'learningRate' && v !== undefined && getAt(request, '/training/optimizer/type') === undefined) setAt(request, '/training/optimizer/type', 'adam');
       syncJson();
     });
     return [h('label', { for: `f-${f.id}` }, f.label), h('div', { class: 'field' }, input, errors[f.id])];
