@@ -66,8 +66,12 @@ describe('dashboard (browser)', () => {
     expect(await page.textContent('#who')).toContain('auth off');
 
     // 2. A small run from the form: the tutorial's baseline CNN on 1,000 sample images, 2 epochs, batch 50.
-    const first = await submitFromForm(page, 'e2e: baseline', { limit: '1000', epochs: '2', batchSize: '50' });
-    expect((await call(h, 'GET', `/v1/runs/${first}`)).body).toMatchObject({ name: 'e2e: baseline', dataset: 'emnist-sample' });
+    const first = await submitFromForm(page, 'e2e: baseline', { limit: '1000', epochs: '2', batchSize: '50', learningRate: '0.002' });
+    expect((await call(h, 'GET', `/v1/runs/${first}`)).body).toMatchObject({
+      name: 'e2e: baseline',
+      dataset: 'emnist-sample',
+      spec: { preset: 'baseline', training: { epochs: 2, batchSize: 50, optimizer: { type: 'adam', learningRate: 0.002 } }, dataset: { limit: 1000 } },
+    });
 
     // 3. Its batch curve gains points while it trains, then the epoch curves.
     await page.waitForFunction(() => Number(document.querySelector('#batch-chart')?.getAttribute('data-points')) > 0, null, { timeout: LONG });
