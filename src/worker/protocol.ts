@@ -15,9 +15,10 @@ export interface ThreadInit {
  * Test-only faults (pool started with faultInjection): at the first batch event of the run,
  * `corrupt-native` overwrites the wasm backend's linear memory (the engine's state is then really
  * broken: its next kernel traps, like the fault seen in the field); `spin` busy-loops forever inside
- * the training call (like a kernel that never returns), ignoring the stop flag.
+ * the training call (like a kernel that never returns), ignoring the stop flag; `exhaust-heap`
+ * allocates JS arrays until V8's heap limit (TRAINING_HEAP_LIMIT_MB) kills the thread.
  */
-export type InjectedFault = 'corrupt-native' | 'spin';
+export type InjectedFault = 'corrupt-native' | 'spin' | 'exhaust-heap';
 
 export interface BackendReport {
   name: string;

@@ -48,6 +48,10 @@ function injector(fault: InjectedFault | undefined): () => void {
       // A kernel that never returns: synchronous, so the stop flag is never read again.
       for (;;) Atomics.load(spinFlag, 0);
     }
+    if (fault === 'exhaust-heap') {
+      const hog: number[][] = [];
+      for (;;) hog.push(new Array<number>(1 << 20).fill(hog.length));
+    }
     const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
     if (!wasm?.HEAPU8) throw new Error('fault injection: corrupt-native needs the wasm backend');
     // Garbage over the whole linear memory (allocator metadata, tensors, XNNPACK operator state):

@@ -51,8 +51,9 @@ async function eventTypes(h: Harness, id: string): Promise<string[]> {
 }
 
 /** A worker host over a one-thread pool with fault injection: a run named `fault:<kind>` gets that fault. */
-async function startWorker(h: Harness, opts: { runTimeLimitMs?: number } = {}) {
-  const pool = await TrainerPool.start(1, h.config.tfjsBackend, { faultInjection: true, stopGraceMs: 1000 });
+async function startWorker(h: Harness, opts: { runTimeLimitMs?: number; heapLimitMb?: number } = {}) {
+  const { heapLimitMb, ...hostOpts } = opts;
+  const pool = await TrainerPool.start(1, h.config.tfjsBackend, { faultInjection: true, stopGraceMs: 1000, ...(heapLimitMb ? { heapLimitMb } : {}) });
   const host = new WorkerHost({
     connection: h.ctx.connection,
     prefix: h.config.queuePrefix,
@@ -63,7 +64,7 @@ async function startWorker(h: Harness, opts: { runTimeLimitMs?: number } = {}) {
     bus: h.ctx.bus,
     pool,
     log: pino({ level: 'silent' }),
-    ...opts,
+    ...hostOpts,
     injectFault: (run) => (run.name?.startsWith('fault:') ? (run.name.slice(6) as InjectedFault) : undefined),
   });
   await host.start();
@@ -138,7 +139,7 @@ describe('a spec that breaks the engine does not break the worker', () => {
   });
 });
 
-describe('the wall-clock limit of a run', () => {
+describe('the wall-clock limit and the heap ceiling of a run', () => {
   let h: Harness;
   let w: Awaited<ReturnType<typeof startWorker>> | undefined;
   beforeAll(async () => {
@@ -146,6 +147,7 @@ describe('the wall-clock limit of a run', () => {
   });
   afterEach(async () => {
     await w?.close();
+    w = undefined;
   });
   afterAll(async () => {
     await h?.close();
@@ -159,5 +161,17 @@ describe('the wall-clock limit of a run', () => {
     expect(failed.error).toBe('the run did not finish within its wall-clock limit of 3 s (RUN_TIME_LIMIT_S)');
     expect(await eventTypes(h, spin)).not.toContain('retrying');
     await vi.waitFor(() => expect(w!.pool.health()).toMatchObject({ ok: true, replaced: 1 }), { timeout: 30_000, interval: 100 });
+  });
+
+  it('a thread that runs out of heap fails its run as out of memory, without retry, and is replaced; the next run trains', async () => {
+    w = await startWorker(h, { heapLimitMb: 256 });
+    const hog = await submit(h, 'fault:exhaust-heap');
+    const failed = await finished(h, hog, 60_000);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toMatch(/^training ran out of memory on the wasm engine \(the training thread ran out of memory \(its JS heap limit is 256 MB\)\); its training thread was replaced/);
+    expect(await eventTypes(h, hog)).not.toContain('retrying');
+    const good = await submit(h, 'after the heap');
+    expect((await finished(h, good)).status).toBe('succeeded');
+    expect(w.pool.health()).toMatchObject({ ok: true, replaced: 1 });
   });
 });
