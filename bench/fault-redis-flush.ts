@@ -12,7 +12,7 @@
  * priorities are gone). Then checks:
  *   - Redis really was emptied;
  *   - all three runs reach `succeeded` in PostgreSQL (within FAULT_RUN_TIMEOUT_MS, default 240 s);
- *   - each run's epoch rows are exactly 1..EPOCHS, each once; no checkpoint row is left; one
+ *   - each run's epoch rows are exactly 1..its epochs, each once; no checkpoint row is left; one
  *     completed event each and epoch events 1..EPOCHS each once;
  *   - the reconciler re-enqueued the two waiting runs and left the training one alone (it had a
  *     heartbeat), so the first run was never trained twice (one `started` event).
@@ -31,7 +31,9 @@ import path from 'node:path';
 import pg from 'pg';
 import { runFaultScript, MAIN, ROOT, assertLoopback, check, checkStoredEvents, describeEvents, json, request, say, startProc, stopProc, until, type Proc } from './support/fault.js';
 
+/** Epochs of the two waiting runs; the first trains FIRST_EPOCHS, long enough for reconciler passes during it. */
 const EPOCHS = 6;
+const FIRST_EPOCHS = 30;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 420_000);
 const RUN_TIMEOUT_MS = Number(process.env.FAULT_RUN_TIMEOUT_MS ?? 240_000);
 const DB = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
@@ -109,12 +111,12 @@ async function main(): Promise<void> {
   await until('the worker', () => (service!.logs.some((l) => l.msg === 'regula all started') ? true : undefined), 60_000);
 
   const ids: string[] = [];
-  for (const name of ['trains first', 'waits 1', 'waits 2']) {
-    const s = await json<{ id: string }>(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(EPOCHS, `fault flush: ${name}`)) });
+  for (const [k, name] of ['trains first', 'waits 1', 'waits 2'].entries()) {
+    const s = await json<{ id: string }>(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(k === 0 ? FIRST_EPOCHS : EPOCHS, `fault flush: ${name}`)) });
     if (s.status !== 202) throw new Error(`POST /v1/runs answered ${s.status}: ${JSON.stringify(s.body)}`);
     ids.push(s.body.id);
   }
-  say(`submitted 3 runs of ${EPOCHS} epochs: ${ids.join(', ')}`);
+  say(`submitted 3 runs (${FIRST_EPOCHS}, ${EPOCHS}, ${EPOCHS} epochs): ${ids.join(', ')}`);
   const [first] = ids as [string, string, string];
   await until(
     'epoch 2 of the first run',
@@ -143,24 +145,30 @@ async function main(): Promise<void> {
   );
   const client = new pg.Client({ connectionString: DB });
   await client.connect();
+  let firstFinished = Infinity;
   try {
+    firstFinished = (await client.query<{ f: Date | null }>(`SELECT "finishedAt" AS f FROM "${schema}"."Run" WHERE id = $1`, [first])).rows[0]?.f?.getTime() ?? Infinity;
     for (const [k, i] of ids.entries()) {
+      const epochs = k === 0 ? FIRST_EPOCHS : EPOCHS;
       check(finals[k]!.status === 'succeeded', `run ${k + 1} succeeded (got ${finals[k]!.status}${finals[k]!.error ? `: ${finals[k]!.error}` : ''})`);
       const rows = (await client.query<{ epoch: number }>(`SELECT epoch FROM "${schema}"."EpochMetric" WHERE "runId" = $1 ORDER BY epoch`, [i])).rows.map((x) => x.epoch);
-      check(JSON.stringify(rows) === JSON.stringify(Array.from({ length: EPOCHS }, (_, e) => e + 1)), `run ${k + 1}: epoch rows exactly 1..${EPOCHS}, each once (got [${rows.join(', ')}])`);
+      check(JSON.stringify(rows) === JSON.stringify(Array.from({ length: epochs }, (_, e) => e + 1)), `run ${k + 1}: epoch rows exactly 1..${epochs}, each once (got [${rows.join(', ')}])`);
       const cp = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}"."Checkpoint" WHERE "runId" = $1`, [i]);
       check(cp.rows[0]?.n === 0, `run ${k + 1}: no checkpoint row left`);
       const stored = (
         await client.query<{ seq: number; type: string; data: Record<string, unknown>; createdAt: Date }>(`SELECT seq, type, data, "createdAt" FROM "${schema}"."RunEvent" WHERE "runId" = $1 ORDER BY seq`, [i])
       ).rows;
       say(`run ${k + 1} events (batch left out): ${describeEvents(stored)}`);
-      checkStoredEvents(stored, EPOCHS);
+      checkStoredEvents(stored, epochs);
     }
   } finally {
     await client.end();
   }
-  const requeued = service.logs.filter((l) => l.msg === 'reconciler: re-enqueued runs whose BullMQ job was missing').flatMap((l) => (l.requeued as string[] | undefined) ?? []);
+  const passes = service.logs.filter((l) => l.msg === 'reconciler: re-enqueued runs whose BullMQ job was missing');
+  const requeued = passes.flatMap((l) => (l.requeued as string[] | undefined) ?? []);
   say(`reconciler re-enqueued: ${requeued.join(', ') || 'nothing'}`);
+  const at = passes[0]?.time ?? Infinity;
+  check(at < firstFinished, `the waiting runs were re-enqueued while the first run was still training (${((firstFinished - at) / 1000).toFixed(1)} s before it finished), so the heartbeat check was what kept it from being re-enqueued`);
   check(requeued.includes(ids[1]!) && requeued.includes(ids[2]!), 'the reconciler re-enqueued both waiting runs');
   check(!requeued.includes(first), 'the reconciler left the training run alone (its worker heartbeat was alive)');
 }
