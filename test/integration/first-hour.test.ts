@@ -205,6 +205,11 @@ describe('first hour: dashboard sessions with AUTH=required (no worker)', () => 
     expect(studies.status).toBe(200);
     expect(studies.body.total).toBe(0);
     expect((await call(h, 'GET', `/v1/studies/${mine.body.id as string}`, { headers: { cookie } })).status).toBe(404);
+    const aliceRun = (mine.body.runs as { id: string }[])[0]!.id;
+    for (const path of [`/v1/runs/${aliceRun}`, `/v1/runs/${aliceRun}/events`, `/v1/runs/${aliceRun}/metrics`, `/v1/studies/${mine.body.id as string}/events`]) {
+      expect((await call(h, 'GET', path, { headers: { cookie } })).status, path).toBe(404);
+    }
+    expect((await call<{ total: number }>(h, 'GET', '/v1/runs', { headers: { cookie } })).body.total).toBe(0);
     expect((await call<{ total: number }>(h, 'GET', '/v1/studies', { key: alice })).body.total).toBe(1);
     expect((await call(h, 'GET', '/auth/session', { headers: { cookie } })).body).toMatchObject({ owner: 'bob', csrfToken: csrf });
 
