@@ -47,6 +47,11 @@ export interface Config {
   runViewCacheMs: number;
   /** How often one instance re-enqueues unfinished runs whose BullMQ job is missing (Redis lost its data); 0: never. */
   reconcileIntervalMs: number;
+  /**
+   * Threads a native backend (onednn) uses per run; 0: the cores shared out among the worker's
+   * WORKER_CONCURRENCY training threads. Packing = WORKER_CONCURRENCY runs × this many threads.
+   */
+  trainingThreadsPerRun: number;
 }
 
 export const AUTH_MODES = ['required', 'off'] as const;
@@ -123,5 +128,6 @@ export function loadConfig(env: Env = process.env): Config {
     trainingHeapLimitMb: int(env, 'TRAINING_HEAP_LIMIT_MB', 4096, 0, 1_048_576),
     runViewCacheMs: int(env, 'RUN_VIEW_CACHE_MS', 1000, 0, 3_600_000),
     reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 60_000, 0, 86_400_000),
+    trainingThreadsPerRun: int(env, 'TRAINING_THREADS_PER_RUN', 0, 0, 1024),
   };
 }

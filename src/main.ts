@@ -2,7 +2,7 @@
  * Entry points:  node dist/main.js api | worker | all | migrate | create-key | list-keys | revoke-key
  *   api        the HTTP API
  *   worker     a BullMQ worker with WORKER_CONCURRENCY training threads
- *   all        migrate, then the API and one worker in one process (what `npm start` runs)
+ *   all        migrate, then the API and a worker in one process (what `npm start` runs)
  *   migrate    create the database if needed and apply pending migrations
  *   create-key --owner <owner> [--name <name>]   a new API key; its secret is printed once
  *   list-keys [--owner <owner>], revoke-key <id | prefix>
@@ -79,6 +79,7 @@ async function startWorker(ctx: Context, log: Logger, concurrency: number): Prom
   const { config } = ctx;
   const pool = await TrainerPool.start(concurrency, config.tfjsBackend, {
     stopGraceMs: config.trainingStopGraceMs,
+    ...(config.trainingThreadsPerRun > 0 ? { threadsPerRun: config.trainingThreadsPerRun } : {}),
     ...(config.trainingHeapLimitMb > 0 ? { heapLimitMb: config.trainingHeapLimitMb } : {}),
     onReplace: ({ runId, reason }) => log.warn({ runId, reason }, 'training thread terminated and replaced'),
   });
@@ -156,7 +157,7 @@ async function main(): Promise<void> {
     // Metrics (and /readyz) first, so they still answer while the worker stops.
     let health: (() => Readiness) | undefined;
     stops.push(await startWorkerMetrics(ctx, log, metrics, () => health?.() ?? { ok: false, checks: { trainingThreads: 'starting' } }));
-    const worker = await startWorker(ctx, log, role === 'all' ? 1 : config.workerConcurrency);
+    const worker = await startWorker(ctx, log, config.workerConcurrency);
     health = worker.health;
     backend = worker.backend;
     stops.push(worker.stop);
