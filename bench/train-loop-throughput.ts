@@ -183,6 +183,12 @@ for (const job of jobs) {
 }
 const load1 = os.loadavg();
 
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(v.length / 2);
+  return v.length === 0 ? NaN : v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+const warmCpu = (r: ChildResult) => median((r.cpuMs ?? []).length > 1 ? r.cpuMs!.slice(1) : (r.cpuMs ?? []));
 const warm = (r: ChildResult) => (r.rates.length > 1 ? Math.max(...r.rates.slice(1)) : (r.rates[0] ?? NaN));
 const base = results.find((r) => r.label === 'baseline' && !r.error && r.description.includes('native'));
 const tfjsBase = results.find((r) => r.label === 'baseline' && !r.error && r.description.includes('tfjs step'));
@@ -198,8 +204,11 @@ lines.push('');
 lines.push('- CPU ms/step: process CPU time (user + system, all threads) per step from batch 2 to the last, per epoch. Wall time on a busy');
 lines.push('  machine includes waiting for a core, CPU time does not: `250 * 1000 * threads / CPU ms` is what the threads would give on idle cores.');
 lines.push('');
-lines.push('| path | samples/s per epoch | warm samples/s | vs baseline (same path) | CPU ms/step per epoch | numTensors after each epoch | RSS MiB |');
-lines.push('|---|---|---:|---:|---|---|---:|');
+lines.push('- warm CPU ms/step: median over epochs ≥ 2; "idle-core estimate" = 250 · 1000 · threads / warm CPU ms/step (assumes the');
+lines.push('  threads overlap perfectly; the serial JS part of a step does not, so a quiet machine gives somewhat less).');
+lines.push('');
+lines.push('| path | samples/s per epoch | warm samples/s | vs baseline (same path, wall) | CPU ms/step per epoch | warm CPU ms/step | CPU vs baseline | idle-core estimate samples/s | numTensors after each epoch | RSS MiB |');
+lines.push('|---|---|---:|---:|---|---:|---:|---:|---|---:|');
 for (const r of results) {
   if (r.error) {
     lines.push(`| ${r.label} | — | — | — | ${r.error.split('\n')[0]!.replace(/\|/g, '/').slice(0, 200)} | |`);
@@ -209,8 +218,17 @@ for (const r of results) {
   const ref = r.description.includes('tfjs step') ? tfjsBase : r.description.includes('native') ? base : undefined;
   const rel = ref ? `${((w / warm(ref) - 1) * 100).toFixed(1)} %` : '';
   const cpu = (r.cpuMs ?? []).map((x) => x.toFixed(1)).join(', ');
-  lines.push(`| ${r.label} (${r.description}) | ${r.rates.map((x) => x.toFixed(0)).join(', ')} | ${w.toFixed(0)} | ${rel} | ${cpu} | ${r.numTensors.join(', ')} | ${r.rssMB.toFixed(0)} |`);
+  const wc = warmCpu(r);
+  const refCpu = ref ? warmCpu(ref) : NaN;
+  const cpuRel = Number.isFinite(wc) && Number.isFinite(refCpu) ? `${((wc / refCpu - 1) * 100).toFixed(1)} %` : '';
+  const est = Number.isFinite(wc) ? ((BATCH * 1000 * Number(opts.threads)) / wc).toFixed(0) : '';
+  lines.push(
+    `| ${r.label} (${r.description}) | ${r.rates.map((x) => x.toFixed(0)).join(', ')} | ${w.toFixed(0)} | ${rel} | ${cpu} | ${Number.isFinite(wc) ? wc.toFixed(1) : ''} | ${cpuRel} | ${est} | ${r.numTensors.join(', ')} | ${r.rssMB.toFixed(0)} |`,
+  );
 }
 const text = lines.join('\n') + '\n';
 console.log(text);
-if (opts.md) writeFileSync(opts.md, text);
+if (opts.md) {
+  writeFileSync(opts.md, text);
+  writeFileSync(opts.md.replace(/\.md$/, '.json'), JSON.stringify({ load0, load1, results }, null, 1) + '\n');
+}
