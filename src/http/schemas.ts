@@ -70,6 +70,18 @@ export const RunView = Type.Object({
   paramCount: Type.Integer(),
   backend: Nullable(Type.String({ description: 'The tfjs backend that trains (or trained) the run.' })),
   backendNote: Nullable(Type.String({ description: 'Backends tried first and why they were skipped.' })),
+  versions: Nullable(
+    Type.Object(
+      {
+        regula: Type.String(),
+        tfjs: Type.String(),
+        backend: Type.String(),
+        backendDetail: Nullable(Type.String({ description: 'The backend build, e.g. oneDNN version, threading runtime and CPU ISA.' })),
+        node: Type.String(),
+      },
+      { description: 'What a rerun needs besides the spec (which holds the seed) and the backend: the versions the run trained with.' },
+    ),
+  ),
   error: Nullable(Type.String()),
   cancelRequested: Type.Boolean(),
   test: Nullable(TestMetrics),

@@ -3,6 +3,7 @@
  * compare-and-set updates, so two processes racing (a cancel against a worker starting the job)
  * cannot both win.
  */
+import type { RuntimeVersions } from '../engine/backends/index.js';
 import pg from 'pg';
 import { Prisma, type PrismaClient, type Run, type RunStatus } from './prisma.js';
 import { parseDatabaseUrl, quoteIdent } from './migrate.js';
@@ -187,10 +188,10 @@ export class RunsRepo {
   }
 
   /** queued → running. False when the run is no longer queued (e.g. cancelled meanwhile). */
-  async markRunning(id: string, backend: string, backendNote: string | null): Promise<boolean> {
+  async markRunning(id: string, backend: string, backendNote: string | null, versions?: RuntimeVersions): Promise<boolean> {
     const r = await this.db.run.updateMany({
       where: { id, status: 'queued', cancelRequested: false },
-      data: { status: 'running', startedAt: new Date(), backend, backendNote },
+      data: { status: 'running', startedAt: new Date(), backend, backendNote, ...(versions ? { versions: { ...versions } } : {}) },
     });
     return r.count === 1;
   }
@@ -202,9 +203,9 @@ export class RunsRepo {
    * Without a checkpoint every epoch row goes and training restarts at epoch 1 (startedAt resets).
    * Null if the run is not running or a cancel was requested.
    */
-  async resume(id: string, backend: string, backendNote: string | null): Promise<{ checkpoint: CheckpointRow | null } | null> {
+  async resume(id: string, backend: string, backendNote: string | null, versions?: RuntimeVersions): Promise<{ checkpoint: CheckpointRow | null } | null> {
     return this.db.$transaction(async (tx) => {
-      const r = await tx.run.updateMany({ where: { id, status: 'running', cancelRequested: false }, data: { backend, backendNote } });
+      const r = await tx.run.updateMany({ where: { id, status: 'running', cancelRequested: false }, data: { backend, backendNote, ...(versions ? { versions: { ...versions } } : {}) } });
       if (r.count !== 1) return null;
       const cp = await tx.checkpoint.findUnique({ where: { runId: id } });
       await tx.epochMetric.deleteMany({ where: { runId: id, ...(cp ? { epoch: { gt: cp.epoch } } : {}) } });

@@ -233,7 +233,7 @@ export class WorkerHost {
     /** When the run's wall-clock limit started counting. */
     let since = Date.now();
     if (run?.status === 'running') {
-      const r = await repo.resume(runId, backend.name, backend.note);
+      const r = await repo.resume(runId, backend.name, backend.note, backend.versions);
       if (!r) return this.cancelIfRequested(runId);
       const why =
         job.attemptsMade > 0
@@ -251,7 +251,7 @@ export class WorkerHost {
         log.warn('run restarted from epoch 1 (no checkpoint)');
       }
     } else if (run?.status === 'queued') {
-      if (!(await repo.markRunning(runId, backend.name, backend.note))) return this.cancelIfRequested(runId);
+      if (!(await repo.markRunning(runId, backend.name, backend.note, backend.versions))) return this.cancelIfRequested(runId);
     } else {
       log.info({ status: run?.status }, 'skipping job: run is not queued');
       return;

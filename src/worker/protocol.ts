@@ -1,4 +1,5 @@
 /** Messages between the worker host (main thread) and a training thread. */
+import type { RuntimeVersions } from '../engine/backends/index.js';
 import type { BackendPreference } from '../config.js';
 import type { NormalizedSpec } from '../spec/normalized.js';
 import type { TrainingCheckpoint, TrainingEvent, TrainingResult } from '../engine/types.js';
@@ -22,6 +23,8 @@ export type InjectedFault = 'corrupt-native' | 'spin' | 'exhaust-heap';
 
 export interface BackendReport {
   name: string;
+  /** Regula, tfjs and backend versions, recorded on every run the thread trains. */
+  versions: RuntimeVersions;
   /** Why earlier choices were skipped, e.g. "tfjs-node: Cannot find module ...". Null when the first choice loaded. */
   note: string | null;
 }

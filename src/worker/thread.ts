@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../engine/backends/index.js';
+import { initBackend, runtimeVersions } from '../engine/backends/index.js';
 import { loadDataset } from '../engine/data/load.js';
 import { DatasetError } from '../engine/data/errors.js';
 import { TrainingSetupError } from '../engine/errors.js';
@@ -93,7 +93,7 @@ async function handle(req: TrainRequest): Promise<void> {
 try {
   const info = await initBackend(init.backend, () => {}, { threads: init.threads });
   const note = info.fallbacks.length ? info.fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; ') : null;
-  post({ type: 'ready', backend: { name: info.name, note } });
+  post({ type: 'ready', backend: { name: info.name, note, versions: runtimeVersions() } });
 } catch (err) {
   post({ type: 'init-failed', message: err instanceof Error ? err.message : String(err) });
 }

@@ -4,6 +4,7 @@
  * reproduces the run's test metrics.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
@@ -83,6 +84,10 @@ describe('a run end to end', () => {
     const got = (await (await fetch(`${h.baseUrl}/v1/runs/${run.id}`)).json()) as Record<string, unknown>;
     expect(got.status).toBe('succeeded');
     expect(got.backend).toBe('wasm');
+    // What a rerun needs besides the spec (seed included): the versions it trained with.
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(got.versions).toEqual({ regula: pkg.version, tfjs: tf.version.tfjs, backend: 'wasm', backendDetail: null, node: process.version });
+    expect((got.spec as { training: { seed: number } }).training.seed).toBe(42);
     const metrics = (await (await fetch(`${h.baseUrl}/v1/runs/${run.id}/metrics`)).json()) as {
       epochs: { epoch: number; loss: number; valAccuracy: number; durationMs: number }[];
       test: { loss: number; accuracy: number; parts: Record<string, number> };

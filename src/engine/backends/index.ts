@@ -17,6 +17,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { REGULA_VERSION } from '../../version.js';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
@@ -137,14 +138,14 @@ export interface NativeSequentialStep {
 }
 
 interface OnednnModule {
-  registerOnednnBackend(options?: { threads?: number }): Promise<{ name: string; threads: number }>;
+  registerOnednnBackend(options?: { threads?: number }): Promise<{ name: string; threads: number; info?: string }>;
   OnednnSequentialStep?: {
     plan(inputShape: [number, number, number], layers: readonly NativeStepLayer[], backendName?: string): NativeSequentialStep | string;
   };
 }
 
 /** The onednn package once initBackend has loaded it (its native step planner lives there). */
-let onednnModule: { module: OnednnModule; backend: string } | null = null;
+let onednnModule: { module: OnednnModule; backend: string; info: string | null } | null = null;
 
 /**
  * Plans a native whole step for the active backend; null when the active backend is not the
@@ -157,6 +158,28 @@ export function planNativeStep(inputShape: [number, number, number], layers: rea
   return planner.plan(inputShape, layers, onednnModule.backend);
 }
 
+/** What a run records to be rerun: the code and library versions behind its numbers. */
+export interface RuntimeVersions {
+  regula: string;
+  tfjs: string;
+  /** The active tfjs backend. */
+  backend: string;
+  /** The backend's own build, where it says (oneDNN version, threading runtime and CPU ISA). */
+  backendDetail: string | null;
+  node: string;
+}
+
+export function runtimeVersions(): RuntimeVersions {
+  const backend = tf.getBackend();
+  return {
+    regula: REGULA_VERSION,
+    tfjs: tf.version.tfjs,
+    backend,
+    backendDetail: onednnModule && onednnModule.backend === backend ? onednnModule.info : null,
+    node: process.version,
+  };
+}
+
 async function useOnednn(options: BackendOptions): Promise<void> {
   let mod: OnednnModule;
   try {
@@ -165,9 +188,9 @@ async function useOnednn(options: BackendOptions): Promise<void> {
   } catch (err) {
     throw new Error(`@regula/tfjs-backend-onednn could not be loaded: ${message(err)}`);
   }
-  const { name } = await mod.registerOnednnBackend(options.threads !== undefined ? { threads: options.threads } : {});
+  const { name, info } = await mod.registerOnednnBackend(options.threads !== undefined ? { threads: options.threads } : {});
   await activate(name);
-  onednnModule = { module: mod, backend: name };
+  onednnModule = { module: mod, backend: name, info: info ?? null };
 }
 
 async function tryPreference(pref: ConcretePreference, options: BackendOptions): Promise<void> {

@@ -57,6 +57,7 @@ export function runView(run: Run): RunViewT {
     paramCount: run.paramCount,
     backend: run.backend,
     backendNote: run.backendNote,
+    versions: (run.versions ?? null) as RunViewT['versions'],
     error: run.error,
     cancelRequested: run.cancelRequested,
     test: run.testLoss !== null && run.testAccuracy !== null ? { loss: run.testLoss, accuracy: run.testAccuracy } : null,
