@@ -17,17 +17,22 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
  * Width and height from the IHDR chunk, which the PNG format puts first: read before anything is
  * inflated, because a few hundred KB of IDAT can inflate to gigabytes (a 20000×20000 image).
  */
-export function pngSize(bytes: Buffer): { width: number; height: number } {
+export function pngSize(bytes: Buffer): { width: number; height: number; interlaced: boolean } {
   const ok = bytes.length >= 8 + 8 + 13 && bytes.subarray(0, 8).equals(PNG_SIGNATURE) && bytes.readUInt32BE(8) === 13 && bytes.toString('latin1', 12, 16) === 'IHDR';
   if (!ok) throw new AppError(400, 'Invalid image', 'not a readable PNG: it must start with the PNG signature and an IHDR chunk', '/body');
-  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
+  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20), interlaced: bytes[28] !== 0 };
 }
 
 /** A 28×28 PNG (any colour type) → luminance in [0, 1]; `invert` for dark ink on a light background. */
 export function fromPng(bytes: Buffer, invert: boolean): Float32Array {
-  const { width, height } = pngSize(bytes);
+  const { width, height, interlaced } = pngSize(bytes);
   if (width !== 28 || height !== 28) {
     throw new AppError(422, 'Invalid image', `the PNG is ${width}x${height}; EMNIST models take 28x28 images`, '/body');
+  }
+  // pngjs bounds inflation by the image size only for non-interlaced images: an interlaced 28×28
+  // PNG could still carry a bomb in its IDAT. Nobody needs interlacing for 784 pixels.
+  if (interlaced) {
+    throw new AppError(422, 'Invalid image', 'the PNG is interlaced (Adam7); send it without interlacing', '/body');
   }
   let png: PNG;
   try {

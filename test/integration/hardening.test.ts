@@ -37,14 +37,15 @@ function pngChunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([len, body, crc]);
 }
 
-/** A grayscale PNG whose IHDR says width × height, with `rows` rows of real (zero) image data. */
-function pngWithHeader(width: number, height: number, rows: number): Buffer {
+/** A grayscale PNG whose IHDR says width × height, with `rows` rows of real (zero) image data (or `rawBytes` zeros). */
+function pngWithHeader(width: number, height: number, rows: number, opts: { interlaced?: boolean; rawBytes?: number } = {}): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 0; // grayscale
-  const raw = Buffer.alloc(rows * (width + 1)); // filter byte 0 + zero pixels per row
+  ihdr[12] = opts.interlaced ? 1 : 0;
+  const raw = Buffer.alloc(opts.rawBytes ?? rows * (width + 1)); // filter byte 0 + zero pixels per row
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     pngChunk('IHDR', ihdr),
@@ -198,6 +199,9 @@ describe('API hardening (issue 12)', () => {
         expect(read).not.toHaveBeenCalled();
         expect(() => fromPng(Buffer.from('GIF89a not a png at all, long enough to hold a header'), false)).toThrow(/not a readable PNG/);
         expect(fromPng(pngWithHeader(28, 28, 28), false)).toHaveLength(784);
+        // pngjs inflates interlaced images without a bound: 32 MiB behind a 28×28 header.
+        expect(() => fromPng(pngWithHeader(28, 28, 0, { interlaced: true, rawBytes: 32 * 1024 * 1024 }), false)).toThrow(/interlaced/);
+        expect(read).toHaveBeenCalledTimes(1); // only the good one
       } finally {
         read.mockRestore();
       }
