@@ -48,7 +48,12 @@ export interface Context {
 }
 
 /** What the HTTP app needs from a context, readiness checks included. */
-export function appDeps(ctx: Context, opts: { metrics?: Registry } = {}): AppDeps {
+/**
+ * `worker`: the health of a worker in the same process (`main.js all`), added to /readyz as the
+ * `worker` check; absent in an API-only process (workers answer their own /readyz on METRICS_PORT).
+ */
+export function appDeps(ctx: Context, opts: { metrics?: Registry; worker?: () => { ok: boolean; checks: Record<string, string> } } = {}): AppDeps {
+  const worker = opts.worker;
   return {
     runs: ctx.runs,
     studies: ctx.studies,
@@ -63,6 +68,14 @@ export function appDeps(ctx: Context, opts: { metrics?: Registry } = {}): AppDep
         await ctx.prisma.$queryRaw`SELECT 1`;
       },
       redis: () => ctx.bus.ping(),
+      ...(worker
+        ? {
+            worker: async () => {
+              const h = worker();
+              if (!h.ok) throw new Error(Object.entries(h.checks).filter(([, v]) => v !== 'ok').map(([k, v]) => `${k}: ${v}`).join('; '));
+            },
+          }
+        : {}),
     },
   };
 }

@@ -32,14 +32,14 @@ async function runMigrations(config: Config, log: Logger): Promise<void> {
   log.info({ applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
 }
 
-async function startApi(ctx: Context, log: Logger, metrics: Registry): Promise<Stop> {
+async function startApi(ctx: Context, log: Logger, metrics: Registry, worker?: () => Readiness): Promise<Stop> {
   if (ctx.config.auth === 'off') {
     log.warn(
       'AUTH=off: THE API ACCEPTS REQUESTS WITHOUT AN API KEY AND EVERY CALLER SEES AND CANCELS EVERY RUN. ' +
         'Fine on your own machine; anywhere else set AUTH=required and create keys with `node dist/main.js create-key --owner <name>`.',
     );
   }
-  const app = await buildApp(appDeps(ctx, { metrics }), { loggerInstance: log.child({ component: 'api' }) });
+  const app = await buildApp(appDeps(ctx, { metrics, ...(worker ? { worker } : {}) }), { loggerInstance: log.child({ component: 'api' }) });
   await app.listen({ host: ctx.config.host, port: ctx.config.port });
   return () => app.close();
 }
@@ -152,11 +152,13 @@ async function main(): Promise<void> {
   const metrics = newRegistry();
   const stops: Stop[] = [];
   let backend: string | null = null;
-  if (role === 'api' || role === 'all') stops.push(await startApi(ctx, log, metrics));
+  // The worker's health, once it runs: its /readyz, and the API's in `all` (one process, one readiness).
+  let health: (() => Readiness) | undefined;
+  const workerHealth = () => health?.() ?? { ok: false, checks: { trainingThreads: 'starting' } };
+  if (role === 'api' || role === 'all') stops.push(await startApi(ctx, log, metrics, role === 'all' ? workerHealth : undefined));
   if (role === 'worker' || role === 'all') {
     // Metrics (and /readyz) first, so they still answer while the worker stops.
-    let health: (() => Readiness) | undefined;
-    stops.push(await startWorkerMetrics(ctx, log, metrics, () => health?.() ?? { ok: false, checks: { trainingThreads: 'starting' } }));
+    stops.push(await startWorkerMetrics(ctx, log, metrics, workerHealth));
     const worker = await startWorker(ctx, log, config.workerConcurrency);
     health = worker.health;
     backend = worker.backend;

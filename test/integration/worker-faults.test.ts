@@ -14,6 +14,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { pino } from 'pino';
+import { appDeps } from '../../src/context.js';
+import { buildApp } from '../../src/http/app.js';
 import { newRegistry } from '../../src/metrics/registry.js';
 import { serveMetrics } from '../../src/metrics/server.js';
 import { WorkerHost } from '../../src/worker/host.js';
@@ -123,18 +125,24 @@ describe('a spec that breaks the engine does not break the worker', () => {
     expect((await finished(h, good)).status).toBe('succeeded');
   });
 
-  it('readiness: the worker /readyz answers with its threads', async () => {
+  it("readiness: the worker's /readyz, and the API's in one process (main.js all), report its health", async () => {
     const server = await serveMetrics(newRegistry(), '127.0.0.1', 0, () => w.host.health());
+    const api = await buildApp(appDeps(h.ctx, { worker: () => w.host.health() }), { logger: false });
     try {
       const res = await fetch(`http://127.0.0.1:${server.port}/readyz`);
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual({ status: 'ok', checks: { trainingThreads: 'ok', queue: 'ok' } });
+      expect((await api.inject({ url: '/readyz' })).json()).toEqual({ status: 'ok', checks: { postgres: 'ok', redis: 'ok', worker: 'ok' } });
       await w.host.shutdown(5000);
       const after = await fetch(`http://127.0.0.1:${server.port}/readyz`);
       expect(after.status).toBe(503);
       expect(((await after.json()) as { checks: Record<string, string> }).checks.queue).toBe('shutting down');
+      const apiAfter = await api.inject({ url: '/readyz' });
+      expect(apiAfter.statusCode).toBe(503);
+      expect(apiAfter.json()).toMatchObject({ checks: { worker: 'queue: shutting down' } });
     } finally {
       await server.close();
+      await api.close();
     }
   });
 });
