@@ -188,9 +188,13 @@ describe.skipIf(!nativeAvailable)('OnednnSequentialStep vs tfjs autodiff on cpu'
       const x = tf.tensor4d(xv, [c.batch, h, w, ch]);
       const y = tf.tensor2d(yv, [c.batch, c.classes]);
       const before = tf.memory().numTensors;
+      let firstRun: Float32Array[] = [];
       for (let rep = 0; rep < 2; rep++) {
-        // Twice: the second run reuses the cached primitives and buffers.
+        // Twice: the second run reuses the cached primitives and buffers, and must be bit-identical.
         const res = step.run(x, y, keys);
+        const bits = res.grads.map((g) => Float32Array.from(g.dataSync()));
+        if (rep === 0) firstRun = bits;
+        else bits.forEach((b, i) => expect(Buffer.from(b.buffer).equals(Buffer.from(firstRun[i]!.buffer)), `gradient ${i} differs between runs`).toBe(true));
         expect(res.grads.length).toBe(refGrads.length);
         const rel = (a: number, b: number) => Math.abs(a - b) / (1e-6 + Math.abs(b));
         expect(rel(res.dataLoss, ref.parts.dataLoss), 'data loss').toBeLessThan(1e-5);

@@ -420,18 +420,21 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void penaltyRange(c
 
 double weightPenalty(const float* w, float* g, size_t n, float l1, float l2) {
   if (l1 == 0.f && l2 == 0.f) return 0.0;
-  double sa = 0, sq = 0;
   const float l2x2 = 2.f * l2;
   const int nt = threadsFor(n);
-#pragma omp parallel num_threads(nt) reduction(+ : sa, sq)
+  // Per-thread partial sums added in thread order: the same result on every run (bit-for-bit reruns).
+  std::vector<double> part(size_t(nt) * 2, 0.0);
+#pragma omp parallel num_threads(nt)
   {
     const size_t t = size_t(omp_get_thread_num()), T = size_t(omp_get_num_threads());
     const size_t chunk = (n + T - 1) / T;
     const size_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
-    double psa = 0, psq = 0;
-    if (hi > lo) penaltyRange(w, g, lo, hi, l1, l2x2, psa, psq);
-    sa += psa;
-    sq += psq;
+    if (hi > lo) penaltyRange(w, g, lo, hi, l1, l2x2, part[2 * t], part[2 * t + 1]);
+  }
+  double sa = 0, sq = 0;
+  for (int t = 0; t < nt; t++) {
+    sa += part[2 * t];
+    sq += part[2 * t + 1];
   }
   return double(l1) * sa + double(l2) * sq;
 }
@@ -490,28 +493,29 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void activationRows
 void activationBackward(const float* g, const float* y, float* gz, float* dbias, int64_t rows, int64_t C, bool relu,
                         bool activity, float a1, float a2, double& sa, double& sq) {
   const int nt = threadsFor(size_t(rows * C));
-  std::vector<double> total(dbias ? size_t(C) : 0, 0.0);
-  double tsa = 0, tsq = 0;
-#pragma omp parallel num_threads(nt) reduction(+ : tsa, tsq)
+  // Per thread: C bias sums, then Σ|y|, Σy²; added in thread order afterwards (deterministic).
+  const size_t stride = size_t(C) + 2;
+  std::vector<double> part(size_t(nt) * stride, 0.0);
+#pragma omp parallel num_threads(nt)
   {
-    std::vector<double> acc(dbias ? size_t(C) : 0, 0.0);
     const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
     const int64_t chunk = (rows + T - 1) / T;
     const int64_t lo = std::min(rows, t * chunk), hi = std::min(rows, lo + chunk);
-    double psa = 0, psq = 0;
-    if (hi > lo) activationRows(g, y, gz, dbias ? acc.data() : nullptr, lo, hi, C, relu, activity, a1, a2, psa, psq);
-    tsa += psa;
-    tsq += psq;
-    if (dbias) {
-#pragma omp critical
-      for (int64_t c = 0; c < C; c++) total[c] += acc[c];
-    }
+    double* mine = part.data() + size_t(t) * stride;
+    if (hi > lo) activationRows(g, y, gz, dbias ? mine : nullptr, lo, hi, C, relu, activity, a1, a2, mine[C], mine[C + 1]);
+  }
+  sa = 0;
+  sq = 0;
+  std::vector<double> total(size_t(C), 0.0);
+  for (int t = 0; t < nt; t++) {
+    const double* p = part.data() + size_t(t) * stride;
+    for (int64_t c = 0; c < C; c++) total[c] += p[c];
+    sa += p[C];
+    sq += p[C + 1];
   }
   if (dbias) {
     for (int64_t c = 0; c < C; c++) dbias[c] = static_cast<float>(total[c]);
   }
-  sa = tsa;
-  sq = tsq;
 }
 
 struct LossOut {
@@ -524,10 +528,12 @@ struct LossOut {
 LossOut softmaxLoss(const float* z, const float* y, float* p, float* gz, int64_t B, int64_t K, bool activity, float a1,
                     float a2) {
   LossOut o;
-  double loss = 0, correct = 0, pa = 0, pq = 0;
   const float invB = 1.f / static_cast<float>(B);
+  // Per-row sums, added in row order afterwards (deterministic whatever the thread count).
+  const size_t nb = static_cast<size_t>(B);
+  std::vector<double> rowLoss(nb, 0.0), rowCorrect(nb, 0.0), rowA(nb, 0.0), rowQ(nb, 0.0);
   const int nt = threadsFor(size_t(B * K * 8));
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : loss, correct, pa, pq)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t b = 0; b < B; b++) {
     const float* zr = z + b * K;
     const float* yr = y + b * K;
@@ -547,8 +553,8 @@ LossOut softmaxLoss(const float* z, const float* y, float* p, float* gz, int64_t
       if (zr[j] > zr[ap]) ap = j;  // argmax of the logits (first maximum), as the tfjs step counts
       if (yr[j] > yr[ay]) ay = j;
     }
-    loss += l;
-    correct += ap == ay ? 1 : 0;
+    rowLoss[b] = l;
+    rowCorrect[b] = ap == ay ? 1 : 0;
     const float sy = static_cast<float>(sumY);
     for (int64_t j = 0; j < K; j++) gr[j] = (pr[j] * sy - yr[j]) * invB;
     if (activity) {
@@ -565,9 +571,16 @@ LossOut softmaxLoss(const float* z, const float* y, float* p, float* gz, int64_t
         const float gp = a1 * (v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f)) + 2.f * a2 * v;
         gr[j] += v * (gp - static_cast<float>(dot));
       }
-      pa += ra;
-      pq += rq;
+      rowA[b] = ra;
+      rowQ[b] = rq;
     }
+  }
+  double loss = 0, correct = 0, pa = 0, pq = 0;
+  for (int64_t b = 0; b < B; b++) {
+    loss += rowLoss[b];
+    correct += rowCorrect[b];
+    pa += rowA[b];
+    pq += rowQ[b];
   }
   o.loss = loss / double(B);
   o.correct = correct;
