@@ -314,10 +314,49 @@ napi_value addN(const Args& a) {
   return undefinedValue(a.env);
 }
 
+// Rows [lo, hi) of reluGrad: dx = dy * step(y) (NaN y propagates, as tfjs' Step does), and the
+// per-channel sums of dx added into bacc (float sums over blocks of rows, then double). Compiled for
+// AVX-512 / AVX2 too: a per-element double accumulation here cost ~1.7 ns/element.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void reluGradRows(const float* __restrict dy,
+                                                                                 const float* __restrict y,
+                                                                                 float* __restrict dx,
+                                                                                 double* __restrict bacc, int64_t lo,
+                                                                                 int64_t hi, int64_t C) {
+  constexpr int64_t kBlock = 64;
+  float facc[512];
+  const bool block = bacc != nullptr && C <= 512;
+  for (int64_t r0 = lo; r0 < hi; r0 += kBlock) {
+    const int64_t r1 = std::min(hi, r0 + kBlock);
+    if (block) std::fill(facc, facc + C, 0.f);
+    for (int64_t r = r0; r < r1; r++) {
+      const float* yr = y + r * C;
+      const float* dyr = dy + r * C;
+      float* dxr = dx + r * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; c++) {
+        const float v = yr[c];
+        const float s0 = v > 0.f ? 1.f : 0.f;
+        const float s = v != v ? v : s0;
+        dxr[c] = dyr[c] * s;
+      }
+      if (block) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) facc[c] += dxr[c];
+      } else if (bacc) {
+        for (int64_t c = 0; c < C; c++) bacc[c] += dxr[c];
+      }
+    }
+    if (block) {
+      for (int64_t c = 0; c < C; c++) bacc[c] += facc[c];
+    }
+  }
+}
+
 // reluGrad(dy, y, dx, dbias|null, channels): dx = dy * step(y) where y is the
 // relu output (y > 0 exactly where the relu input was), computed as tfjs'
 // Relu gradient does (mul(dy, step(x))) so results are bit-identical; dbias,
-// when given, receives the sum of dx over all but the last (channel) axis.
+// when given, receives the sum of dx over all but the last (channel) axis
+// (per-thread partials added in thread order: deterministic).
 napi_value reluGrad(const Args& a) {
   size_t ndy, ny, ndx, nb = 0;
   const float* dy = a.f32(0, &ndy);
@@ -332,33 +371,20 @@ napi_value reluGrad(const Args& a) {
   const int64_t n = static_cast<int64_t>(ndy);
   const int64_t rows = n / channels;
   const int nt = threadsFor(ndy);
-  std::vector<double> total(dbias ? static_cast<size_t>(channels) : 0, 0.0);
+  std::vector<double> part(dbias ? static_cast<size_t>(channels) * nt : 0, 0.0);
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> acc(dbias ? static_cast<size_t>(channels) : 0, 0.0);
-#pragma omp for schedule(static) nowait
-    for (int64_t r = 0; r < rows; r++) {
-      const float* yr = y + r * channels;
-      const float* dyr = dy + r * channels;
-      float* dxr = dx + r * channels;
-#pragma omp simd
-      for (int64_t c = 0; c < channels; c++) {
-        const float v = yr[c];
-        const float s0 = v > 0.f ? 1.f : 0.f;
-        const float s = v != v ? v : s0;
-        dxr[c] = dyr[c] * s;
-      }
-      if (dbias) {
-        for (int64_t c = 0; c < channels; c++) acc[c] += dxr[c];
-      }
-    }
-    if (dbias) {
-#pragma omp critical
-      for (int64_t c = 0; c < channels; c++) total[c] += acc[c];
-    }
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t chunk = (rows + T - 1) / T;
+    const int64_t lo = std::min(rows, t * chunk), hi = std::min(rows, lo + chunk);
+    if (hi > lo) reluGradRows(dy, y, dx, dbias ? part.data() + t * channels : nullptr, lo, hi, channels);
   }
   if (dbias) {
-    for (int64_t c = 0; c < channels; c++) dbias[c] = static_cast<float>(total[c]);
+    for (int64_t c = 0; c < channels; c++) {
+      double total = 0;
+      for (int t = 0; t < nt; t++) total += part[static_cast<size_t>(t * channels + c)];
+      dbias[c] = static_cast<float>(total);
+    }
   }
   return undefinedValue(a.env);
 }
