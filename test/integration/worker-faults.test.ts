@@ -183,3 +183,49 @@ describe('the wall-clock limit and the heap ceiling of a run', () => {
     expect(w.pool.health()).toMatchObject({ ok: true, replaced: 1 });
   });
 });
+
+describe('a shutdown while a thread is stuck in a kernel', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('terminates the thread after the grace period and hands the job back; another worker trains the run', async () => {
+    const first = await startWorker(h);
+    const spin = await submit(h, 'fault:spin');
+    await vi.waitFor(async () => expect(await eventTypes(h, spin)).toContain('batch'), { timeout: 60_000, interval: 100 });
+    // Before: the stop flag was never read again, so the shutdown could not hand the job back.
+    expect(await first.host.shutdown(20_000)).toBe(true);
+    await first.pool.close();
+    expect((await h.ctx.repo.get(spin))?.status).toBe('running');
+    expect(await eventTypes(h, spin)).toContain('interrupted');
+
+    // Another worker (no fault this time) picks the job up and trains the run from epoch 1.
+    const pool = await TrainerPool.start(1, h.config.tfjsBackend);
+    const host = new WorkerHost({
+      connection: h.ctx.connection,
+      prefix: h.config.queuePrefix,
+      concurrency: 1,
+      dataDir: h.config.dataDir,
+      progressIntervalMs: 0,
+      repo: h.ctx.repo,
+      bus: h.ctx.bus,
+      pool,
+      log: pino({ level: 'silent' }),
+    });
+    await host.start();
+    try {
+      const done = await finished(h, spin, 90_000);
+      expect(done.status, done.error ?? '').toBe('succeeded');
+      const types = await eventTypes(h, spin);
+      expect(types.indexOf('restarted')).toBeGreaterThan(types.indexOf('interrupted'));
+      expect((await h.ctx.repo.epochs(spin)).map((e) => e.epoch)).toEqual([1]);
+    } finally {
+      await host.close();
+      await pool.close();
+    }
+  });
+});
