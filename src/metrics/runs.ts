@@ -10,7 +10,9 @@ const STATUS: Record<string, string> = { completed: 'succeeded', failed: 'failed
 
 /** A failure message → one of a few stable reasons (a label must not carry free text). */
 export function failureReason(error: string): string {
+  if (/wall-clock limit/i.test(error)) return 'time_limit';
   if (/out of memory|\boom\b|allocat|heap/i.test(error)) return 'out_of_memory';
+  if (/engine trapped|memory access out of bounds|null function|signature mismatch|unreachable executed/i.test(error)) return 'engine_fault';
   if (/\bnan\b|non-?finite|infinit/i.test(error)) return 'non_finite_loss';
   if (/dataset|idx|label|image|ENOENT|no such file|sha-?256/i.test(error)) return 'dataset';
   if (/backend|webgl|wasm|tensorflow|cuda|gpu/i.test(error)) return 'backend';

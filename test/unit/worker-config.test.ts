@@ -1,7 +1,9 @@
 /** The worker's operating knobs (issue 12 items 1, 2, 7; issue 10 packing): parsed, bounded, and used. */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
-import { TrainerPool } from '../../src/worker/pool.js';
+import { TrainerPool, TrainingFailed } from '../../src/worker/pool.js';
+import { failureMessage } from '../../src/worker/host.js';
+import { failureReason } from '../../src/metrics/runs.js';
 
 describe('worker configuration', () => {
   it('has defaults: a day of wall clock per run, 10 s to honour a stop, a 4 GiB heap per thread, a reconciler pass a minute, threads shared out', () => {
@@ -25,5 +27,18 @@ describe('worker configuration', () => {
     } finally {
       await packed.close();
     }
+  });
+});
+
+describe('failures of the engine, as stored and as counted', () => {
+  it('names a trap, exhausted memory and the wall-clock limit, and counts each under its own reason', () => {
+    const trap = failureMessage(new TrainingFailed('memory access out of bounds', true, 'trap'), 'onednn', undefined);
+    expect(trap).toMatch(/^the onednn engine trapped while training this spec \(memory access out of bounds\)/);
+    expect(failureReason(trap)).toBe('engine_fault');
+    const oom = failureMessage(new TrainingFailed('Array buffer allocation failed', true, 'out-of-memory'), 'wasm', undefined);
+    expect(failureReason(oom)).toBe('out_of_memory');
+    const late = failureMessage(new TrainingFailed('time limit', true, 'time-limit'), 'wasm', 90_000);
+    expect(late).toBe('the run did not finish within its wall-clock limit of 90 s (RUN_TIME_LIMIT_S)');
+    expect(failureReason(late)).toBe('time_limit');
   });
 });
