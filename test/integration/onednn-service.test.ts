@@ -4,19 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSse, startHarness, type Harness } from '../support/harness.js';
+import { onednnAvailable } from '../support/onednn.js';
 
-async function onednnAvailable(): Promise<boolean> {
-  try {
-    const specifier: string = '@regula/tfjs-backend-onednn';
-    const mod = (await import(specifier)) as { loadNative: () => unknown };
-    mod.loadNative();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const available = process.env.ONEDNN_REQUIRED === '1' || (await onednnAvailable());
+const available = await onednnAvailable();
 
 describe.skipIf(!available)('the oneDNN backend in the service', () => {
   let h: Harness;

@@ -14,33 +14,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/engine/backends/index.js';
 import { TrainingSetupError } from '../../src/engine/errors.js';
 import { train } from '../../src/engine/train.js';
-import type { TrainingCheckpoint, TrainingData, TrainingEvent, TrainingResult } from '../../src/engine/types.js';
+import type { TrainingCheckpoint, TrainingEvent, TrainingResult } from '../../src/engine/types.js';
 import { normalizeSpec } from '../../src/spec/normalize.js';
+import { bandData } from '../support/band-data.js';
 import type { RunRequest } from '../../src/spec/schema.js';
 
 const C = 3;
-const D = 784;
 
 /** Learnable data: each class lights its own band of rows, over seeded noise. */
-function data(count: number): TrainingData {
-  let s = 23;
-  const noise = () => {
-    s = (s * 1103515245 + 12345) % 2 ** 31;
-    return s / 2 ** 31;
-  };
-  const make = (n: number) => {
-    const images = new Float32Array(n * D);
-    const labels = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      const c = (i * 7) % C;
-      labels[i] = c;
-      for (let p = 0; p < D; p++) images[i * D + p] = 0.4 * noise() + (Math.floor(p / 28 / 9) === c ? 0.5 : 0);
-    }
-    return { images, labels, count: n };
-  };
-  return { train: make(count), test: make(48), numClasses: C };
-}
-const d = data(200);
+const d = bandData({ classes: C, train: 200, test: 48, seed: 23, noise: 0.4, signal: 0.5, stride: 7 });
 
 type Training = NonNullable<RunRequest['training']>;
 

@@ -11,10 +11,11 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EarlyStopping, type EarlyStoppingConfig } from '../../src/engine/early-stopping.js';
 import { train } from '../../src/engine/train.js';
-import type { TrainingData, TrainingEvent, TrainingResult } from '../../src/engine/types.js';
+import type { TrainingEvent, TrainingResult } from '../../src/engine/types.js';
 import { SpecError } from '../../src/spec/errors.js';
 import { normalizeSpec } from '../../src/spec/normalize.js';
 import type { RunRequest } from '../../src/spec/schema.js';
+import { bandData } from '../support/band-data.js';
 
 const base: EarlyStoppingConfig = {
   monitor: 'val_loss',
@@ -179,27 +180,8 @@ describe('earlyStopping in the spec', () => {
 
 describe('early stopping through train()', () => {
   const C = 3;
-  const D = 784;
   /** Learnable data: each class lights its own band of rows, over seeded noise. */
-  function data(count: number): TrainingData {
-    let s = 17;
-    const noise = () => {
-      s = (s * 1103515245 + 12345) % 2 ** 31;
-      return s / 2 ** 31;
-    };
-    const make = (n: number) => {
-      const images = new Float32Array(n * D);
-      const labels = new Int32Array(n);
-      for (let i = 0; i < n; i++) {
-        const c = i % C;
-        labels[i] = c;
-        for (let p = 0; p < D; p++) images[i * D + p] = 0.3 * noise() + (Math.floor(p / 28 / 9) === c ? 0.7 : 0);
-      }
-      return { images, labels, count: n };
-    };
-    return { train: make(count), test: make(60), numClasses: C };
-  }
-  const d = data(240);
+  const d = bandData({ classes: C, train: 240, test: 60, seed: 17, noise: 0.3, signal: 0.7, stride: 1 });
 
   function spec(training: NonNullable<RunRequest['training']>) {
     return normalizeSpec(

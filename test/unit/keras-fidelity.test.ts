@@ -17,6 +17,7 @@ import { forward } from '../../src/engine/step.js';
 import { train } from '../../src/engine/train.js';
 import type { TrainingData } from '../../src/engine/types.js';
 import { normalizeSpec } from '../../src/spec/normalize.js';
+import { onednnAvailable } from '../support/onednn.js';
 
 const C = 3;
 const D = 784;
@@ -157,18 +158,7 @@ describe("Adam with tf.keras' ε", () => {
   });
 });
 
-async function onednnLoads(): Promise<boolean> {
-  if (process.env.ONEDNN_REQUIRED === '1') return true;
-  try {
-    const specifier: string = '@regula/tfjs-backend-onednn';
-    (await import(specifier) as { loadNative: () => unknown }).loadNative();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-for (const backend of ['cpu', 'wasm', ...((await onednnLoads()) ? ['onednn'] : [])] as const) {
+for (const backend of ['cpu', 'wasm', ...((await onednnAvailable()) ? ['onednn'] : [])] as const) {
   describe(`gradients at exactly 0 and at ties (${backend})`, () => {
     beforeAll(async () => {
       await initBackend(backend as 'cpu');

@@ -11,31 +11,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/engine/backends/index.js';
 import { dropoutKey, dropoutMultipliers, seededDropout } from '../../src/engine/dropout.js';
 import { train } from '../../src/engine/train.js';
-import type { TrainingCheckpoint, TrainingData, TrainingResult } from '../../src/engine/types.js';
+import type { TrainingCheckpoint, TrainingResult } from '../../src/engine/types.js';
 import { normalizeSpec } from '../../src/spec/normalize.js';
+import { bandData } from '../support/band-data.js';
+import { onednnAvailable } from '../support/onednn.js';
 
 const C = 3;
-const D = 784;
 
-function data(count: number): TrainingData {
-  let s = 41;
-  const noise = () => {
-    s = (s * 1103515245 + 12345) % 2 ** 31;
-    return s / 2 ** 31;
-  };
-  const make = (n: number) => {
-    const images = new Float32Array(n * D);
-    const labels = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      const c = (i * 5) % C;
-      labels[i] = c;
-      for (let p = 0; p < D; p++) images[i * D + p] = 0.5 * noise() + (Math.floor(p / 28 / 9) === c ? 0.4 : 0);
-    }
-    return { images, labels, count: n };
-  };
-  return { train: make(count), test: make(40), numClasses: C };
-}
-const d = data(160);
+const d = bandData({ classes: C, train: 160, test: 40, seed: 41, noise: 0.5, signal: 0.4, stride: 5 });
 
 function spec(seed: number) {
   return normalizeSpec(
@@ -77,18 +60,7 @@ async function run(seed: number, resume?: TrainingCheckpoint): Promise<Run> {
 
 const reports = (r: Run) => r.result.epochs.map(({ durationMs: _d, samplesPerSec: _s, ...rest }) => rest);
 
-async function onednnLoads(): Promise<boolean> {
-  if (process.env.ONEDNN_REQUIRED === '1') return true;
-  try {
-    const specifier: string = '@regula/tfjs-backend-onednn';
-    const mod = (await import(specifier)) as { loadNative: () => unknown };
-    mod.loadNative();
-    return true;
-  } catch {
-    return false;
-  }
-}
-const backends = ['cpu', 'wasm', ...((await onednnLoads()) ? ['onednn' as const] : [])] as const;
+const backends = ['cpu', 'wasm', ...((await onednnAvailable()) ? ['onednn' as const] : [])] as const;
 
 describe('seeded dropout masks', () => {
   it('are a pure function of the key, keep about 1 − rate of the elements and differ between keys', () => {

@@ -35,7 +35,8 @@ const finishedAt = Type.Union([Type.String({ format: 'date-time' }), Type.Null()
   description: 'When its last run finished; null while any run is queued or running.',
 });
 
-const StudyView = Type.Object({
+/** What a study's list item and its full view share. */
+const studySummaryFields = {
   id: Type.String({ format: 'uuid' }),
   name: Type.Union([Type.String(), Type.Null()]),
   status: StudyStatus,
@@ -43,19 +44,14 @@ const StudyView = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
   finishedAt,
   counts: Type.Record(Type.String(), Type.Integer(), { description: 'Runs by status.' }),
-  runs: Type.Array(Type.Intersect([Type.Object({ variant: Type.Union([Type.String(), Type.Null()]) }), RunView])),
   links: StudyLinks,
-});
+};
 
-const StudySummaryView = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  name: Type.Union([Type.String(), Type.Null()]),
-  status: StudyStatus,
-  cancelRequested: Type.Boolean(),
-  createdAt: Type.String({ format: 'date-time' }),
-  finishedAt,
-  counts: Type.Record(Type.String(), Type.Integer(), { description: 'Runs by status.' }),
-  links: StudyLinks,
+const StudySummaryView = Type.Object(studySummaryFields);
+
+const StudyView = Type.Object({
+  ...studySummaryFields,
+  runs: Type.Array(Type.Intersect([Type.Object({ variant: Type.Union([Type.String(), Type.Null()]) }), RunView])),
 });
 
 const StudyList = Type.Object({ items: Type.Array(StudySummaryView), total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer() });
