@@ -95,6 +95,9 @@ export function tfjsTrainStep(built: BuiltModel, optimizer: tf.Optimizer): Train
   };
 }
 
-export function makeTrainStep(built: BuiltModel, optimizer: tf.Optimizer, spec: NormalizedSpec): TrainStep {
-  return nativeTrainStep(built, optimizer, spec) ?? tfjsTrainStep(built, optimizer);
+/** The step train() runs, and which path it is (recorded on the run's 'started' event). */
+export function makeTrainStep(built: BuiltModel, optimizer: tf.Optimizer, spec: NormalizedSpec): { step: TrainStep; path: 'native' | 'tfjs'; note: string | null } {
+  let note: string | null = null;
+  const native = nativeTrainStep(built, optimizer, spec, (why) => (note = why));
+  return native ? { step: native, path: 'native', note: null } : { step: tfjsTrainStep(built, optimizer), path: 'tfjs', note };
 }

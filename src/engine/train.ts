@@ -356,7 +356,7 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
     throw new TrainingSetupError(`the model does not build: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   const optimizer = makeOptimizer(spec);
-  const trainStep = makeTrainStep(built, optimizer, spec);
+  const { step: trainStep, path: stepPath, note: stepNote } = makeTrainStep(built, optimizer, spec);
   const trainBatcher = new Batcher(data.train, data.numClasses, spec.input.shape, batchSize);
   const testBatcher = new Batcher(data.test, data.numClasses, spec.input.shape, batchSize);
   const reports: EpochReport[] = [];
@@ -377,7 +377,7 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
       }
       firstEpoch = opts.resume.epoch + 1;
     }
-    emit({ type: 'started', trainCount, valCount: valIdx.length, testCount: data.test.count, batchesPerEpoch: batches, epochs });
+    emit({ type: 'started', trainCount, valCount: valIdx.length, testCount: data.test.count, batchesPerEpoch: batches, epochs, step: { path: stepPath, note: stepNote } });
     for (let epoch = firstEpoch; epoch <= epochs && !stoppedEarly; epoch++) {
       const started = performance.now();
       const order = shuffle ? permutation(trainCount, shuffleSeed(seed, epoch)) : range(0, trainCount);

@@ -80,6 +80,8 @@ export type TrainingEvent =
       testCount: number;
       batchesPerEpoch: number;
       epochs: number;
+      /** Which training step runs: the backend's native whole step, or tfjs autodiff (with why, when native was declined). */
+      step: { path: 'native' | 'tfjs'; note: string | null };
     }
   | { type: 'batch'; epoch: number; batch: number; batches: number; loss: number; accuracy: number; samplesPerSec: number }
   /**

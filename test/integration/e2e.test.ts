@@ -77,6 +77,7 @@ describe('a run end to end', () => {
     expect(train1.loss).toBeCloseTo(train1.dataLoss! + train1.kernelPenalty! + train1.biasPenalty! + train1.activityPenalty!, 6);
     const started = events[1]!.data;
     expect(started.backend).toBe('wasm');
+    expect(started.step).toEqual({ path: 'tfjs', note: null }); // wasm has no native whole step
     expect(started.trainCount).toBe(1128);
     expect(started.valCount).toBe(282);
 
