@@ -31,6 +31,9 @@ const { values: args } = parseArgs({
     limit: { type: 'string' },
     data: { type: 'string', default: path.resolve(ROOT, '..', 'shared', 'data', 'emnist-bymerge-test') },
     out: { type: 'string', default: 'bench/results/reproduce-tutorial-25ep' },
+    /** Report on studies already submitted to a running service instead of starting one: `--attach http://127.0.0.1:3944 --studies id1,id2`. */
+    attach: { type: 'string' },
+    studies: { type: 'string' },
   },
 });
 
@@ -72,11 +75,17 @@ const others = PRESET_NAMES.filter((p) => !seeded.includes(p));
 const otherSeeds = args['other-seeds']!.split(',').map(Number);
 
 async function main(): Promise<void> {
-  const { base, stop } = await startService({ source: args.data!, workers: Number(args.workers), backend: args.backend!, ...(args.root ? { root: args.root } : {}) });
+  const attached = args.attach !== undefined;
+  const { base, stop } = attached
+    ? { base: args.attach!, stop: () => {} }
+    : await startService({ source: args.data!, workers: Number(args.workers), backend: args.backend!, ...(args.root ? { root: args.root } : {}) });
   const started = Date.now();
   const dataset = { name: 'idx', train: BYMERGE, testFraction: 0.15, ...(args.limit ? { limit: Number(args.limit) } : {}) };
-  const studies: { id: string; presets: string[]; seeds: number[] }[] = [];
-  for (const [presets, s] of [
+  const studies: { id: string; presets: string[]; seeds: number[] }[] = (args.studies ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((id) => ({ id, presets: [], seeds: [] }));
+  for (const [presets, s] of attached ? [] : [
     [seeded, seeds],
     [others, otherSeeds],
   ] as const) {
@@ -102,7 +111,8 @@ async function main(): Promise<void> {
   for (const study of studies) {
     for (;;) {
       const s = (await (await fetch(`${base}/v1/studies/${study.id}`)).json()) as { status: string; runs: RunView[]; counts: Record<string, number> };
-      if (s.status === 'completed' || s.status === 'cancelled') {
+      // Attached: report what has finished so far (the spreads are over succeeded runs only).
+      if (s.status === 'completed' || s.status === 'cancelled' || attached) {
         runs.push(...s.runs);
         break;
       }
@@ -112,7 +122,9 @@ async function main(): Promise<void> {
     const cmp = (await (await fetch(`${base}/v1/studies/${study.id}/comparison`)).json()) as { variants: VariantSummary[] };
     variants.push(...cmp.variants);
   }
-  const wallS = (Date.now() - started) / 1000;
+  const firstStart = Math.min(...runs.map((r) => (r.startedAt ? Date.parse(r.startedAt) : Infinity)));
+  const wallS = ((attached && Number.isFinite(firstStart) ? Date.now() - firstStart : Date.now() - started) / 1000);
+  const unfinished = runs.filter((r) => r.status !== 'succeeded').length;
   const curves = new Map<string, EpochRow[]>();
   for (const r of runs) curves.set(r.id, ((await (await fetch(`${base}/v1/runs/${r.id}/metrics`)).json()) as { epochs: EpochRow[] }).epochs);
   stop();
@@ -175,7 +187,7 @@ async function main(): Promise<void> {
     `- data: the 116,323-image EMNIST ByMerge test split (47 classes, as Balanced), seeded stratified 85/15 train/test holdout per seed; validation split 0.2 of train (Keras)${args.limit ? `; sample of ${args.limit}` : ''}`,
     `- training: the tutorial's CNN and eight presets, ${epochs} epochs, batch 250, Adam 0.001 (tf.keras ε), λ as in each preset; backend ${runs[0]?.backend ?? '?'}; ${args.workers} training process(es)`,
     `- seeds: ${seeded.join(', ')} × {${seeds.join(', ')}}; ${others.length ? `${others.join(', ')} × {${otherSeeds.join(', ')}}` : ''} (a seed sets weights, shuffles, dropout masks and the holdout)`,
-    `- wall time: ${(wallS / 60).toFixed(1)} min for ${runs.length} runs`,
+    `- wall time: ${(wallS / 60).toFixed(1)} min for ${runs.length} runs${unfinished ? ` — **${unfinished} run(s) not succeeded at the time of this report** (the figures are over succeeded runs)` : ''}`,
     `- "collapsed": test accuracy within 0.5 pp of the test split's majority-class rate (the model predicts one class)`,
     '',
     ...lines,
