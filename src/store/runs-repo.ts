@@ -180,7 +180,9 @@ export class RunsRepo {
   /** `owner`: only that owner's runs (undefined or null: everyone's). */
   async list(opts: { status?: RunStatus; owner?: string | null; limit: number; offset: number }): Promise<{ items: Run[]; total: number }> {
     const where = { ...(opts.status ? { status: opts.status } : {}), ...(opts.owner != null ? { owner: opts.owner } : {}) };
-    const [items, total] = await this.db.$transaction([
+    // Two plain reads, not a transaction: a page and its total may straddle one insert, which a
+    // listing tolerates, while a batch transaction failed to start under load (Prisma P2028 → 500).
+    const [items, total] = await Promise.all([
       this.db.run.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], take: opts.limit, skip: opts.offset }),
       this.db.run.count({ where }),
     ]);
