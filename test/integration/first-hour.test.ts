@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.js';
 import { call, tinyRun, type Problem } from '../support/client.js';
 import { generateOpenApi } from '../../src/http/openapi.js';
-import { roundComparison } from '../../src/http/routes/studies.js';
+import { compare } from '../../src/studies/comparison.js';
 import { classNamesOf } from '../../src/runs/class-names.js';
 import type { NormalizedSpec } from '../../src/spec/normalized.js';
 
@@ -151,10 +151,10 @@ describe('first hour: error messages (no worker)', () => {
   });
 
   it('rounds deltaVsBaselinePp', () => {
-    const row = { rank: 1, variant: 'v', runId: 'x', status: 'succeeded', epochs: 1, testLoss: 1, testAccuracy: 0.83, bestValAccuracy: null, bestValEpoch: null, finalPenalty: null, sparsity: null, trainingSeconds: 1, deltaVsBaselinePp: (0.83 - 0.9) * 100 };
-    expect(row.deltaVsBaselinePp).not.toBe(-7); // the float noise the issue quotes
-    const out = roundComparison({ baseline: 'baseline', rows: [row], variants: [] } as unknown as Parameters<typeof roundComparison>[0]);
-    expect(out.rows[0]!.deltaVsBaselinePp).toBe(-7);
+    const run = (id: string, variant: string, testAccuracy: number) => ({ id, variant, seed: null, majorityRate: null, status: 'succeeded', testLoss: 1, testAccuracy, weightStats: null, epochs: [] });
+    expect((0.83 - 0.9) * 100).not.toBe(-7); // the float noise the issue quotes
+    const out = compare([run('b', 'baseline', 0.9), run('x', 'v', 0.83)]);
+    expect(out.rows.find((r) => r.variant === 'v')!.deltaVsBaselinePp).toBe(-7);
   });
 
   it('EMNIST IDX files get their characters by default; other IDX files their indices', () => {

@@ -8,7 +8,6 @@ import { toCsv, toMarkdown } from '../../studies/comparison.js';
 import type { RunEventBus } from '../../events/bus.js';
 import type { RunsService } from '../../runs/service.js';
 import { Problem, RunParams, RunView } from '../schemas.js';
-import type { Comparison } from '../../studies/comparison.js';
 import { IdempotencyHeaders, idempotencyOf, runView } from './runs.js';
 import { scopeOf } from '../plugins/guard.js';
 import { streamStudyEvents } from '../sse.js';
@@ -69,17 +68,6 @@ function studyLinks(id: string) {
     valAccuracyChart: `${self}/charts/val-accuracy.svg`,
     valLossChart: `${self}/charts/val-loss.svg`,
     cancel: `${self}/cancel`,
-  };
-}
-
-/**
- * Differences of two fractions times 100 carry float noise (-7.000000000000001); six decimals of a
- * percentage point are far below what a test split can resolve.
- */
-export function roundComparison(c: Comparison): Comparison {
-  return {
-    ...c,
-    rows: c.rows.map((r) => ({ ...r, deltaVsBaselinePp: r.deltaVsBaselinePp === null ? null : Math.round(r.deltaVsBaselinePp * 1e6) / 1e6 })),
   };
 }
 
@@ -150,17 +138,7 @@ const ComparisonView = Type.Object({
 function studyView(s: StudyRecord) {
   const counts: Record<string, number> = {};
   for (const r of s.runs) counts[r.status] = (counts[r.status] ?? 0) + 1;
-  return {
-    id: s.id,
-    name: s.name,
-    status: s.status,
-    cancelRequested: s.cancelRequested,
-    createdAt: s.createdAt.toISOString(),
-    finishedAt: s.finishedAt?.toISOString() ?? null,
-    counts,
-    runs: s.runs.map((r) => ({ variant: r.variant, ...runView(r) })),
-    links: studyLinks(s.id),
-  };
+  return { ...summaryView({ ...s, counts }), runs: s.runs.map((r) => ({ variant: r.variant, ...runView(r) })) };
 }
 
 export const studiesRoutes =
@@ -255,8 +233,8 @@ export const studiesRoutes =
         },
       },
       async (request, reply) => {
-        const { study, comparison: raw } = await studies.comparison(request.params.id, scopeOf(request));
-        const comparison = roundComparison(raw);
+        // deltaVsBaselinePp comes rounded to 2 decimals from studies/comparison.ts.
+        const { study, comparison } = await studies.comparison(request.params.id, scopeOf(request));
         const accept = request.headers.accept ?? '';
         const format = request.query.format ?? (/text\/csv/.test(accept) ? 'csv' : /text\/markdown/.test(accept) ? 'md' : 'json');
         const table = request.query.table;
