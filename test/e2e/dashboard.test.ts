@@ -246,6 +246,9 @@ describe('dashboard with AUTH=required (browser)', () => {
     await h.ctx.apiKeys.revoke((await h.ctx.apiKeys.list('alice'))[0]!.id);
     b.expectHttpError((url, status) => status === 401 && url.includes('/v1/'));
     await page.goto(`${h.baseUrl}/#/runs`);
+    // The run list's request is answered 401 and the page asks for a key; only then reload, so the
+    // reload does not abort that request while it is still in flight.
+    await page.waitForSelector('#login');
     await page.reload();
     await page.waitForSelector('#login');
 
