@@ -20,7 +20,9 @@ const USAGE = `usage: npm run data:fetch -- [--base-url URL] <dataset> [<dataset
 datasets: ${NAMED_DATASETS.join(', ')}
 DATA_DIR (env) is where they go; default ./data`;
 
-class UsageError extends Error {}
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
 
 interface Args {
   list: boolean;

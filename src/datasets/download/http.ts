@@ -16,7 +16,7 @@ export interface HttpOptions {
 
 /** A download failed on every URL tried. The message lists each URL with its error, then the hint. */
 export class DatasetDownloadError extends DatasetError {
-  override readonly name: string = 'DatasetDownloadError';
+  override readonly name = 'DatasetDownloadError';
   /** One entry per URL tried. */
   readonly attempts: readonly { url: string; error: string }[];
   /** How to get the file(s) by hand. */
