@@ -2,7 +2,7 @@
  * Fault injection: stop PostgreSQL while a run trains, start it again, and check that the run
  * still ends well.
  *
- *   npm run build && node --import tsx bench/fault-postgres-restart.ts
+ *   npm run build && node --import tsx faults/fault-postgres-restart.ts
  *
  * Builds nothing (runs dist/main.js). Must run as root on Debian/Ubuntu: it creates a PRIVATE
  * PostgreSQL cluster (`pg_createcluster <ver> faulttest -p 5441 -- --auth=trust`; the shared one on
@@ -37,7 +37,7 @@ import { Queue } from 'bullmq';
 import pg from 'pg';
 import {
   runFaultScript,
-  MAIN, ROOT, assertLoopback, check, checkStoredEvents, describeEvents, follow, json, request, say, sleep, startProc, stopProc, until, type Proc } from './support/fault.js';
+  MAIN, ROOT, assertLoopback, check, checkStoredEvents, describeEvents, follow, json, request, say, sleep, startProc, stopProc, until, type Proc } from './support.js';
 
 const EPOCHS = 24;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 300_000);

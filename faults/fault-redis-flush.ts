@@ -2,7 +2,7 @@
  * Fault injection: Redis loses every key (FLUSHALL) while one run trains and two wait in the queue
  * (issue 12, item 7). Without a reconciler the two waiting runs were never picked up.
  *
- *   npm run build && node --import tsx bench/fault-redis-flush.ts
+ *   npm run build && node --import tsx faults/fault-redis-flush.ts
  *
  * Starts a PRIVATE Redis (`redis-server --port 6392`, no persistence, a temporary directory — the
  * shared one on 6379 is never touched) and `node dist/main.js all` (migrations, API, one worker,
@@ -29,7 +29,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { runFaultScript, MAIN, ROOT, assertLoopback, check, checkStoredEvents, describeEvents, json, request, say, startProc, stopProc, until, type Proc } from './support/fault.js';
+import { runFaultScript, MAIN, ROOT, assertLoopback, check, checkStoredEvents, describeEvents, json, request, say, startProc, stopProc, until, type Proc } from './support.js';
 
 /** Epochs of the two waiting runs; the first trains FIRST_EPOCHS, long enough for reconciler passes during it. */
 const EPOCHS = 6;

@@ -2,7 +2,7 @@
  * Fault injection: restart Redis (which keeps nothing on disk) while a run trains, and check what
  * survives.
  *
- *   npm run build && node --import tsx bench/fault-redis-restart.ts
+ *   npm run build && node --import tsx faults/fault-redis-restart.ts
  *
  * Builds nothing (runs dist/main.js). Starts a PRIVATE Redis (`redis-server --port 6391`, no RDB, no
  * AOF, in a temporary directory — the shared one on 6379 is never touched) and, on loopback only,
@@ -52,7 +52,7 @@ import {
   stopProc,
   until,
   type Proc,
-} from './support/fault.js';
+} from './support.js';
 
 const EPOCHS = 24;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 300_000);

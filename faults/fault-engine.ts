@@ -3,7 +3,7 @@
  * issue's own spec on the wasm backend — Conv2D 2048 filters 64×64 stride 64 'same', Flatten,
  * Dense 47 softmax (8.5 M parameters) on 100 images.
  *
- *   npm run build && node --import tsx bench/fault-engine.ts
+ *   npm run build && node --import tsx faults/fault-engine.ts
  *
  * Starts `node dist/main.js all` (API + one worker, TFJS_BACKEND=wasm, RUN_TIME_LIMIT_S=FAULT_LIMIT_S
  * (default 60), TRAINING_STOP_GRACE_MS=5000, the worker's /readyz on METRICS_PORT) on a private
@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { assertLoopback, check, json, MAIN, ROOT, runFaultScript, say, sleep, startProc, stopProc, until, type Proc } from './support/fault.js';
+import { assertLoopback, check, json, MAIN, ROOT, runFaultScript, say, sleep, startProc, stopProc, until, type Proc } from './support.js';
 
 const DB = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';

@@ -2,7 +2,7 @@
  * Fault injection: `kill -9` the worker that trains a run and check that another worker finishes
  * it from the run's last checkpoint.
  *
- *   npm run build && node --import tsx bench/fault-kill-worker.ts
+ *   npm run build && node --import tsx faults/fault-kill-worker.ts
  *
  * Builds nothing (runs dist/main.js). Starts, on loopback only, `node dist/main.js api` and two
  * `node dist/main.js worker` processes with a short BullMQ lock (LOCK_DURATION_MS) and stalled

@@ -1,7 +1,7 @@
 /**
  * Memory of one run, measured, against the estimate that validation checks (issue 12, item 2).
  *
- *   npm run build && node --import tsx bench/fault-memory.ts
+ *   npm run build && node --import tsx faults/fault-memory.ts
  *
  * For each spec below: a fresh `node dist/main.js all` (API + one worker, TFJS_BACKEND=wasm as in
  * the issue, a private PostgreSQL schema and queue prefix, the committed emnist-mini fixture) trains
@@ -23,7 +23,7 @@ import { normalizeSpec } from '../src/spec/normalize.js';
 import { estimateMemory } from '../src/spec/shapes.js';
 import type { RunRequest } from '../src/spec/schema.js';
 import { SpecError } from '../src/spec/errors.js';
-import { assertLoopback, check, json, ROOT, runFaultScript, say, startProc, stopProc, until, type Proc } from './support/fault.js';
+import { assertLoopback, check, json, ROOT, runFaultScript, say, startProc, stopProc, until, type Proc } from './support.js';
 
 const DB = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
