@@ -18,6 +18,7 @@
 import http from 'node:http';
 import { pino } from 'pino';
 import { startHarness, type Harness } from '../test/support/harness.js';
+import { SseParser } from '../test/support/sse-client.js';
 import { WorkerHost } from '../src/worker/host.js';
 import { TrainerPool } from '../src/worker/pool.js';
 
@@ -63,19 +64,9 @@ function subscribe(url: string, agent: http.Agent, onQueued: () => void): Subscr
       return;
     }
     res.setEncoding('utf8');
-    let buffer = '';
+    const parser = new SseParser();
     res.on('data', (chunk: string) => {
-      buffer += chunk;
-      let cut: number;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        let id: string | undefined;
-        let event: string | undefined;
-        for (const line of block.split('\n')) {
-          if (line.startsWith('id: ')) id = line.slice(4);
-          else if (line.startsWith('event: ')) event = line.slice(7);
-        }
+      for (const { id, event } of parser.push(chunk)) {
         if (event === undefined) continue; // comments, retry:
         s.events.push({ id: Number(id), event });
         if (event === 'queued') onQueued();
