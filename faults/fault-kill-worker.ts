@@ -26,197 +26,55 @@
  * Environment: FAULT_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/regula_bench),
  * FAULT_REDIS_URL (default redis://127.0.0.1:6379) — both must point at loopback.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Queue } from 'bullmq';
+import { spawnSync } from 'node:child_process';
 import pg from 'pg';
+import {
+  assertLoopback,
+  check,
+  dropSchemas,
+  follow,
+  json,
+  MAIN,
+  obliterateQueue,
+  privateNames,
+  request,
+  requireBuild,
+  ROOT,
+  runFaultScript,
+  say,
+  serviceEnv,
+  startProc,
+  stopProc,
+  submitRun,
+  until,
+  type Proc,
+} from './support.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const MAIN = path.join(ROOT, 'dist', 'main.js');
 const EPOCHS = 6;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 300_000);
-const started = performance.now();
-const t = () => `t+${((performance.now() - started) / 1000).toFixed(1)}s`;
-const say = (msg: string) => console.log(`[fault] ${t()} ${msg}`);
-
 const DB = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
 const REDIS = process.env.FAULT_REDIS_URL ?? 'redis://127.0.0.1:6379';
-for (const [name, url] of [
-  ['FAULT_DATABASE_URL', DB],
-  ['FAULT_REDIS_URL', REDIS],
-] as const) {
-  const host = new URL(url).hostname;
-  if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host)) {
-    console.error(`${name} must point at loopback, got ${host}`);
-    process.exit(1);
-  }
-}
-if (!existsSync(MAIN)) {
-  console.error('dist/main.js is missing: run `npm run build` first');
-  process.exit(1);
-}
+assertLoopback('FAULT_DATABASE_URL', DB);
+assertLoopback('FAULT_REDIS_URL', REDIS);
+requireBuild();
 
-const id = randomBytes(4).toString('hex');
-const schema = `fault_${id}`;
-const prefix = `fault-${id}`;
-const port = 4100 + Math.floor(Math.random() * 800);
-const base = `http://127.0.0.1:${port}`;
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  DATABASE_URL: `${DB}?schema=${schema}`,
-  REDIS_URL: REDIS,
-  QUEUE_PREFIX: prefix,
-  DATA_DIR: path.join(ROOT, 'test', 'fixtures'),
-  HOST: '127.0.0.1',
-  PORT: String(port),
-  TFJS_BACKEND: 'auto',
-  WORKER_CONCURRENCY: '1',
-  LOG_LEVEL: 'info',
-  LOCK_DURATION_MS: '4000',
-  STALLED_INTERVAL_MS: '2000',
-  SHUTDOWN_GRACE_MS: '5000',
-  PROGRESS_INTERVAL_MS: '1000',
-  AUTH: 'off',
-};
-
-interface LogLine {
-  msg?: string;
-  runId?: string;
-  level?: number;
-  [k: string]: unknown;
-}
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  logs: LogLine[];
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+const { schema, prefix, port, base } = privateNames();
+const env = serviceEnv(
+  { databaseUrl: `${DB}?schema=${schema}`, redisUrl: REDIS, prefix, port },
+  { TFJS_BACKEND: 'auto', WORKER_CONCURRENCY: '1', LOCK_DURATION_MS: '4000', STALLED_INTERVAL_MS: '2000', SHUTDOWN_GRACE_MS: '5000', PROGRESS_INTERVAL_MS: '1000' },
+);
 
 const procs: Proc[] = [];
-const INTERESTING = new Set([
-  'training started',
-  'epoch done',
-  'run resumed from its checkpoint',
-  'run restarted from epoch 1 (no checkpoint)',
-  'job stalled (its worker was lost): back in the queue',
-  'training succeeded',
-  'training failed',
-  'shutting down',
-  'shutting down: interrupting training, jobs go back to the queue',
-  'training interrupted by shutdown: job handed back to the queue',
-]);
-
 function start(name: string, role: string): Proc {
-  const child = spawn(process.execPath, [MAIN, role], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: LogLine[] = [];
-  let buffer = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString('utf8');
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      try {
-        const l = JSON.parse(line) as LogLine;
-        logs.push(l);
-        if ((l.msg && INTERESTING.has(l.msg)) || (l.level ?? 0) >= 50) {
-          const extra = ['epoch', 'fromEpoch', 'resumeFromEpoch', 'signal', 'err'].filter((k) => l[k] !== undefined).map((k) => `${k}=${JSON.stringify(k === 'err' ? (l.err as { message?: string }).message : l[k])}`);
-          say(`${name}: ${l.msg}${extra.length ? ` (${extra.join(', ')})` : ''}`);
-        }
-      } catch {
-        /* not a log line */
-      }
-    }
-  });
-  child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[${name}] ${chunk.toString('utf8')}`));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  const p = { name, child, logs, exit };
+  const p = startProc(name, role, env);
   procs.push(p);
-  say(`started ${name} (\`node dist/main.js ${role}\`, pid ${child.pid})`);
   return p;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-async function json<T>(url: string, init?: RequestInit): Promise<{ status: number; body: T }> {
-  const res = await fetch(url, init);
-  return { status: res.status, body: (await res.json()) as T };
-}
-
-interface RunEvent {
-  seq: number;
-  type: string;
-  data: Record<string, unknown>;
-}
-
-/** Follows the run's SSE stream into `events` (reconnecting with Last-Event-ID if it drops). */
-function follow(runId: string, events: RunEvent[], signal: AbortSignal): void {
-  void (async () => {
-    while (!signal.aborted) {
-      try {
-        const last = events.at(-1)?.seq;
-        const res = await fetch(`${base}/v1/runs/${runId}/events`, {
-          headers: { accept: 'text/event-stream', ...(last ? { 'last-event-id': String(last) } : {}) },
-          signal,
-        });
-        if (!res.body) throw new Error('no body');
-        const decoder = new TextDecoder();
-        let buffer = '';
-        for await (const chunk of res.body) {
-          buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-          let cut: number;
-          while ((cut = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, cut);
-            buffer = buffer.slice(cut + 2);
-            const f: Record<string, string> = {};
-            for (const line of block.split('\n')) {
-              const i = line.indexOf(':');
-              if (i > 0) f[line.slice(0, i)] = line.slice(i + 1).trimStart();
-            }
-            if (f.event && f.data && f.id) events.push({ seq: Number(f.id), type: f.event, data: JSON.parse(f.data) as Record<string, unknown> });
-          }
-        }
-        if (events.some((e) => ['completed', 'failed', 'cancelled'].includes(e.type))) return;
-      } catch {
-        if (signal.aborted) return;
-      }
-      await sleep(200);
-    }
-  })();
-}
-
-const checks: { ok: boolean; what: string }[] = [];
-function check(ok: boolean, what: string): void {
-  checks.push({ ok, what });
-  console.log(`[fault] ${ok ? 'PASS' : 'FAIL'} ${what}`);
-}
-
 async function cleanup(): Promise<void> {
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
-  await Promise.race([Promise.all(procs.map((p) => p.exit)), sleep(8000)]);
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  const u = new URL(REDIS);
-  const queue = new Queue('runs', { connection: { host: u.hostname, port: Number(u.port || 6379) }, prefix });
-  await queue.obliterate({ force: true }).catch(() => {});
-  await queue.close().catch(() => {});
-  const client = new pg.Client({ connectionString: DB });
-  await client.connect().catch(() => {});
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
-  await client.end().catch(() => {});
+  await Promise.all(procs.map((p) => stopProc(p)));
+  await obliterateQueue(REDIS, prefix);
+  await dropSchemas(DB, [schema]);
 }
 
 async function main(): Promise<void> {
@@ -238,28 +96,6 @@ async function main(): Promise<void> {
   await scenario('sigterm', [first.survivor, replacement]);
 }
 
-const request = {
-  name: 'fault injection',
-  model: {
-    layers: [
-      { type: 'Conv2D', filters: 32, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l2', l2: 0.001 } },
-      { type: 'MaxPooling2D', poolSize: 2 },
-      { type: 'Conv2D', filters: 32, kernelSize: 3, activation: 'relu' },
-      { type: 'MaxPooling2D', poolSize: 2 },
-      { type: 'Dropout', rate: 0.25 },
-      { type: 'Flatten' },
-      { type: 'Dense', units: 64, activation: 'relu' },
-      { type: 'Dense', units: 47, activation: 'softmax' },
-    ],
-  },
-  training: { epochs: EPOCHS, batchSize: 16, validationSplit: 0.2, seed: 11, optimizer: { type: 'adam', learningRate: 0.001 } },
-  dataset: {
-    name: 'idx',
-    train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-    test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-  },
-};
-
 /**
  * 'kill': SIGKILL the worker that trains the run once epoch 2 is stored; its lock expires and the
  * other worker resumes the run. 'sigterm': SIGTERM it instead; it must exit (code 0) within
@@ -267,18 +103,11 @@ const request = {
  */
 async function scenario(kind: 'kill' | 'sigterm', workers: Proc[]): Promise<{ survivor: Proc }> {
   console.log(`[fault] ---- scenario: ${kind === 'kill' ? 'kill -9 the training worker' : 'SIGTERM the training worker (graceful shutdown)'} ----`);
-  const submitted = await json<{ id: string }>(`${base}/v1/runs`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...request, name: `fault: ${kind} the training worker` }),
-  });
-  if (submitted.status !== 202) throw new Error(`POST /v1/runs answered ${submitted.status}: ${JSON.stringify(submitted.body)}`);
-  const runId = submitted.body.id;
+  const runId = await submitRun(base, request(EPOCHS, `fault: ${kind} the training worker`, 16));
   say(`submitted run ${runId} (${EPOCHS} epochs, batch 16, emnist-mini)`);
 
-  const events: RunEvent[] = [];
   const abort = new AbortController();
-  follow(runId, events, abort.signal);
+  const { events } = follow(base, runId, abort.signal);
   try {
     await until('epoch 2 to be stored', () => (events.some((e) => e.type === 'epoch' && e.data.epoch === 2) ? true : undefined), 180_000);
     const holder = workers.find((w) => w.logs.some((l) => l.msg === 'training started' && l.runId === runId));
@@ -345,22 +174,4 @@ async function scenario(kind: 'kill' | 'sigterm', workers: Proc[]): Promise<{ su
   }
 }
 
-const timer = setTimeout(() => {
-  console.error(`[fault] ${t()} FAIL: the script ran past FAULT_TIMEOUT_MS (${TIMEOUT_MS} ms)`);
-  void cleanup().finally(() => process.exit(1));
-}, TIMEOUT_MS);
-
-let failed = false;
-try {
-  await main();
-} catch (err) {
-  failed = true;
-  console.error(`[fault] ${t()} FAIL: ${err instanceof Error ? err.message : String(err)}`);
-} finally {
-  clearTimeout(timer);
-  await cleanup();
-}
-const passed = checks.filter((c) => c.ok).length;
-const ok = !failed && checks.length > 0 && passed === checks.length;
-console.log(`[fault] ${t()} ${passed}/${checks.length} checks passed: ${ok ? 'OK' : 'FAILED'}`);
-process.exit(ok ? 0 : 1);
+await runFaultScript(main, cleanup, TIMEOUT_MS);

@@ -1,12 +1,20 @@
 /**
- * Shared pieces of the infrastructure fault scripts (fault-redis-restart.ts,
- * fault-postgres-restart.ts): a service process with parsed pino logs, an SSE follower that
- * records every connection it made and every event it received, polling, checks and the run
+ * Shared pieces of the fault scripts (faults/fault-*.ts): the private names and environment of the
+ * service they start, a service process with parsed pino logs, a private Redis, an SSE follower
+ * that records every connection it made and every event it received, polling, submitting and
+ * waiting for runs, checks (and those on a run's stored rows and events), clean-up, and the run
  * request they submit (emnist-mini, the committed fixture).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import pg from 'pg';
+import { SseParser } from '../test/support/sse-client.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const MAIN = path.join(ROOT, 'dist', 'main.js');
@@ -22,6 +30,102 @@ export function assertLoopback(name: string, url: string): void {
     console.error(`${name} must point at loopback, got ${host}`);
     process.exit(1);
   }
+}
+
+/** Exits unless dist/main.js is built: the scripts run the built service. */
+export function requireBuild(): void {
+  if (!existsSync(MAIN)) {
+    console.error('dist/main.js is missing: run `npm run build` first');
+    process.exit(1);
+  }
+}
+
+/** Fresh names for one script's service: a PostgreSQL schema, a queue prefix and an API port. */
+export function privateNames(): { id: string; schema: string; prefix: string; port: number; base: string } {
+  const id = randomBytes(4).toString('hex');
+  const port = 4100 + Math.floor(Math.random() * 800);
+  return { id, schema: `fault_${id}`, prefix: `fault-${id}`, port, base: `http://127.0.0.1:${port}` };
+}
+
+/** The service's environment: loopback, the committed fixture (DATA_DIR=test/fixtures), no auth, info logs; `extra` on top. */
+export function serviceEnv(o: { databaseUrl: string; redisUrl: string; prefix: string; port: number }, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: o.databaseUrl,
+    REDIS_URL: o.redisUrl,
+    QUEUE_PREFIX: o.prefix,
+    DATA_DIR: path.join(ROOT, 'test', 'fixtures'),
+    HOST: '127.0.0.1',
+    PORT: String(o.port),
+    LOG_LEVEL: 'info',
+    AUTH: 'off',
+    ...extra,
+  };
+}
+
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * A private Redis on `port` (`redis-server`, no RDB, no AOF, in a temporary directory), for the
+ * scripts that restart or flush it: the shared one on 6379 is never touched.
+ */
+export class PrivateRedis {
+  readonly dir = mkdtempSync(path.join(os.tmpdir(), 'regula-fault-redis-'));
+  readonly url: string;
+  private started = false;
+  constructor(readonly port: number) {
+    this.url = `redis://127.0.0.1:${port}`;
+  }
+  cli(...args: string[]): { ok: boolean; out: string } {
+    const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(this.port), ...args], { encoding: 'utf8', timeout: 10_000 });
+    return { ok: r.status === 0, out: (r.stdout + r.stderr).trim() };
+  }
+  /** Starts it and waits until it answers. */
+  async start(): Promise<void> {
+    const dir = this.dir;
+    const r = spawnSync(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--daemonize', 'yes', '--save', '', '--appendonly', 'no', '--dir', dir, '--pidfile', path.join(dir, 'redis.pid'), '--logfile', path.join(dir, 'redis.log')],
+      { encoding: 'utf8', timeout: 10_000 },
+    );
+    if (r.status !== 0) throw new Error(`redis-server failed: ${r.stderr || r.stdout}`);
+    this.started = true;
+    await this.waitFor(true);
+  }
+  async waitFor(up: boolean): Promise<void> {
+    await until(`private Redis ${up ? 'up' : 'down'}`, async () => ((await portOpen(this.port)) === up && (!up || this.cli('ping').out === 'PONG') ? true : undefined), 15_000);
+  }
+  /** Shuts it down (if it was started) and removes its directory. */
+  async close(): Promise<void> {
+    if (this.started) {
+      this.cli('shutdown', 'nosave');
+      await this.waitFor(false).catch(() => {});
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function dropSchemas(databaseUrl: string, schemas: readonly string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect().catch(() => {});
+  for (const s of schemas) await client.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`).catch(() => {});
+  await client.end().catch(() => {});
+}
+
+export async function obliterateQueue(redisUrl: string, prefix: string): Promise<void> {
+  const u = new URL(redisUrl);
+  const queue = new Queue('runs', { connection: { host: u.hostname, port: Number(u.port || 6379) }, prefix });
+  await queue.obliterate({ force: true }).catch(() => {});
+  await queue.close().catch(() => {});
 }
 
 export interface LogLine {
@@ -42,6 +146,7 @@ export interface Proc {
 
 const INTERESTING = new Set([
   'training started',
+  'epoch done',
   'run resumed from its checkpoint',
   'run restarted from epoch 1 (no checkpoint)',
   'job stalled (its worker was lost): back in the queue',
@@ -50,6 +155,8 @@ const INTERESTING = new Set([
   'training succeeded',
   'training failed',
   'shutting down',
+  'shutting down: interrupting training, jobs go back to the queue',
+  'training interrupted by shutdown: job handed back to the queue',
   'reconciler: re-enqueued runs whose BullMQ job was missing',
   'training thread terminated and replaced',
   'training cancelled',
@@ -81,7 +188,7 @@ export function startProc(name: string, role: string, env: NodeJS.ProcessEnv): P
         seen.set(key, n);
         if (n > 3 && level < 50) continue;
         if (n > 3 && n % 20 !== 0) continue;
-        const extra = ['epoch', 'fromEpoch', 'attempt', 'component']
+        const extra = ['epoch', 'fromEpoch', 'resumeFromEpoch', 'attempt', 'signal', 'component']
           .filter((k) => l[k] !== undefined)
           .map((k) => `${k}=${JSON.stringify(l[k])}`);
         if (l.err?.message) extra.push(`err=${JSON.stringify(l.err.message.split('\n')[0]?.slice(0, 200))}`);
@@ -125,6 +232,31 @@ export async function json<T>(url: string, init?: RequestInit): Promise<{ status
   return { status: res.status, body };
 }
 
+/** Waits until the API answers /readyz and `service` (`node dist/main.js all`) logged that it started. */
+export async function waitForService(base: string, service: Proc): Promise<void> {
+  await until('the API', async () => ((await fetch(`${base}/readyz`).catch(() => null))?.ok ? true : undefined), 90_000);
+  await until('the worker', () => (service.logs.some((l) => l.msg === 'regula all started') ? true : undefined), 60_000);
+}
+
+/** POST /v1/runs; the new run's id (throws unless 202). */
+export async function submitRun(base: string, body: unknown): Promise<string> {
+  const r = await json<{ id: string }>(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (r.status !== 202) throw new Error(`POST /v1/runs answered ${r.status}: ${JSON.stringify(r.body)}`);
+  return r.body.id;
+}
+
+/** Polls GET /v1/runs/:id until the run is neither queued nor running; its view. Throws after `timeoutMs`. */
+export async function waitForRun<V extends { status: string }>(base: string, runId: string, timeoutMs: number): Promise<V> {
+  return until(
+    `run ${runId} to finish`,
+    async () => {
+      const r = await json<V>(`${base}/v1/runs/${runId}`).catch(() => undefined);
+      return r && r.status === 200 && !['queued', 'running'].includes(r.body.status) ? r.body : undefined;
+    },
+    timeoutMs,
+  );
+}
+
 export interface RunEvent {
   seq: number;
   type: string;
@@ -158,19 +290,9 @@ export function follow(base: string, runId: string, signal: AbortSignal): Follow
         });
         conn.status = res.status;
         if (!res.body || res.status !== 200) throw new Error(`status ${res.status}`);
-        const decoder = new TextDecoder();
-        let buffer = '';
+        const parser = new SseParser();
         for await (const chunk of res.body) {
-          buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-          let cut: number;
-          while ((cut = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, cut);
-            buffer = buffer.slice(cut + 2);
-            const fields: Record<string, string> = {};
-            for (const line of block.split('\n')) {
-              const i = line.indexOf(':');
-              if (i > 0) fields[line.slice(0, i)] = line.slice(i + 1).trimStart();
-            }
+          for (const fields of parser.push(chunk as Uint8Array)) {
             if (fields.event && fields.data && fields.id) {
               const e = { seq: Number(fields.id), type: fields.event, data: JSON.parse(fields.data) as Record<string, unknown> };
               const prev = f.events.at(-1)?.seq ?? 0;
@@ -201,7 +323,14 @@ export function check(ok: boolean, what: string): boolean {
   return ok;
 }
 
-export function request(epochs: number, name: string) {
+/** The committed emnist-mini fixture (test/fixtures/emnist-mini) as a request's dataset. */
+export const EMNIST_MINI = {
+  name: 'idx',
+  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
+  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
+};
+
+export function request(epochs: number, name: string, batchSize = 32) {
   return {
     name,
     priority: 50,
@@ -217,16 +346,12 @@ export function request(epochs: number, name: string) {
         { type: 'Dense', units: 47, activation: 'softmax' },
       ],
     },
-    training: { epochs, batchSize: 32, validationSplit: 0.2, seed: 11, optimizer: { type: 'adam', learningRate: 0.001 } },
-    dataset: {
-      name: 'idx',
-      train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-      test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-    },
+    training: { epochs, batchSize, validationSplit: 0.2, seed: 11, optimizer: { type: 'adam', learningRate: 0.001 } },
+    dataset: EMNIST_MINI,
   };
 }
 
-export function describeEvents(events: RunEvent[]): string {
+export function describeEvents(events: readonly RunEvent[]): string {
   return events
     .filter((e) => e.type !== 'batch')
     .map((e) =>
@@ -241,8 +366,8 @@ export function describeEvents(events: RunEvent[]): string {
     .join(', ');
 }
 
-/** Stored-event checks shared by both scripts: seq 1..K, createdAt in order, one epoch event per epoch. */
-export function checkStoredEvents(stored: { seq: number; type: string; data: Record<string, unknown>; createdAt: Date }[], epochs: number): void {
+/** Stored-event checks: seq 1..K, createdAt in order, one started per attempt, one terminal (completed), one epoch event per epoch. */
+export function checkStoredEvents(stored: readonly StoredEvent[], epochs: number): void {
   const seqs = stored.map((e) => e.seq);
   check(
     seqs.every((s, i) => s === i + 1),
@@ -260,6 +385,56 @@ export function checkStoredEvents(stored: { seq: number; type: string; data: Rec
     JSON.stringify(epochEvents) === JSON.stringify(Array.from({ length: epochs }, (_, i) => i + 1)),
     `stored epoch events are exactly 1..${epochs} in order, each once (got [${epochEvents.join(', ')}])`,
   );
+}
+
+export interface StoredEvent {
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+  createdAt: Date;
+}
+
+/**
+ * The checks on a finished run's rows — epoch rows exactly 1..epochs, no checkpoint row left, the
+ * model stored — and on its stored events (checkStoredEvents). Returns the stored events. `schema`:
+ * the service's PostgreSQL schema, null for the default one.
+ */
+export async function checkStoredRun(client: pg.Client, schema: string | null, runId: string, epochs: number): Promise<StoredEvent[]> {
+  const table = (name: string) => (schema ? `"${schema}"."${name}"` : `"${name}"`);
+  const rows = (await client.query<{ epoch: number }>(`SELECT epoch FROM ${table('EpochMetric')} WHERE "runId" = $1 ORDER BY epoch`, [runId])).rows.map((r) => r.epoch);
+  check(JSON.stringify(rows) === JSON.stringify(Array.from({ length: epochs }, (_, i) => i + 1)), `epoch rows are exactly 1..${epochs}, each once (got [${rows.join(', ')}])`);
+  const cp = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table('Checkpoint')} WHERE "runId" = $1`, [runId]);
+  check(cp.rows[0]?.n === 0, `the checkpoint row is gone (${cp.rows[0]?.n ?? '?'} left)`);
+  const art = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table('ModelArtifact')} WHERE "runId" = $1`, [runId]);
+  check(art.rows[0]?.n === 1, `the model artifact is stored (${art.rows[0]?.n ?? '?'} rows)`);
+  const stored = (await client.query<StoredEvent>(`SELECT seq, type, data, "createdAt" FROM ${table('RunEvent')} WHERE "runId" = $1 ORDER BY seq`, [runId])).rows;
+  say(`stored events (batch events left out): ${describeEvents(stored)}`);
+  checkStoredEvents(stored, epochs);
+  return stored;
+}
+
+/** Reports the follower's connections and checks that it received every stored event once, in order. */
+export function checkSseDelivery(sse: Follower, stored: readonly StoredEvent[]): void {
+  say(`SSE client: ${sse.connections.length} connection(s): ${sse.connections.map((c) => `[${c.at} status ${c.status}, Last-Event-ID ${c.lastEventId ?? '-'}, ${c.ended ?? 'open'}]`).join(' ')}`);
+  if (sse.anomalies.length) say(`SSE client: out-of-sequence deliveries: ${sse.anomalies.join('; ')}`);
+  const got = sse.events.map((e) => e.seq);
+  const want = stored.map((e) => e.seq);
+  const missing = want.filter((s) => !got.includes(s));
+  check(
+    JSON.stringify(got) === JSON.stringify(want),
+    `the SSE client received every stored event once, in order (${got.length} received of ${want.length} stored${missing.length ? `; missing seq ${missing.map((s) => `${s} (${stored.find((e) => e.seq === s)?.type})`).join(', ')}` : ''}${sse.anomalies.length ? `; ${sse.anomalies.length} out-of-sequence` : ''})`,
+  );
+}
+
+/** The service's error log lines since `since` (a performance.now() time): their count, then each kind with its count. */
+export function errorLogSummary(logs: readonly LogLine[], since: number): string {
+  const errs = logs.filter((l) => (l.level ?? 0) >= 50 && (l.time ?? 0) >= Date.now() - (performance.now() - since));
+  const kinds = new Map<string, number>();
+  for (const l of errs) {
+    const k = `${l.msg} — ${l.err?.message?.split('\n')[0]?.slice(0, 160) ?? ''}`;
+    kinds.set(k, (kinds.get(k) ?? 0) + 1);
+  }
+  return `${errs.length}${[...kinds].map(([k, n]) => `\n         ${n} × ${k}`).join('')}`;
 }
 
 /**
