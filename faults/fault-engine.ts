@@ -23,27 +23,9 @@
  * FAULT_TIMEOUT_MS (default 900000).
  */
 import pg from 'pg';
-import {
-  assertLoopback,
-  check,
-  dropSchemas,
-  EMNIST_MINI,
-  json,
-  privateNames,
-  requireBuild,
-  runFaultScript,
-  say,
-  serviceEnv,
-  sleep,
-  startProc,
-  stopProc,
-  submitRun,
-  until,
-  waitForRun,
-  type Proc,
-} from './support.js';
+import { assertLoopback, check, EMNIST_MINI, faultDatabaseUrl, json, privateNames, type Proc, requireBuild, runFaultScript, say, serviceEnv, sleep, startProc, stopAndDrop, submitRun, until, waitForRun } from './support.js';
 
-const DB = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
+const DB = faultDatabaseUrl();
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TRAIN_S = Number(process.env.FAULT_TRAIN_S ?? 30);
 const LIMIT_S = Number(process.env.FAULT_LIMIT_S ?? 60);
@@ -53,7 +35,6 @@ if (TRAIN_S + 15 >= LIMIT_S) {
 }
 const GRACE_MS = 5000;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 900_000);
-assertLoopback('FAULT_DATABASE_URL', DB);
 assertLoopback('REDIS_URL', REDIS);
 requireBuild();
 
@@ -111,10 +92,7 @@ async function cancelWhenTraining(runId: string, afterMs: number): Promise<numbe
   return performance.now();
 }
 
-async function cleanup(): Promise<void> {
-  await stopProc(service);
-  await dropSchemas(DB, [schema]);
-}
+const cleanup = () => stopAndDrop(service, DB, [schema]);
 
 async function main(): Promise<void> {
   service = startProc(

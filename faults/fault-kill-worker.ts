@@ -28,33 +28,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
-import {
-  assertLoopback,
-  check,
-  dropSchemas,
-  follow,
-  json,
-  MAIN,
-  obliterateQueue,
-  privateNames,
-  request,
-  requireBuild,
-  ROOT,
-  runFaultScript,
-  say,
-  serviceEnv,
-  startProc,
-  stopProc,
-  submitRun,
-  until,
-  type Proc,
-} from './support.js';
+import { assertLoopback, check, dropSchemas, faultDatabaseUrl, follow, json, MAIN, obliterateQueue, privateNames, type Proc, request, requireBuild, ROOT, runFaultScript, say, serviceEnv, startProc, stopProc, submitRun, until } from './support.js';
 
 const EPOCHS = 6;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 300_000);
-const DB = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
+const DB = faultDatabaseUrl();
 const REDIS = process.env.FAULT_REDIS_URL ?? 'redis://127.0.0.1:6379';
-assertLoopback('FAULT_DATABASE_URL', DB);
 assertLoopback('FAULT_REDIS_URL', REDIS);
 requireBuild();
 

@@ -21,12 +21,11 @@ import { normalizeSpec } from '../src/spec/normalize.js';
 import { estimateMemory } from '../src/spec/shapes.js';
 import type { RunRequest } from '../src/spec/schema.js';
 import { SpecError } from '../src/spec/errors.js';
-import { assertLoopback, check, dropSchemas, EMNIST_MINI, runFaultScript, say, serviceEnv, startProc, stopProc, submitRun, until, waitForRun, type Proc } from './support.js';
+import { assertLoopback, check, EMNIST_MINI, faultDatabaseUrl, type Proc, runFaultScript, say, serviceEnv, startProc, stopAndDrop, stopProc, submitRun, until, waitForRun } from './support.js';
 
-const DB = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
+const DB = faultDatabaseUrl();
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 900_000);
-assertLoopback('FAULT_DATABASE_URL', DB);
 assertLoopback('REDIS_URL', REDIS);
 
 const dataset = { ...EMNIST_MINI, limit: 400 };
@@ -84,10 +83,7 @@ async function measure(i: number, body: Record<string, unknown>): Promise<{ peak
   return { peak, status: run.status, error: run.error };
 }
 
-async function cleanup(): Promise<void> {
-  await stopProc(service);
-  await dropSchemas(DB, schemas);
-}
+const cleanup = () => stopAndDrop(service, DB, schemas);
 
 async function main(): Promise<void> {
   const mb = (b: number) => (b / 2 ** 20).toFixed(0);

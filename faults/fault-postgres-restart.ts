@@ -31,31 +31,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import pg from 'pg';
-import {
-  assertLoopback,
-  check,
-  checkSseDelivery,
-  checkStoredRun,
-  errorLogSummary,
-  follow,
-  json,
-  obliterateQueue,
-  portOpen,
-  privateNames,
-  request,
-  requireBuild,
-  runFaultScript,
-  say,
-  serviceEnv,
-  sleep,
-  startProc,
-  stopProc,
-  submitRun,
-  until,
-  waitForRun,
-  waitForService,
-  type Proc,
-} from './support.js';
+import { assertLoopback, check, checkRunSucceeds, checkSseDelivery, checkStoredRun, errorLogSummary, json, obliterateQueue, portOpen, privateNames, type Proc, request, requireBuild, runFaultScript, say, serviceEnv, sleep, startService, stopProc, submitAndFollow, until } from './support.js';
 
 const EPOCHS = 24;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 300_000);
@@ -124,15 +100,10 @@ async function main(): Promise<void> {
   await until('the private PostgreSQL', async () => ((await pgUp()) ? true : undefined), 30_000);
   say(`private PostgreSQL ${PG_VERSION}/${CLUSTER} on 127.0.0.1:${PG_PORT} (trust auth); queue prefix ${prefix} on ${REDIS}; API ${base}`);
 
-  service = startProc('service', 'all', env);
-  await waitForService(base, service);
+  service = await startService(base, env);
   say('service ready (database created and migrated, API + one worker)');
 
-  const runId = await submitRun(base, request(EPOCHS, 'fault: restart PostgreSQL'));
-  say(`submitted run ${runId} (${EPOCHS} epochs, batch 32, emnist-mini)`);
-
-  const abort = new AbortController();
-  const sse = follow(base, runId, abort.signal);
+  const { runId, sse, abort } = await submitAndFollow(base, request(EPOCHS, 'fault: restart PostgreSQL'));
   try {
     await until('epoch 2 to be stored', () => (sse.events.some((e) => e.type === 'epoch' && e.data.epoch === 2) ? true : undefined), 180_000);
     const before = await json<{ epochs: { epoch: number }[] }>(`${base}/v1/runs/${runId}/metrics`);
@@ -147,15 +118,7 @@ async function main(): Promise<void> {
     await until('PostgreSQL up', async () => ((await pgUp()) ? true : undefined), 30_000);
     say(`private PostgreSQL is back after ${Math.round(performance.now() - down)} ms (${start.ok ? 'start ok' : start.out})`);
 
-    let final: { status: string } | undefined;
-    try {
-      final = await waitForRun(base, runId, 180_000);
-    } catch (err) {
-      say(`FINDING: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    await until('the SSE client to see a terminal event', () => (sse.done() ? true : undefined), 15_000).catch(() => say('the SSE client saw no terminal event within 15 s'));
-    const run = await json<{ status: string; error?: string | null }>(`${base}/v1/runs/${runId}`);
-    check(run.body.status === 'succeeded', `run status is succeeded (got ${run.body.status}${run.body.error ? `, error: ${run.body.error}` : ''}${final ? '' : ', still unfinished after 180 s'})`);
+    await checkRunSucceeds(base, runId, sse, 180_000);
 
     const client = new pg.Client({ connectionString: DB });
     await client.connect();

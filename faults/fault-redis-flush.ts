@@ -23,67 +23,31 @@
  * FAULT_REDIS_PORT (default 6392; must be free), FAULT_TIMEOUT_MS (default 420000).
  */
 import pg from 'pg';
-import {
-  assertLoopback,
-  check,
-  checkStoredEvents,
-  describeEvents,
-  dropSchemas,
-  json,
-  portOpen,
-  PrivateRedis,
-  privateNames,
-  request,
-  requireBuild,
-  runFaultScript,
-  say,
-  serviceEnv,
-  startProc,
-  submitRun,
-  stopProc,
-  until,
-  waitForRun,
-  waitForService,
-  type Proc,
-  type StoredEvent,
-} from './support.js';
+import { check, checkStoredEvents, describeEvents, faultDatabaseUrl, json, privateNames, PrivateRedis, type Proc, request, requireBuild, runFaultScript, say, serviceEnv, startService, stopAndDrop, type StoredEvent, submitRun, until, waitForRun } from './support.js';
 
 /** Epochs of the two waiting runs; the first trains FIRST_EPOCHS, long enough for reconciler passes during it. */
 const EPOCHS = 6;
 const FIRST_EPOCHS = 30;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 420_000);
 const RUN_TIMEOUT_MS = Number(process.env.FAULT_RUN_TIMEOUT_MS ?? 240_000);
-const DB = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
-const REDIS_PORT = Number(process.env.FAULT_REDIS_PORT ?? 6392);
-assertLoopback('FAULT_DATABASE_URL', DB);
-if (REDIS_PORT === 6379) {
-  console.error('FAULT_REDIS_PORT must not be 6379: this script flushes its Redis');
-  process.exit(1);
-}
+const DB = faultDatabaseUrl();
+const redis = PrivateRedis.fromEnv(6392, 'flushes');
 requireBuild();
 
 const { schema, prefix, port, base } = privateNames();
-const redis = new PrivateRedis(REDIS_PORT);
 
 let service: Proc | undefined;
 
-async function cleanup(): Promise<void> {
-  await stopProc(service);
-  await redis.close();
-  await dropSchemas(DB, [schema]);
-}
+const cleanup = () => stopAndDrop(service, DB, [schema], redis);
 
 async function main(): Promise<void> {
-  if (await portOpen(REDIS_PORT)) throw new Error(`port ${REDIS_PORT} is already in use: not starting a private Redis there`);
   await redis.start();
-  say(`private Redis on 127.0.0.1:${REDIS_PORT}; schema ${schema}; API ${base}`);
+  say(`private Redis on 127.0.0.1:${redis.port}; schema ${schema}; API ${base}`);
 
-  service = startProc(
-    'service',
-    'all',
+  service = await startService(
+    base,
     serviceEnv({ databaseUrl: `${DB}?schema=${schema}`, redisUrl: redis.url, prefix, port }, { TFJS_BACKEND: 'auto', PROGRESS_INTERVAL_MS: '1000', RECONCILE_INTERVAL_MS: '3000' }),
   );
-  await waitForService(base, service);
 
   const ids: string[] = [];
   for (const [k, name] of ['trains first', 'waits 1', 'waits 2'].entries()) {

@@ -29,47 +29,16 @@
  */
 import { Queue } from 'bullmq';
 import pg from 'pg';
-import {
-  assertLoopback,
-  check,
-  checkSseDelivery,
-  checkStoredRun,
-  dropSchemas,
-  errorLogSummary,
-  follow,
-  json,
-  portOpen,
-  PrivateRedis,
-  privateNames,
-  request,
-  requireBuild,
-  runFaultScript,
-  say,
-  serviceEnv,
-  sleep,
-  startProc,
-  stopProc,
-  submitRun,
-  until,
-  waitForRun,
-  waitForService,
-  type Proc,
-} from './support.js';
+import { check, checkRunSucceeds, checkSseDelivery, checkStoredRun, errorLogSummary, faultDatabaseUrl, json, privateNames, PrivateRedis, type Proc, request, requireBuild, runFaultScript, say, serviceEnv, sleep, startService, stopAndDrop, submitAndFollow, until, waitForRun } from './support.js';
 
+const DB = faultDatabaseUrl();
+const redis = PrivateRedis.fromEnv(6391, 'restarts');
+requireBuild();
 const EPOCHS = 24;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 300_000);
 const DOWN_MS = Number(process.env.REDIS_DOWN_MS ?? 1000);
-const DB = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
-const REDIS_PORT = Number(process.env.FAULT_REDIS_PORT ?? 6391);
-assertLoopback('FAULT_DATABASE_URL', DB);
-if (REDIS_PORT === 6379) {
-  console.error('FAULT_REDIS_PORT must not be 6379: this script restarts its Redis');
-  process.exit(1);
-}
-requireBuild();
 
 const { schema, prefix, port, base } = privateNames();
-const redis = new PrivateRedis(REDIS_PORT);
 const env = serviceEnv(
   { databaseUrl: `${DB}?schema=${schema}`, redisUrl: redis.url, prefix, port },
   { TFJS_BACKEND: 'auto', WORKER_CONCURRENCY: '1', SHUTDOWN_GRACE_MS: '5000', PROGRESS_INTERVAL_MS: '1000' },
@@ -77,27 +46,17 @@ const env = serviceEnv(
 
 let service: Proc | undefined;
 
-async function cleanup(): Promise<void> {
-  await stopProc(service);
-  await redis.close();
-  await dropSchemas(DB, [schema]);
-}
+const cleanup = () => stopAndDrop(service, DB, [schema], redis);
 
 async function main(): Promise<void> {
-  if (await portOpen(REDIS_PORT)) throw new Error(`port ${REDIS_PORT} is already in use: not starting a private Redis there`);
   await redis.start();
-  say(`private Redis on 127.0.0.1:${REDIS_PORT} (no RDB, no AOF, dir ${redis.dir}); schema ${schema}, queue prefix ${prefix}, API ${base}`);
+  say(`private Redis on 127.0.0.1:${redis.port} (no RDB, no AOF, dir ${redis.dir}); schema ${schema}, queue prefix ${prefix}, API ${base}`);
 
-  service = startProc('service', 'all', env);
-  await waitForService(base, service);
+  service = await startService(base, env);
   say('service ready (API + one worker)');
 
-  const runId = await submitRun(base, request(EPOCHS, 'fault: restart Redis'));
-  say(`submitted run ${runId} (${EPOCHS} epochs, batch 32, emnist-mini)`);
-
-  const abort = new AbortController();
-  const sse = follow(base, runId, abort.signal);
-  const connection = { host: '127.0.0.1', port: REDIS_PORT };
+  const { runId, sse, abort } = await submitAndFollow(base, request(EPOCHS, 'fault: restart Redis'));
+  const connection = { host: '127.0.0.1', port: redis.port };
   try {
     await until('epoch 2 to be stored', () => (sse.events.some((e) => e.type === 'epoch' && e.data.epoch === 2) ? true : undefined), 180_000);
     const before = await json<{ epochs: { epoch: number }[] }>(`${base}/v1/runs/${runId}/metrics`);
@@ -118,15 +77,7 @@ async function main(): Promise<void> {
     say(`private Redis is back after ${Math.round(performance.now() - down)} ms with ${keysAfter} keys`);
     check(keysBefore !== '0' && Number(keysAfter) <= 2, `Redis came back empty: the queue, the job and its lock are gone (${keysBefore} keys before, ${keysAfter} right after)`);
 
-    let final: { status: string } | undefined;
-    try {
-      final = await waitForRun(base, runId, 120_000);
-    } catch (err) {
-      say(`FINDING: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    await until('the SSE client to see a terminal event', () => (sse.done() ? true : undefined), 15_000).catch(() => say('the SSE client saw no terminal event within 15 s'));
-    const run = await json<{ status: string; error?: string | null }>(`${base}/v1/runs/${runId}`);
-    check(run.body.status === 'succeeded', `run status is succeeded in PostgreSQL (got ${run.body.status}${run.body.error ? `, error: ${run.body.error}` : ''}${final ? '' : ', still unfinished after 120 s'})`);
+    await checkRunSucceeds(base, runId, sse, 120_000, ' in PostgreSQL');
 
     const client = new pg.Client({ connectionString: DB });
     await client.connect();

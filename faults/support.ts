@@ -24,6 +24,13 @@ export const t = () => `t+${((performance.now() - started) / 1000).toFixed(1)}s`
 export const say = (msg: string) => console.log(`[fault] ${t()} ${msg}`);
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** FAULT_DATABASE_URL (default: regula_bench on the local PostgreSQL), which must be on loopback. */
+export function faultDatabaseUrl(): string {
+  const url = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
+  assertLoopback('FAULT_DATABASE_URL', url);
+  return url;
+}
+
 export function assertLoopback(name: string, url: string): void {
   const host = new URL(url).hostname;
   if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host)) {
@@ -85,12 +92,22 @@ export class PrivateRedis {
   constructor(readonly port: number) {
     this.url = `redis://127.0.0.1:${port}`;
   }
+  /** On FAULT_REDIS_PORT (default `defaultPort`), never the shared 6379: the script `does` things to it. */
+  static fromEnv(defaultPort: number, does: string): PrivateRedis {
+    const port = Number(process.env.FAULT_REDIS_PORT ?? defaultPort);
+    if (port === 6379) {
+      console.error(`FAULT_REDIS_PORT must not be 6379: this script ${does} its Redis`);
+      process.exit(1);
+    }
+    return new PrivateRedis(port);
+  }
   cli(...args: string[]): { ok: boolean; out: string } {
     const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(this.port), ...args], { encoding: 'utf8', timeout: 10_000 });
     return { ok: r.status === 0, out: (r.stdout + r.stderr).trim() };
   }
-  /** Starts it and waits until it answers. */
+  /** Starts it and waits until it answers; refuses a port something else listens on. */
   async start(): Promise<void> {
+    if (await portOpen(this.port)) throw new Error(`port ${this.port} is already in use: not starting a private Redis there`);
     const dir = this.dir;
     const r = spawnSync(
       'redis-server',
@@ -119,6 +136,13 @@ export async function dropSchemas(databaseUrl: string, schemas: readonly string[
   await client.connect().catch(() => {});
   for (const s of schemas) await client.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`).catch(() => {});
   await client.end().catch(() => {});
+}
+
+/** The clean-up of a script with one service on private schemas (and a private Redis): stop it, shut the Redis down, drop the schemas. */
+export async function stopAndDrop(service: Proc | undefined, databaseUrl: string, schemas: readonly string[], redis?: PrivateRedis): Promise<void> {
+  await stopProc(service);
+  await redis?.close();
+  await dropSchemas(databaseUrl, schemas);
 }
 
 export async function obliterateQueue(redisUrl: string, prefix: string): Promise<void> {
@@ -238,6 +262,21 @@ export async function waitForService(base: string, service: Proc): Promise<void>
   await until('the worker', () => (service.logs.some((l) => l.msg === 'regula all started') ? true : undefined), 60_000);
 }
 
+/** Starts `node dist/main.js all` and waits until it serves. */
+export async function startService(base: string, env: NodeJS.ProcessEnv): Promise<Proc> {
+  const service = startProc('service', 'all', env);
+  await waitForService(base, service);
+  return service;
+}
+
+/** Submits `body`, says so, and follows the run's event stream until `abort`. */
+export async function submitAndFollow(base: string, body: { name: string; training: { epochs: number; batchSize: number } }): Promise<{ runId: string; sse: Follower; abort: AbortController }> {
+  const runId = await submitRun(base, body);
+  say(`submitted run ${runId} (${body.training.epochs} epochs, batch ${body.training.batchSize}, emnist-mini)`);
+  const abort = new AbortController();
+  return { runId, sse: follow(base, runId, abort.signal), abort };
+}
+
 /** POST /v1/runs; the new run's id (throws unless 202). */
 export async function submitRun(base: string, body: unknown): Promise<string> {
   const r = await json<{ id: string }>(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -255,6 +294,22 @@ export async function waitForRun<V extends { status: string }>(base: string, run
     },
     timeoutMs,
   );
+}
+
+/**
+ * Waits (at most `timeoutMs`) for the run to finish — a FINDING if it does not — and for the
+ * follower to see its terminal event, then checks that the run succeeded.
+ */
+export async function checkRunSucceeds(base: string, runId: string, sse: Follower, timeoutMs: number, where = ''): Promise<void> {
+  let final: { status: string } | undefined;
+  try {
+    final = await waitForRun(base, runId, timeoutMs);
+  } catch (err) {
+    say(`FINDING: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  await until('the SSE client to see a terminal event', () => (sse.done() ? true : undefined), 15_000).catch(() => say('the SSE client saw no terminal event within 15 s'));
+  const run = await json<{ status: string; error?: string | null }>(`${base}/v1/runs/${runId}`);
+  check(run.body.status === 'succeeded', `run status is succeeded${where} (got ${run.body.status}${run.body.error ? `, error: ${run.body.error}` : ''}${final ? '' : `, still unfinished after ${timeoutMs / 1000} s`})`);
 }
 
 export interface RunEvent {
