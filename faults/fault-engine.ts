@@ -23,7 +23,8 @@
  * FAULT_TIMEOUT_MS (default 900000).
  */
 import pg from 'pg';
-import { assertLoopback, check, EMNIST_MINI, faultDatabaseUrl, json, privateNames, type Proc, requireBuild, runFaultScript, say, serviceEnv, sleep, startProc, stopAndDrop, submitRun, until, waitForRun } from './support.js';
+import { fixtureDataset } from '../test/support/client.js';
+import { assertLoopback, check, faultDatabaseUrl, json, privateNames, type Proc, requireBuild, runFaultScript, say, serviceEnv, sleep, startProc, stopAndDrop, submitRun, until, waitForRun } from './support.js';
 
 const DB = faultDatabaseUrl();
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -38,7 +39,7 @@ const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 900_000);
 assertLoopback('REDIS_URL', REDIS);
 requireBuild();
 
-const dataset = { ...EMNIST_MINI, limit: 100 };
+const dataset = { ...fixtureDataset, limit: 100 };
 const issueSpec = (batchSize: number, name: string) => ({
   name,
   model: {

@@ -21,14 +21,15 @@ import { normalizeSpec } from '../src/spec/normalize.js';
 import { estimateMemory } from '../src/spec/shapes.js';
 import type { RunRequest } from '../src/spec/schema.js';
 import { SpecError } from '../src/spec/errors.js';
-import { assertLoopback, check, EMNIST_MINI, faultDatabaseUrl, type Proc, runFaultScript, say, serviceEnv, startProc, stopAndDrop, stopProc, submitRun, until, waitForRun } from './support.js';
+import { fixtureDataset } from '../test/support/client.js';
+import { assertLoopback, check, faultDatabaseUrl, type Proc, runFaultScript, say, serviceEnv, startProc, stopAndDrop, stopProc, submitRun, until, waitForRun } from './support.js';
 
 const DB = faultDatabaseUrl();
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 900_000);
 assertLoopback('REDIS_URL', REDIS);
 
-const dataset = { ...EMNIST_MINI, limit: 400 };
+const dataset = { ...fixtureDataset, limit: 400 };
 const dense = (units: number, batchSize = 32) => ({
   model: { layers: [{ type: 'Flatten' }, { type: 'Dense', units, activation: 'relu' }, { type: 'Dense', units: 47, activation: 'softmax' }] },
   training: { epochs: 1, batchSize },

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import pg from 'pg';
+import { fixtureDataset } from '../test/support/client.js';
 import { SseParser } from '../test/support/sse-client.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -378,13 +379,6 @@ export function check(ok: boolean, what: string): boolean {
   return ok;
 }
 
-/** The committed emnist-mini fixture (test/fixtures/emnist-mini) as a request's dataset. */
-export const EMNIST_MINI = {
-  name: 'idx',
-  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-};
-
 export function request(epochs: number, name: string, batchSize = 32) {
   return {
     name,
@@ -402,7 +396,7 @@ export function request(epochs: number, name: string, batchSize = 32) {
       ],
     },
     training: { epochs, batchSize, validationSplit: 0.2, seed: 11, optimizer: { type: 'adam', learningRate: 0.001 } },
-    dataset: EMNIST_MINI,
+    dataset: fixtureDataset,
   };
 }
 
