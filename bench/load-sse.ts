@@ -18,8 +18,10 @@
 import http from 'node:http';
 import { pino } from 'pino';
 import { startHarness, type Harness } from '../test/support/harness.js';
+import { SseParser } from '../test/support/sse-client.js';
 import { WorkerHost } from '../src/worker/host.js';
 import { TrainerPool } from '../src/worker/pool.js';
+import { loadSpec } from './support/load.js';
 
 const SUBSCRIBERS = Number(process.env.SUBSCRIBERS ?? 1000);
 const TIMEOUT_MS = Number(process.env.LOAD_TIMEOUT_MS ?? 300_000);
@@ -27,23 +29,7 @@ const EPOCHS = 2;
 const t0 = performance.now();
 const say = (msg: string) => console.log(`[load-sse] t+${((performance.now() - t0) / 1000).toFixed(1)}s ${msg}`);
 
-const spec = {
-  name: 'load-sse',
-  model: {
-    layers: [
-      { type: 'Conv2D', filters: 8, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l2', l2: 0.001 } },
-      { type: 'MaxPooling2D', poolSize: 2 },
-      { type: 'Flatten' },
-      { type: 'Dense', units: 47, activation: 'softmax' },
-    ],
-  },
-  training: { epochs: EPOCHS, batchSize: 64, validationSplit: 0.2, seed: 42 },
-  dataset: {
-    name: 'idx',
-    train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-    test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-  },
-};
+const spec = loadSpec('load-sse', { epochs: EPOCHS, batchSize: 64, validationSplit: 0.2, seed: 42 });
 
 interface Subscriber {
   events: { id: number; event: string }[];
@@ -63,19 +49,9 @@ function subscribe(url: string, agent: http.Agent, onQueued: () => void): Subscr
       return;
     }
     res.setEncoding('utf8');
-    let buffer = '';
+    const parser = new SseParser();
     res.on('data', (chunk: string) => {
-      buffer += chunk;
-      let cut: number;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        let id: string | undefined;
-        let event: string | undefined;
-        for (const line of block.split('\n')) {
-          if (line.startsWith('id: ')) id = line.slice(4);
-          else if (line.startsWith('event: ')) event = line.slice(7);
-        }
+      for (const { id, event } of parser.push(chunk)) {
         if (event === undefined) continue; // comments, retry:
         s.events.push({ id: Number(id), event });
         if (event === 'queued') onQueued();

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { MAIN, ROOT, say, sleep, until } from './support/fault.js';
+import { MAIN, ROOT, say, sleep, until } from '../faults/support.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -11,7 +11,7 @@
  * says from where and to where). Exit code 0 on success, 1 on any failure.
  */
 import { dirname, resolve } from 'node:path';
-import { datasetFileStatus, fetchDataset, sourceUrls, type FileState } from '../src/engine/data/fetch.js';
+import { datasetFileStatus, fetchDataset, sourceUrls, type FileState } from '../src/datasets/download/fetch.js';
 import { DATASETS, isNamedDataset } from '../src/engine/data/registry.js';
 import { NAMED_DATASETS, type NamedDatasetName } from '../src/engine/data/types.js';
 
@@ -20,7 +20,9 @@ const USAGE = `usage: npm run data:fetch -- [--base-url URL] <dataset> [<dataset
 datasets: ${NAMED_DATASETS.join(', ')}
 DATA_DIR (env) is where they go; default ./data`;
 
-class UsageError extends Error {}
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
 
 interface Args {
   list: boolean;

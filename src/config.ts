@@ -3,10 +3,9 @@
  */
 import path from 'node:path';
 
-import type { BackendPreference } from './engine/backends/index.js';
+import { BACKEND_PREFERENCES, type BackendPreference } from './engine/backends/preferences.js';
 
 export type { BackendPreference };
-const BACKENDS: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -111,7 +110,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: str(env, 'HOST', '0.0.0.0'),
     port: int(env, 'PORT', 3000, 0, 65535),
     dataDir: path.resolve(str(env, 'DATA_DIR', 'data')),
-    tfjsBackend: oneOf(env, 'TFJS_BACKEND', 'auto', BACKENDS),
+    tfjsBackend: oneOf(env, 'TFJS_BACKEND', 'auto', BACKEND_PREFERENCES),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 1, 1, 64),
     queuePrefix: prefix,
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', LOG_LEVELS),

@@ -1,5 +1,6 @@
 /** Errors the use cases raise; the HTTP layer maps each to a problem+json status. */
 export class AppError extends Error {
+  override readonly name = 'AppError';
   constructor(
     readonly status: number,
     readonly title: string,
@@ -8,7 +9,6 @@ export class AppError extends Error {
     readonly pointer?: string,
   ) {
     super(message);
-    this.name = 'AppError';
   }
 }
 

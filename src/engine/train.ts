@@ -18,16 +18,17 @@
  * the shuffle position. `resume` continues from such a checkpoint at the next epoch. The shuffle is
  * seeded per epoch from (seed, epoch) and Dropout masks from (seed, epoch, step, layer)
  * (dropout.ts), so a resumed run sees exactly the batches and masks an uninterrupted one would and
- * ends bit for bit like it on the same backend.
+ * ends bit for bit like it on the same backend. Taking and restoring that state is checkpoint.ts';
+ * the trained model's export, export.ts'.
  *
  * The step itself (forward pass, Keras' loss from logits, gradients, optimizer) is in step.ts.
  */
-import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import type { NormalizedSpec } from '../spec/normalized.js';
 import { EarlyStopping, type EarlyStoppingConfig } from './early-stopping.js';
-import { adamBetaPowers, assertShapes, packTensors, setAdamBetaPowers, unpackTensors, type NamedTensor } from './checkpoint.js';
+import { restoreCheckpoint, takeCheckpoint, type CheckpointState } from './checkpoint.js';
 import { TrainingSetupError } from './errors.js';
+import { exportModel } from './export.js';
 import { buildModel, type BuiltModel } from './model.js';
 import { mulberry32, shuffleInPlace } from './data/random.js';
 import { makeOptimizer } from './optimizers.js';
@@ -36,13 +37,11 @@ import type {
   DataSplit,
   EpochReport,
   LossParts,
-  ModelArtifact,
   StoppedEarly,
   TrainingCheckpoint,
   TrainingData,
   TrainingEvent,
   TrainingResult,
-  WeightSpec,
 } from './types.js';
 import { layerStats, PROBE_SIZE } from './weight-stats.js';
 
@@ -148,33 +147,6 @@ async function evaluate(built: BuiltModel, batcher: Batcher, indices: Int32Array
   return meter.parts();
 }
 
-/** Serialise the inference model (probabilities out) the way tfjs `model.save()` does, weights in one buffer. */
-export async function exportModel(model: tf.LayersModel): Promise<ModelArtifact> {
-  let artifact: ModelArtifact | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (a) => {
-      const parts = a.weightData === undefined ? [] : Array.isArray(a.weightData) ? a.weightData : [a.weightData];
-      const size = parts.reduce((s, b) => s + b.byteLength, 0);
-      const weightData = new Uint8Array(size);
-      let off = 0;
-      for (const b of parts) {
-        weightData.set(new Uint8Array(b), off);
-        off += b.byteLength;
-      }
-      artifact = {
-        format: 'tfjs-layers-model',
-        modelTopology: a.modelTopology as object,
-        weightSpecs: (a.weightSpecs ?? []).map((w): WeightSpec => ({ name: w.name, shape: [...w.shape], dtype: w.dtype })),
-        weightData,
-        sha256: createHash('sha256').update(weightData).digest('hex'),
-      };
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  if (!artifact) throw new Error('model.save() produced no artifacts');
-  return artifact;
-}
-
 /**
  * The probe batch for weight statistics: the first ≤ PROBE_SIZE images of the validation tail, or
  * of the training data when there is no validation. Fixed for the whole run.
@@ -228,98 +200,6 @@ class WeightSnapshot {
   }
 }
 
-/** The optimizer's slot variables' shapes, in getWeights() order after 'iter' (see makeOptimizer). */
-function slotShapes(type: NormalizedSpec['training']['optimizer']['type'], trainable: readonly tf.Variable[]): number[][] {
-  const shapes = trainable.map((v) => [...v.shape]);
-  switch (type) {
-    case 'sgd':
-      return [];
-    case 'adam': // m, then v
-    case 'rmsprop': // mean squares, then moments (not centered)
-      return [...shapes, ...shapes];
-  }
-}
-
-interface LoopState {
-  spec: NormalizedSpec;
-  built: BuiltModel;
-  optimizer: tf.Optimizer;
-  snapshot: WeightSnapshot;
-  stopper: EarlyStopping | null;
-}
-
-/** The training state after `epoch`, read off the live tensors (it owns no tensor afterwards). */
-async function takeCheckpoint(st: LoopState, epoch: number, stoppedEarly: StoppedEarly | null): Promise<TrainingCheckpoint> {
-  const names = st.built.model.weights.map((w) => w.originalName);
-  const weights: NamedTensor[] = st.built.variables.map((tensor, i) => ({ name: names[i] ?? tensor.name, tensor }));
-  const best = st.snapshot.tensors;
-  const bestNamed: NamedTensor[] = (best ?? []).map((tensor, i) => ({ name: `best/${names[i] ?? i}`, tensor }));
-  const opt = await st.optimizer.getWeights();
-  try {
-    const w = await packTensors([...weights, ...bestNamed]);
-    const o = await packTensors(opt);
-    return {
-      epoch,
-      weights: w.bytes,
-      optimizer: o.bytes,
-      specs: {
-        format: 1,
-        optimizer: st.spec.training.optimizer.type,
-        iterations: st.optimizer.iterations,
-        weights: w.specs.slice(0, weights.length),
-        bestWeights: best ? w.specs.slice(weights.length) : null,
-        optimizerWeights: o.specs,
-        adamBetaPowers: adamBetaPowers(st.optimizer),
-        earlyStopping: st.stopper?.state() ?? null,
-        stoppedEarly,
-        shuffle: { seed: st.spec.training.seed, nextEpoch: epoch + 1 },
-      },
-    };
-  } finally {
-    // getWeights() returns the optimizer's own variables, except 'iter': a fresh scalar.
-    if (opt[0]?.name === 'iter') opt[0].tensor.dispose();
-  }
-}
-
-/** Puts a checkpoint's state into a freshly built model and optimizer. Returns its stoppedEarly. */
-async function restoreCheckpoint(st: LoopState, cp: TrainingCheckpoint): Promise<StoppedEarly | null> {
-  const s = cp.specs;
-  const type = st.spec.training.optimizer.type;
-  if (s.format !== 1) throw new Error(`checkpoint format ${String(s.format)} is not supported`);
-  if (s.optimizer !== type) throw new Error(`checkpoint: written by a ${s.optimizer} optimizer, the spec trains with ${type}`);
-  const shapes = st.built.variables.map((v) => [...v.shape]);
-  assertShapes('weights', shapes, s.weights);
-  if (s.bestWeights) assertShapes('best weights', shapes, s.bestWeights);
-  assertShapes('optimizer', [[], ...slotShapes(type, st.built.trainable)], s.optimizerWeights);
-  if (s.optimizerWeights[0]?.name !== 'iter') throw new Error("checkpoint: the optimizer state does not start with 'iter'");
-
-  const w = unpackTensors(cp.weights, [...s.weights, ...(s.bestWeights ?? [])]);
-  const n = st.built.variables.length;
-  try {
-    if (w.end !== cp.weights.byteLength) throw new Error(`checkpoint: weights buffer has ${cp.weights.byteLength} bytes, its specs ${w.end}`);
-    st.built.variables.forEach((v, i) => v.assign(w.tensors[i]!));
-  } catch (err) {
-    tf.dispose(w.tensors);
-    throw err;
-  }
-  tf.dispose(w.tensors.slice(0, n));
-  if (s.bestWeights) st.snapshot.load(w.tensors.slice(n));
-
-  const o = unpackTensors(cp.optimizer, s.optimizerWeights);
-  try {
-    if (o.end !== cp.optimizer.byteLength) throw new Error(`checkpoint: optimizer buffer has ${cp.optimizer.byteLength} bytes, its specs ${o.end}`);
-    // setWeights() makes its slot variables from these values (sharing their data), so the
-    // originals can go; it also sets the iteration count and Adam's β powers.
-    await st.optimizer.setWeights(o.tensors.map((tensor, i) => ({ name: s.optimizerWeights[i]!.name, tensor })));
-  } finally {
-    tf.dispose(o.tensors);
-  }
-  if (st.optimizer.iterations !== s.iterations) throw new Error(`checkpoint: optimizer restored at step ${st.optimizer.iterations}, expected ${s.iterations}`);
-  if (s.adamBetaPowers) setAdamBetaPowers(st.optimizer, s.adamBetaPowers);
-  if (st.stopper && s.earlyStopping) st.stopper.load(s.earlyStopping);
-  return s.stoppedEarly;
-}
-
 /** The share of the most frequent label. */
 function majorityRate(labels: Int32Array, numClasses: number): number {
   const counts = new Int32Array(numClasses);
@@ -365,7 +245,7 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
   const stopper = esConfig ? new EarlyStopping(esConfig) : null;
   const snapshot = new WeightSnapshot(built.variables);
   let stoppedEarly: StoppedEarly | null = null;
-  const state: LoopState = { spec, built, optimizer, snapshot, stopper };
+  const state: CheckpointState = { spec, built, optimizer, snapshot, stopper };
   let firstEpoch = 1;
 
   try {

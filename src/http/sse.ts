@@ -102,16 +102,32 @@ export function lastEventId(request: FastifyRequest, query: { lastEventId?: numb
   return Number.isInteger(n) && n > 0 ? n : 0;
 }
 
-export async function streamRunEvents(request: FastifyRequest, reply: FastifyReply, runId: string, after: number, src: SseSource): Promise<void> {
+/** One open event stream's plumbing, the same for a run's stream and a study's. */
+interface EventStream {
+  /** The client left, a terminal event came, or the app shut the stream. */
+  readonly ended: boolean;
+  write(chunk: string): void;
+  /** Stops the keep-alive, forgets the stream, runs `onEnd` (unsubscribe) and ends the response; once. */
+  end(): void;
+  /**
+   * Takes the response over (hijack). Unless the stream already ended (the client left while the
+   * caller subscribed: nothing to answer), sends the head, the `comment` and the retry interval,
+   * starts the keep-alive and registers the shutdown: a `shutdown` event with `lastId()`, then the
+   * end. False when it had ended.
+   */
+  begin(comment: string): boolean;
+}
+
+function openStream(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  o: { keepAliveMs: number | undefined; lastId: () => string; onEnd: () => void },
+): EventStream {
   const streams = request.server.sseStreams;
-  let last = after;
+  const res = reply.raw;
   let ended = false;
   let untrack = () => {};
-  let unsubscribe: (() => Promise<void>) | null = null;
   let keepAlive: NodeJS.Timeout | null = null;
-  let live: StoredEvent[] | null = [];
-  const res = reply.raw;
-
   const end = () => {
     if (ended) return;
     ended = true;
@@ -121,20 +137,61 @@ export async function streamRunEvents(request: FastifyRequest, reply: FastifyRep
       streams.keepAlives--;
     }
     untrack();
-    if (unsubscribe) void unsubscribe().catch(() => {});
+    o.onEnd();
     res.end();
   };
-  // Watched before the first await: a client that leaves while the stream subscribes (or while the
-  // route looked the run up) must still end it, or its subscription and keep-alive timer would stay
-  // until the run ends. A response already closed has emitted its 'close' and never will again.
+  // Watched before the caller's first await: a client that leaves while the stream subscribes (or
+  // while the route looked the run up) must still end it, or its subscriptions and keep-alive timer
+  // would stay until the run ends. A response already closed has emitted its 'close' and never will again.
   res.on('close', end);
   if (res.destroyed || request.raw.destroyed) end();
+  return {
+    get ended() {
+      return ended;
+    },
+    write: (chunk) => {
+      res.write(chunk);
+    },
+    end,
+    begin(comment) {
+      reply.hijack();
+      if (ended) return false;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      res.write(`: ${comment}\nretry: 2000\n\n`);
+      keepAlive = setInterval(() => res.write(': keep-alive\n\n'), o.keepAliveMs ?? 15_000);
+      streams.keepAlives++;
+      untrack = streams.add(() => {
+        if (ended) return;
+        res.write(shutdownFrame(o.lastId()));
+        end();
+      });
+      return true;
+    },
+  };
+}
+
+export async function streamRunEvents(request: FastifyRequest, reply: FastifyReply, runId: string, after: number, src: SseSource): Promise<void> {
+  let last = after;
+  let unsubscribe: (() => Promise<void>) | null = null;
+  let live: StoredEvent[] | null = [];
+  const stream = openStream(request, reply, {
+    keepAliveMs: src.keepAliveMs,
+    lastId: () => String(last),
+    onEnd: () => {
+      if (unsubscribe) void unsubscribe().catch(() => {});
+    },
+  });
 
   const send = (e: StoredEvent) => {
-    if (ended || e.seq <= last) return;
+    if (stream.ended || e.seq <= last) return;
     last = e.seq;
-    res.write(frame(e));
-    if (TERMINAL_EVENTS.has(e.type)) end();
+    stream.write(frame(e));
+    if (TERMINAL_EVENTS.has(e.type)) stream.end();
   };
 
   // Live events are handled in order. One that skips ahead (events published while Redis was
@@ -143,57 +200,38 @@ export async function streamRunEvents(request: FastifyRequest, reply: FastifyRep
   const sendLive = (e: StoredEvent) => {
     chain = chain
       .then(async () => {
-        if (!ended && e.seq > last + 1) for (const missed of await src.replay(last)) if (missed.seq < e.seq) send(missed);
+        if (!stream.ended && e.seq > last + 1) for (const missed of await src.replay(last)) if (missed.seq < e.seq) send(missed);
         send(e);
       })
       .catch((err: unknown) => request.log.warn({ err, runId }, 'could not fill an event gap from the store'));
   };
   try {
-    if (!ended) {
+    if (!stream.ended) {
       const stop = await src.bus.subscribe(runId, (e) => {
         if (live) live.push(e);
         else sendLive(e);
       });
-      if (ended) void stop().catch(() => {});
+      if (stream.ended) void stop().catch(() => {});
       else unsubscribe = stop;
     }
-    if (ended) {
-      reply.hijack(); // the client is gone: nothing to answer
-      return;
-    }
-
-    reply.hijack();
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    res.write(': regula run events\nretry: 2000\n\n');
-    keepAlive = setInterval(() => res.write(': keep-alive\n\n'), src.keepAliveMs ?? 15_000);
-    streams.keepAlives++;
-    untrack = streams.add(() => {
-      if (ended) return;
-      res.write(shutdownFrame(String(last)));
-      end();
-    });
+    if (!stream.begin('regula run events')) return;
 
     try {
       for (const e of await src.replay(last)) send(e);
       const buffered: StoredEvent[] = live;
       live = null;
       buffered.sort((a, b) => a.seq - b.seq).forEach(send);
-      if (!ended && (await src.isFinished())) {
+      if (!stream.ended && (await src.isFinished())) {
         // Finished runs whose terminal event was already delivered before Last-Event-ID, or races.
         for (const e of await src.replay(last)) send(e);
-        end();
+        stream.end();
       }
     } catch (err) {
       request.log.error({ err, runId }, 'event stream failed');
-      end();
+      stream.end();
     }
   } finally {
-    streams.handled++;
+    request.server.sseStreams.handled++;
   }
 }
 
@@ -219,43 +257,28 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
     return Number.isInteger(n) && n > 0 ? n : 0;
   });
   const done = new Set<number>();
-  let ended = false;
-  let untrack = () => {};
-  let keepAlive: NodeJS.Timeout | null = null;
   let unsubscribes: (() => Promise<void>)[] = [];
   let live: { i: number; e: StoredEvent }[] | null = [];
-  const res = reply.raw;
-  const streams = request.server.sseStreams;
-
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    if (keepAlive) {
-      clearInterval(keepAlive);
-      keepAlive = null;
-      streams.keepAlives--;
-    }
-    untrack();
-    for (const u of unsubscribes) void u().catch(() => {});
-    res.end();
-  };
-  // As for a run's stream: watched before the first await, so a client gone while we subscribe
-  // leaves no subscription or timer behind.
-  res.on('close', end);
-  if (res.destroyed || request.raw.destroyed) end();
+  const stream = openStream(request, reply, {
+    keepAliveMs: src.keepAliveMs,
+    lastId: () => last.join('.'),
+    onEnd: () => {
+      for (const u of unsubscribes) void u().catch(() => {});
+    },
+  });
   const send = (i: number, e: StoredEvent) => {
-    if (ended || e.seq <= last[i]!) return;
+    if (stream.ended || e.seq <= last[i]!) return;
     last[i] = e.seq;
     const run = runs[i]!;
-    res.write(`id: ${last.join('.')}\nevent: ${e.type}\ndata: ${JSON.stringify({ runId: run.id, variant: run.variant, ...(e.data as object), at: e.createdAt.toISOString() })}\n\n`);
+    stream.write(`id: ${last.join('.')}\nevent: ${e.type}\ndata: ${JSON.stringify({ runId: run.id, variant: run.variant, ...(e.data as object), at: e.createdAt.toISOString() })}\n\n`);
     if (TERMINAL_EVENTS.has(e.type)) done.add(i);
     if (done.size === runs.length) {
-      res.write(`id: ${last.join('.')}\nevent: study-completed\ndata: {}\n\n`);
-      end();
+      stream.write(`id: ${last.join('.')}\nevent: study-completed\ndata: {}\n\n`);
+      stream.end();
     }
   };
 
-  const subscribed = ended
+  const subscribed = stream.ended
     ? []
     : await Promise.all(
         runs.map((run, i) =>
@@ -265,23 +288,12 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
           }),
         ),
       );
-  if (ended) {
-    for (const u of subscribed) void u().catch(() => {});
-    reply.hijack(); // the client is gone: nothing to answer
-    streams.handled++;
+  if (stream.ended) for (const u of subscribed) void u().catch(() => {});
+  else unsubscribes = subscribed;
+  if (!stream.begin('regula study events')) {
+    request.server.sseStreams.handled++;
     return;
   }
-  unsubscribes = subscribed;
-  reply.hijack();
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-  res.write(': regula study events\nretry: 2000\n\n');
-  keepAlive = setInterval(() => res.write(': keep-alive\n\n'), src.keepAliveMs ?? 15_000);
-  streams.keepAlives++;
-  untrack = streams.add(() => {
-    if (ended) return;
-    res.write(shutdownFrame(last.join('.')));
-    end();
-  });
 
   try {
     // Runs that finished before the cursor count as done.
@@ -296,14 +308,14 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
     const buffered = live;
     live = null;
     for (const { i, e } of buffered.sort((a, b) => a.e.createdAt.getTime() - b.e.createdAt.getTime())) send(i, e);
-    if (!ended && done.size === runs.length) {
-      res.write(`id: ${last.join('.')}\nevent: study-completed\ndata: {}\n\n`);
-      end();
+    if (!stream.ended && done.size === runs.length) {
+      stream.write(`id: ${last.join('.')}\nevent: study-completed\ndata: {}\n\n`);
+      stream.end();
     }
   } catch (err) {
     request.log.error({ err }, 'study event stream failed');
-    end();
+    stream.end();
   } finally {
-    streams.handled++;
+    request.server.sseStreams.handled++;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Queued runs must not be lost when Redis loses its data (issue 12, item 7). The loss is simulated
  * on this test's own queue prefix (obliterate: every job, lock and list of the queue goes) — the
- * shared Redis is never flushed; bench/fault-redis-flush.ts flushes a private Redis for real.
+ * shared Redis is never flushed; faults/fault-redis-flush.ts flushes a private Redis for real.
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';

@@ -1,6 +1,6 @@
 /**
  * Checkpoints and resume through the real worker host, PostgreSQL and BullMQ, without killing
- * processes (bench/fault-kill-worker.ts does that):
+ * processes (faults/fault-kill-worker.ts does that):
  *  - a lost worker: a run left `running` with epoch rows 1-2 and the epoch-2 checkpoint resumes at
  *    epoch 3 and ends with rows 1..4 exactly once — and exactly where an uninterrupted run with
  *    the same spec ends (same rows, test metrics, artifact bytes), which only happens if the

@@ -10,7 +10,7 @@
  *  - the same busy loop fails the run when its wall-clock limit passes;
  *  - the worker's /readyz reports its threads.
  * The real trap of issue 12 (Conv2D 2048×64×64, stride 64) takes minutes per batch on wasm here:
- * bench/fault-engine.ts runs it.
+ * faults/fault-engine.ts runs it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { pino } from 'pino';

@@ -16,6 +16,7 @@ import { migrate } from '../../src/store/migrate.js';
 import { WorkerHost } from '../../src/worker/host.js';
 import { TrainerPool } from '../../src/worker/pool.js';
 import { pino } from 'pino';
+import { SseParser } from './sse-client.js';
 
 export const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_test';
@@ -113,21 +114,10 @@ export async function readSse(
   const res = await fetch(url, { headers: { accept: 'text/event-stream', ...opts.headers }, signal: controller.signal });
   if (res.status !== 200 || !res.body) throw new Error(`SSE ${url} answered ${res.status}`);
   const events: SseEvent[] = [];
-  const decoder = new TextDecoder();
-  let buffer = '';
+  const parser = new SseParser();
   try {
     for await (const chunk of res.body) {
-      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-      let cut: number;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        const fields: Record<string, string> = {};
-        for (const line of block.split('\n')) {
-          if (!line || line.startsWith(':')) continue;
-          const i = line.indexOf(':');
-          fields[line.slice(0, i)] = line.slice(i + 1).trimStart();
-        }
+      for (const fields of parser.push(chunk as Uint8Array)) {
         if (fields.event === undefined || fields.data === undefined) continue;
         const e: SseEvent = { id: Number(fields.id), rawId: fields.id ?? '', event: fields.event, data: JSON.parse(fields.data) as Record<string, unknown> };
         events.push(e);

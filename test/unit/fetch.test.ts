@@ -1,5 +1,5 @@
 /**
- * Dataset download (src/engine/data/fetch.ts) against a loopback HTTP server: mirrors, the EMNIST
+ * Dataset download (src/datasets/download/) against a loopback HTTP server: mirrors, the EMNIST
  * zip archive (built here), skipping present files, checksum mismatches. No network beyond 127.0.0.1.
  */
 import { createServer, type Server } from 'node:http';
@@ -16,7 +16,7 @@ import {
   fetchDataset,
   fetchDatasetFiles,
   type FetchableDataset,
-} from '../../src/engine/data/fetch.js';
+} from '../../src/datasets/download/fetch.js';
 import { encodeIdxGz, readIdxFile, sha256 } from '../../src/engine/data/idx.js';
 import { DATASETS, DATASET_FILE_ROLES, type DatasetFileRole, type OfficialFile } from '../../src/engine/data/registry.js';
 

@@ -2,7 +2,7 @@
  * Limits from memory, not only the parameter count (issue 12, item 2): validation estimates a
  * run's peak memory from its parameters, optimizer slots and activations × batch size, and
  * refuses what is over LIMITS.maxRunMemoryBytes with the field to change. The coefficients are
- * calibrated by bench/fault-memory.ts (bench/results/fault-memory.md).
+ * calibrated by faults/fault-memory.ts (faults/results/fault-memory.md).
  */
 import { describe, expect, it } from 'vitest';
 import { normalizeSpec } from '../../src/spec/normalize.js';

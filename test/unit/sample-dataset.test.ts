@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadDataset, readLabelsInfo } from '../../src/engine/data/index.js';
+import { loadDataset, readLabelsInfo } from '../../src/engine/data/load.js';
 import { DATASETS, downloadHint } from '../../src/engine/data/registry.js';
 
 describe('emnist-sample (built in)', () => {

@@ -5,7 +5,7 @@
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { backend_util, DataType, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from './native.js';
-import { bufferPool } from './pool.js';
+import { bufferPool } from './buffer-pool.js';
 
 type DataId = object;
 

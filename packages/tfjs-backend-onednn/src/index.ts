@@ -24,7 +24,7 @@ import { poolKernels } from './kernels/pool.js';
 import { reduceKernels } from './kernels/reduce.js';
 import { seededDropoutKernels } from './kernels/seeded-dropout.js';
 import { loadNative, type NativeAddon } from './native.js';
-import { bufferPool } from './pool.js';
+import { bufferPool } from './buffer-pool.js';
 
 export { OnednnBackend } from './backend.js';
 export { loadNative } from './native.js';

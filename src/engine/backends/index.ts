@@ -19,12 +19,11 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { REGULA_VERSION } from '../../version.js';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import type { BackendPreference } from './preferences.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 export { registerWasmTrainingKernels } from './wasm-kernels.js';
-
-export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'onednn' | 'wasm' | 'cpu';
-export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'];
+export type { BackendPreference } from './preferences.js';
 
 export interface BackendOptions {
   /** Threads for the onednn backend (default: all cores). */

@@ -8,6 +8,7 @@ export type DatasetErrorCode =
   | 'IDX_FORMAT';
 
 export class DatasetError extends Error {
+  // Typed `string`, not the literal: the subclasses below set their own names.
   override readonly name: string = 'DatasetError';
   readonly code: DatasetErrorCode;
   constructor(message: string, code: DatasetErrorCode = 'DATASET_INVALID') {
@@ -18,7 +19,7 @@ export class DatasetError extends Error {
 
 /** A spec value is invalid (limit, testFraction, numClasses, labels out of range, counts differ…). */
 export class DatasetSpecError extends DatasetError {
-  override readonly name: string = 'DatasetSpecError';
+  override readonly name = 'DatasetSpecError';
   /** The spec field at fault, e.g. 'limit' or 'train.labels', when there is one. */
   readonly field: string | null;
   constructor(message: string, field: string | null = null) {
@@ -29,7 +30,7 @@ export class DatasetSpecError extends DatasetError {
 
 /** An IDX path escapes DATA_DIR (.., absolute path, symlink) or is otherwise unusable. */
 export class DatasetPathError extends DatasetError {
-  override readonly name: string = 'DatasetPathError';
+  override readonly name = 'DatasetPathError';
   /** The spec field, e.g. 'train.images'. */
   readonly field: string;
   /** The path as given in the spec. */
@@ -42,7 +43,7 @@ export class DatasetPathError extends DatasetError {
 }
 
 export class DatasetFileMissingError extends DatasetError {
-  override readonly name: string = 'DatasetFileMissingError';
+  override readonly name = 'DatasetFileMissingError';
   /** The spec field or file role, e.g. 'train.images'. */
   readonly field: string;
   /** The file name, e.g. 'emnist-balanced-train-images-idx3-ubyte.gz'. */
@@ -61,7 +62,7 @@ export class DatasetFileMissingError extends DatasetError {
 }
 
 export class DatasetChecksumError extends DatasetError {
-  override readonly name: string = 'DatasetChecksumError';
+  override readonly name = 'DatasetChecksumError';
   readonly path: string;
   readonly expected: string;
   readonly actual: string;
@@ -79,7 +80,7 @@ export class DatasetChecksumError extends DatasetError {
 
 /** A file is not a valid IDX file of the expected kind. */
 export class IdxFormatError extends DatasetError {
-  override readonly name: string = 'IdxFormatError';
+  override readonly name = 'IdxFormatError';
   readonly file: string;
   constructor(file: string, problem: string) {
     super(`${file}: ${problem}`, 'IDX_FORMAT');

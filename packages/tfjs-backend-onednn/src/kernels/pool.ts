@@ -7,7 +7,7 @@
 import { backend_util } from '@tensorflow/tfjs-core';
 import { POOL_PARAMS } from '../native.js';
 import { allocF32, attr, input, size, type KernelArgs, type NativeKernel } from '../backend.js';
-import { bufferPool } from '../pool.js';
+import { bufferPool } from '../buffer-pool.js';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;

@@ -3,7 +3,7 @@
  * issue's own spec on the wasm backend — Conv2D 2048 filters 64×64 stride 64 'same', Flatten,
  * Dense 47 softmax (8.5 M parameters) on 100 images.
  *
- *   npm run build && node --import tsx bench/fault-engine.ts
+ *   npm run build && node --import tsx faults/fault-engine.ts
  *
  * Starts `node dist/main.js all` (API + one worker, TFJS_BACKEND=wasm, RUN_TIME_LIMIT_S=FAULT_LIMIT_S
  * (default 60), TRAINING_STOP_GRACE_MS=5000, the worker's /readyz on METRICS_PORT) on a private
@@ -22,13 +22,11 @@
  * REDIS_URL (default redis://127.0.0.1:6379, a fresh key prefix), FAULT_TRAIN_S, FAULT_LIMIT_S,
  * FAULT_TIMEOUT_MS (default 900000).
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import pg from 'pg';
-import { assertLoopback, check, json, MAIN, ROOT, runFaultScript, say, sleep, startProc, stopProc, until, type Proc } from './support/fault.js';
+import { fixtureDataset } from '../test/support/client.js';
+import { assertLoopback, check, faultDatabaseUrl, json, privateNames, type Proc, requireBuild, runFaultScript, say, serviceEnv, sleep, startProc, stopAndDrop, submitRun, until, waitForRun } from './support.js';
 
-const DB = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
+const DB = faultDatabaseUrl();
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TRAIN_S = Number(process.env.FAULT_TRAIN_S ?? 30);
 const LIMIT_S = Number(process.env.FAULT_LIMIT_S ?? 60);
@@ -38,19 +36,10 @@ if (TRAIN_S + 15 >= LIMIT_S) {
 }
 const GRACE_MS = 5000;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 900_000);
-assertLoopback('FAULT_DATABASE_URL', DB);
 assertLoopback('REDIS_URL', REDIS);
-if (!existsSync(MAIN)) {
-  console.error('dist/main.js is missing: run `npm run build` first');
-  process.exit(1);
-}
+requireBuild();
 
-const dataset = {
-  name: 'idx',
-  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-  limit: 100,
-};
+const dataset = { ...fixtureDataset, limit: 100 };
 const issueSpec = (batchSize: number, name: string) => ({
   name,
   model: {
@@ -71,11 +60,8 @@ const small = (name: string, priority = 50) => ({
   dataset: { ...dataset, limit: 400 },
 });
 
-const id = randomBytes(4).toString('hex');
-const schema = `fault_${id}`;
-const port = 4100 + Math.floor(Math.random() * 800);
+const { schema, prefix, port, base } = privateNames();
 const metricsPort = port + 1000;
-const base = `http://127.0.0.1:${port}`;
 let service: Proc | undefined;
 
 interface RunView {
@@ -85,18 +71,9 @@ interface RunView {
   backend: string | null;
 }
 
-async function submit(body: unknown): Promise<string> {
-  const r = await json<{ id: string }>(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  if (r.status !== 202) throw new Error(`POST /v1/runs answered ${r.status}: ${JSON.stringify(r.body)}`);
-  return r.body.id;
-}
+const submit = (body: unknown) => submitRun(base, body);
 const get = async (runId: string) => (await json<RunView>(`${base}/v1/runs/${runId}`)).body;
-async function finished(runId: string, ms: number): Promise<RunView | undefined> {
-  return until('the run to finish', async () => {
-    const v = await get(runId).catch(() => undefined);
-    return v && !['queued', 'running'].includes(v.status) ? v : undefined;
-  }, ms).catch(() => undefined);
-}
+const finished = (runId: string, ms: number) => waitForRun<RunView>(base, runId, ms).catch(() => undefined);
 async function eventTypes(runId: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: DB });
   await client.connect();
@@ -116,31 +93,17 @@ async function cancelWhenTraining(runId: string, afterMs: number): Promise<numbe
   return performance.now();
 }
 
-async function cleanup(): Promise<void> {
-  await stopProc(service);
-  const client = new pg.Client({ connectionString: DB });
-  await client.connect().catch(() => {});
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
-  await client.end().catch(() => {});
-}
+const cleanup = () => stopAndDrop(service, DB, [schema]);
 
 async function main(): Promise<void> {
-  service = startProc('service', 'all', {
-    ...process.env,
-    DATABASE_URL: `${DB}?schema=${schema}`,
-    REDIS_URL: REDIS,
-    QUEUE_PREFIX: `fault-${id}`,
-    DATA_DIR: path.join(ROOT, 'test', 'fixtures'),
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    METRICS_PORT: String(metricsPort),
-    TFJS_BACKEND: 'wasm',
-    RUN_TIME_LIMIT_S: String(LIMIT_S),
-    TRAINING_STOP_GRACE_MS: String(GRACE_MS),
-    PROGRESS_INTERVAL_MS: '0',
-    LOG_LEVEL: 'info',
-    AUTH: 'off',
-  });
+  service = startProc(
+    'service',
+    'all',
+    serviceEnv(
+      { databaseUrl: `${DB}?schema=${schema}`, redisUrl: REDIS, prefix, port },
+      { METRICS_PORT: String(metricsPort), TFJS_BACKEND: 'wasm', RUN_TIME_LIMIT_S: String(LIMIT_S), TRAINING_STOP_GRACE_MS: String(GRACE_MS), PROGRESS_INTERVAL_MS: '0' },
+    ),
+  );
   await until('the API', async () => ((await fetch(`${base}/readyz`).catch(() => null))?.ok ? true : undefined), 90_000);
   await until('the worker', async () => ((await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => null))?.ok ? true : undefined), 90_000);
   say(`service ready: API ${base}, worker /readyz on :${metricsPort}; wasm, RUN_TIME_LIMIT_S=${LIMIT_S}, TRAINING_STOP_GRACE_MS=${GRACE_MS}`);

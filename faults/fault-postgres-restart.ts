@@ -2,7 +2,7 @@
  * Fault injection: stop PostgreSQL while a run trains, start it again, and check that the run
  * still ends well.
  *
- *   npm run build && node --import tsx bench/fault-postgres-restart.ts
+ *   npm run build && node --import tsx faults/fault-postgres-restart.ts
  *
  * Builds nothing (runs dist/main.js). Must run as root on Debian/Ubuntu: it creates a PRIVATE
  * PostgreSQL cluster (`pg_createcluster <ver> faulttest -p 5441 -- --auth=trust`; the shared one on
@@ -29,15 +29,9 @@
  * be free), FAULT_PG_VERSION (default: the only directory in /etc/postgresql), PG_DOWN_MS (3000).
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
-import { Queue } from 'bullmq';
 import pg from 'pg';
-import {
-  runFaultScript,
-  MAIN, ROOT, assertLoopback, check, checkStoredEvents, describeEvents, follow, json, request, say, sleep, startProc, stopProc, until, type Proc } from './support/fault.js';
+import { assertLoopback, check, checkRunSucceeds, checkSseDelivery, checkStoredRun, errorLogSummary, json, obliterateQueue, portOpen, privateNames, type Proc, request, requireBuild, runFaultScript, say, serviceEnv, sleep, startService, stopProc, submitAndFollow, until } from './support.js';
 
 const EPOCHS = 24;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 300_000);
@@ -50,10 +44,7 @@ if (PG_PORT === 5432) {
   console.error('FAULT_PG_PORT must not be 5432: this script stops its PostgreSQL');
   process.exit(1);
 }
-if (!existsSync(MAIN)) {
-  console.error('dist/main.js is missing: run `npm run build` first');
-  process.exit(1);
-}
+requireBuild();
 const PG_VERSION = process.env.FAULT_PG_VERSION ?? (existsSync('/etc/postgresql') ? readdirSync('/etc/postgresql').sort().at(-1) : undefined);
 if (!PG_VERSION) {
   console.error('no /etc/postgresql/<version>: set FAULT_PG_VERSION (needs Debian postgresql-common: pg_createcluster, pg_ctlcluster)');
@@ -61,42 +52,17 @@ if (!PG_VERSION) {
 }
 const DB = `postgresql://postgres@127.0.0.1:${PG_PORT}/regula_fault`;
 
-const id = randomBytes(4).toString('hex');
-const prefix = `fault-${id}`;
-const port = 4100 + Math.floor(Math.random() * 800);
-const base = `http://127.0.0.1:${port}`;
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  DATABASE_URL: DB,
-  REDIS_URL: REDIS,
-  QUEUE_PREFIX: prefix,
-  DATA_DIR: path.join(ROOT, 'test', 'fixtures'),
-  HOST: '127.0.0.1',
-  PORT: String(port),
-  TFJS_BACKEND: 'auto',
-  WORKER_CONCURRENCY: '1',
-  LOG_LEVEL: 'info',
-  SHUTDOWN_GRACE_MS: '5000',
-  PROGRESS_INTERVAL_MS: '1000',
-  AUTH: 'off',
-};
+const { prefix, port, base } = privateNames();
+const env = serviceEnv(
+  { databaseUrl: DB, redisUrl: REDIS, prefix, port },
+  { TFJS_BACKEND: 'auto', WORKER_CONCURRENCY: '1', SHUTDOWN_GRACE_MS: '5000', PROGRESS_INTERVAL_MS: '1000' },
+);
 
 function sh(cmd: string, args: string[]): { ok: boolean; out: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
   return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
 const ctl = (action: string, ...extra: string[]) => sh('pg_ctlcluster', [PG_VERSION, CLUSTER, action, ...extra]);
-
-function portOpen(p: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port: p });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 async function pgUp(): Promise<boolean> {
   const c = new pg.Client({ connectionString: `postgresql://postgres@127.0.0.1:${PG_PORT}/postgres`, connectionTimeoutMillis: 1000 });
@@ -120,10 +86,7 @@ async function cleanup(): Promise<void> {
     const d = sh('pg_dropcluster', ['--stop', PG_VERSION!, CLUSTER]);
     say(`dropped the private cluster ${PG_VERSION}/${CLUSTER}${d.ok ? '' : ` (pg_dropcluster: ${d.out})`}`);
   }
-  const u = new URL(REDIS);
-  const queue = new Queue('runs', { connection: { host: u.hostname, port: Number(u.port || 6379) }, prefix });
-  await queue.obliterate({ force: true }).catch(() => {});
-  await queue.close().catch(() => {});
+  await obliterateQueue(REDIS, prefix);
 }
 
 async function main(): Promise<void> {
@@ -137,18 +100,10 @@ async function main(): Promise<void> {
   await until('the private PostgreSQL', async () => ((await pgUp()) ? true : undefined), 30_000);
   say(`private PostgreSQL ${PG_VERSION}/${CLUSTER} on 127.0.0.1:${PG_PORT} (trust auth); queue prefix ${prefix} on ${REDIS}; API ${base}`);
 
-  service = startProc('service', 'all', env);
-  await until('the API', async () => ((await fetch(`${base}/readyz`).catch(() => null))?.ok ? true : undefined), 90_000);
-  await until('the worker', () => (service!.logs.some((l) => l.msg === 'regula all started') ? true : undefined), 60_000);
+  service = await startService(base, env);
   say('service ready (database created and migrated, API + one worker)');
 
-  const submitted = await json<{ id: string }>(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(EPOCHS, 'fault: restart PostgreSQL')) });
-  if (submitted.status !== 202) throw new Error(`POST /v1/runs answered ${submitted.status}: ${JSON.stringify(submitted.body)}`);
-  const runId = submitted.body.id;
-  say(`submitted run ${runId} (${EPOCHS} epochs, batch 32, emnist-mini)`);
-
-  const abort = new AbortController();
-  const sse = follow(base, runId, abort.signal);
+  const { runId, sse, abort } = await submitAndFollow(base, request(EPOCHS, 'fault: restart PostgreSQL'));
   try {
     await until('epoch 2 to be stored', () => (sse.events.some((e) => e.type === 'epoch' && e.data.epoch === 2) ? true : undefined), 180_000);
     const before = await json<{ epochs: { epoch: number }[] }>(`${base}/v1/runs/${runId}/metrics`);
@@ -163,35 +118,12 @@ async function main(): Promise<void> {
     await until('PostgreSQL up', async () => ((await pgUp()) ? true : undefined), 30_000);
     say(`private PostgreSQL is back after ${Math.round(performance.now() - down)} ms (${start.ok ? 'start ok' : start.out})`);
 
-    let final: { status: string } | undefined;
-    try {
-      final = await until(
-        'the run to leave queued/running',
-        async () => {
-          const r = await json<{ status: string }>(`${base}/v1/runs/${runId}`).catch(() => undefined);
-          return r && r.status === 200 && !['queued', 'running'].includes(r.body.status) ? r.body : undefined;
-        },
-        180_000,
-      );
-    } catch (err) {
-      say(`FINDING: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    await until('the SSE client to see a terminal event', () => (sse.done() ? true : undefined), 15_000).catch(() => say('the SSE client saw no terminal event within 15 s'));
-    const run = await json<{ status: string; error?: string | null }>(`${base}/v1/runs/${runId}`);
-    check(run.body.status === 'succeeded', `run status is succeeded (got ${run.body.status}${run.body.error ? `, error: ${run.body.error}` : ''}${final ? '' : ', still unfinished after 180 s'})`);
+    await checkRunSucceeds(base, runId, sse, 180_000);
 
     const client = new pg.Client({ connectionString: DB });
     await client.connect();
     try {
-      const rows = (await client.query<{ epoch: number }>(`SELECT epoch FROM "EpochMetric" WHERE "runId" = $1 ORDER BY epoch`, [runId])).rows.map((r) => r.epoch);
-      check(JSON.stringify(rows) === JSON.stringify(Array.from({ length: EPOCHS }, (_, i) => i + 1)), `epoch rows are exactly 1..${EPOCHS}, each once (got [${rows.join(', ')}])`);
-      const cp = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM "Checkpoint" WHERE "runId" = $1`, [runId]);
-      check(cp.rows[0]?.n === 0, `the checkpoint row is gone (${cp.rows[0]?.n ?? '?'} left)`);
-      const art = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM "ModelArtifact" WHERE "runId" = $1`, [runId]);
-      check(art.rows[0]?.n === 1, `the model artifact is stored (${art.rows[0]?.n ?? '?'} rows)`);
-      const stored = (await client.query<{ seq: number; type: string; data: Record<string, unknown>; createdAt: Date }>(`SELECT seq, type, data, "createdAt" FROM "RunEvent" WHERE "runId" = $1 ORDER BY seq`, [runId])).rows;
-      say(`stored events (batch events left out): ${describeEvents(stored)}`);
-      checkStoredEvents(stored, EPOCHS);
+      const stored = await checkStoredRun(client, null, runId, EPOCHS);
 
       const retrying = stored.filter((e) => e.type === 'retrying');
       const resumed = stored.filter((e) => e.type === 'resumed');
@@ -211,25 +143,11 @@ async function main(): Promise<void> {
         say('no resume: the writes went through once PostgreSQL was back (or no write fell into the outage)');
       }
 
-      say(`SSE client: ${sse.connections.length} connection(s): ${sse.connections.map((c) => `[${c.at} status ${c.status}, Last-Event-ID ${c.lastEventId ?? '-'}, ${c.ended ?? 'open'}]`).join(' ')}`);
-      if (sse.anomalies.length) say(`SSE client: out-of-sequence deliveries: ${sse.anomalies.join('; ')}`);
-      const got = sse.events.map((e) => e.seq);
-      const want = stored.map((e) => e.seq);
-      const missing = want.filter((s) => !got.includes(s));
-      check(
-        JSON.stringify(got) === JSON.stringify(want),
-        `the SSE client received every stored event once, in order (${got.length} received of ${want.length} stored${missing.length ? `; missing seq ${missing.map((s) => `${s} (${stored.find((e) => e.seq === s)?.type})`).join(', ')}` : ''}${sse.anomalies.length ? `; ${sse.anomalies.length} out-of-sequence` : ''})`,
-      );
+      checkSseDelivery(sse, stored);
     } finally {
       await client.end();
     }
-    const errs = service.logs.filter((l) => (l.level ?? 0) >= 50 && (l.time ?? 0) >= Date.now() - (performance.now() - down));
-    const kinds = new Map<string, number>();
-    for (const l of errs) {
-      const k = `${l.msg} — ${l.err?.message?.split('\n')[0]?.slice(0, 160) ?? ''}`;
-      kinds.set(k, (kinds.get(k) ?? 0) + 1);
-    }
-    say(`service error log lines since the stop: ${errs.length}${[...kinds].map(([k, n]) => `\n         ${n} × ${k}`).join('')}`);
+    say(`service error log lines since the stop: ${errorLogSummary(service.logs, down)}`);
     const ready = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
     check(ready === 200, `/readyz answers 200 after the restart (got ${ready})`);
   } finally {

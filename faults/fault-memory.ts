@@ -1,7 +1,7 @@
 /**
  * Memory of one run, measured, against the estimate that validation checks (issue 12, item 2).
  *
- *   npm run build && node --import tsx bench/fault-memory.ts
+ *   npm run build && node --import tsx faults/fault-memory.ts
  *
  * For each spec below: a fresh `node dist/main.js all` (API + one worker, TFJS_BACKEND=wasm as in
  * the issue, a private PostgreSQL schema and queue prefix, the committed emnist-mini fixture) trains
@@ -17,26 +17,19 @@
  */
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import pg from 'pg';
 import { normalizeSpec } from '../src/spec/normalize.js';
 import { estimateMemory } from '../src/spec/shapes.js';
 import type { RunRequest } from '../src/spec/schema.js';
 import { SpecError } from '../src/spec/errors.js';
-import { assertLoopback, check, json, ROOT, runFaultScript, say, startProc, stopProc, until, type Proc } from './support/fault.js';
+import { fixtureDataset } from '../test/support/client.js';
+import { assertLoopback, check, faultDatabaseUrl, type Proc, runFaultScript, say, serviceEnv, startProc, stopAndDrop, stopProc, submitRun, until, waitForRun } from './support.js';
 
-const DB = process.env.FAULT_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/regula_bench';
+const DB = faultDatabaseUrl();
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 900_000);
-assertLoopback('FAULT_DATABASE_URL', DB);
 assertLoopback('REDIS_URL', REDIS);
 
-const dataset = {
-  name: 'idx',
-  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-  limit: 400,
-};
+const dataset = { ...fixtureDataset, limit: 400 };
 const dense = (units: number, batchSize = 32) => ({
   model: { layers: [{ type: 'Flatten' }, { type: 'Dense', units, activation: 'relu' }, { type: 'Dense', units: 47, activation: 'softmax' }] },
   training: { epochs: 1, batchSize },
@@ -77,42 +70,21 @@ async function measure(i: number, body: Record<string, unknown>): Promise<{ peak
   schemas.push(schema);
   const port = 4100 + Math.floor(Math.random() * 800);
   const base = `http://127.0.0.1:${port}`;
-  service = startProc(`service${i}`, 'all', {
-    ...process.env,
-    DATABASE_URL: `${DB}?schema=${schema}`,
-    REDIS_URL: REDIS,
-    QUEUE_PREFIX: `fault-mem-${id}-${i}`,
-    DATA_DIR: path.join(ROOT, 'test', 'fixtures'),
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    TFJS_BACKEND: 'wasm',
-    LOG_LEVEL: 'info',
-    AUTH: 'off',
-  });
-  await until('the API', async () => ((await fetch(`${base}/readyz`).catch(() => null))?.ok ? true : undefined), 90_000);
-  const r = await json<{ id: string }>(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  if (r.status !== 202) throw new Error(`POST /v1/runs answered ${r.status}: ${JSON.stringify(r.body)}`);
-  const run = await until(
-    'the run to finish',
-    async () => {
-      const v = await json<{ status: string; error: string | null }>(`${base}/v1/runs/${r.body.id}`).catch(() => undefined);
-      return v && !['queued', 'running'].includes(v.body.status) ? v.body : undefined;
-    },
-    600_000,
+  service = startProc(
+    `service${i}`,
+    'all',
+    serviceEnv({ databaseUrl: `${DB}?schema=${schema}`, redisUrl: REDIS, prefix: `fault-mem-${id}-${i}`, port }, { TFJS_BACKEND: 'wasm' }),
   );
+  await until('the API', async () => ((await fetch(`${base}/readyz`).catch(() => null))?.ok ? true : undefined), 90_000);
+  const runId = await submitRun(base, body);
+  const run = await waitForRun<{ status: string; error: string | null }>(base, runId, 600_000);
   const peak = peakRss(service.child.pid!);
   await stopProc(service);
   service = undefined;
   return { peak, status: run.status, error: run.error };
 }
 
-async function cleanup(): Promise<void> {
-  await stopProc(service);
-  const client = new pg.Client({ connectionString: DB });
-  await client.connect().catch(() => {});
-  for (const s of schemas) await client.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`).catch(() => {});
-  await client.end().catch(() => {});
-}
+const cleanup = () => stopAndDrop(service, DB, schemas);
 
 async function main(): Promise<void> {
   const mb = (b: number) => (b / 2 ** 20).toFixed(0);
