@@ -12,8 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RunEventBus } from '../events/bus.js';
 import { AppError } from '../errors.js';
 import type { StoredEvent } from '../store/runs-repo.js';
-
-export const TERMINAL_EVENTS = new Set(['completed', 'failed', 'cancelled']);
+import { isTerminalEvent } from '../events/run-events.js';
 
 export const SHUTDOWN_DATA = { reason: 'server shutting down', retry: true } as const;
 
@@ -134,7 +133,7 @@ export async function streamRunEvents(request: FastifyRequest, reply: FastifyRep
     if (ended || e.seq <= last) return;
     last = e.seq;
     res.write(frame(e));
-    if (TERMINAL_EVENTS.has(e.type)) end();
+    if (isTerminalEvent(e.type)) end();
   };
 
   // Live events are handled in order. One that skips ahead (events published while Redis was
@@ -248,7 +247,7 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
     last[i] = e.seq;
     const run = runs[i]!;
     res.write(`id: ${last.join('.')}\nevent: ${e.type}\ndata: ${JSON.stringify({ runId: run.id, variant: run.variant, ...(e.data as object), at: e.createdAt.toISOString() })}\n\n`);
-    if (TERMINAL_EVENTS.has(e.type)) done.add(i);
+    if (isTerminalEvent(e.type)) done.add(i);
     if (done.size === runs.length) {
       res.write(`id: ${last.join('.')}\nevent: study-completed\ndata: {}\n\n`);
       end();
@@ -288,7 +287,7 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
     const replayed: { i: number; e: StoredEvent }[] = [];
     for (let i = 0; i < runs.length; i++) {
       const all = await src.replay(runs[i]!.id, 0);
-      if (all.some((e) => e.seq <= last[i]! && TERMINAL_EVENTS.has(e.type))) done.add(i);
+      if (all.some((e) => e.seq <= last[i]! && isTerminalEvent(e.type))) done.add(i);
       for (const e of all) if (e.seq > last[i]!) replayed.push({ i, e });
     }
     replayed.sort((a, b) => a.e.createdAt.getTime() - b.e.createdAt.getTime() || a.i - b.i || a.e.seq - b.e.seq);

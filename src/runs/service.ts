@@ -15,6 +15,7 @@ import { toDatasetSpec } from '../engine/dataset-spec.js';
 import type { Predictor } from '../engine/predict.js';
 import { classNamesOf } from './class-names.js';
 import type { RunEventBus } from '../events/bus.js';
+import { RunJournal } from '../events/run-events.js';
 import type { RunQueue } from '../queue/producer.js';
 import type { EpochRow, NewRun, Run, RunsRepo, RunStatus, StoredEvent } from '../store/runs-repo.js';
 import { ActiveRunLimit, IdempotentReplay, type IdempotencyRecord, type SubmissionGuard } from '../store/submissions.js';
@@ -180,9 +181,11 @@ function datasetError(err: DatasetError, dataDir: string, dataset?: unknown): Ap
 
 export class RunsService {
   private readonly views: RunViews;
+  private readonly journal: RunJournal;
 
   constructor(private readonly deps: RunsServiceDeps) {
     this.views = new RunViews(deps.bus, deps.viewCacheMs ?? 1000);
+    this.journal = new RunJournal(deps.repo, deps.bus);
   }
 
   /** Validates a run request against its dataset and normalizes it (no I/O but reading label files). */
@@ -331,8 +334,7 @@ export class RunsService {
     if (run.status === 'queued' && (await this.deps.repo.cancelQueued(id))) {
       this.views.invalidate(id); // this process need not wait for the event to come back from Redis
       await this.deps.queue.removeWaiting(id);
-      const event = await this.deps.repo.appendEvent(id, 'cancelled', { reason: 'cancelled while queued' });
-      await this.deps.bus.publish(id, event);
+      await this.journal.record(id, { type: 'cancelled', data: { reason: 'cancelled while queued' } });
       return this.get(id);
     }
     if (await this.deps.repo.requestCancel(id)) {

@@ -9,10 +9,11 @@ import { Prisma, type PrismaClient, type Run, type RunStatus } from './prisma.js
 import { parseDatabaseUrl, quoteIdent } from './migrate.js';
 import type { NormalizedSpec } from '../spec/normalized.js';
 import { claim, link, SUBMISSION_TX, type SubmissionGuard } from './submissions.js';
+import type { EpochDetails, EpochRow, RunEventPayloads, RunEventType, StoredEvent } from '../events/run-events.js';
 
 export type { Run, RunStatus };
-
-export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'cancelled'];
+// Where callers have always found them; they are defined with the run events.
+export type { EpochRow, StoredEvent };
 
 export interface NewRun {
   id: string;
@@ -27,23 +28,6 @@ export interface NewRun {
   owner?: string | null;
   /** Queue priority, 1 (soonest) .. 100. */
   priority?: number;
-}
-
-export interface StoredEvent {
-  seq: number;
-  type: string;
-  data: unknown;
-  createdAt: Date;
-}
-
-export interface EpochRow {
-  epoch: number;
-  loss: number;
-  accuracy: number;
-  valLoss: number | null;
-  valAccuracy: number | null;
-  durationMs: number;
-  details: unknown;
 }
 
 /** A run's training state after `epoch` (engine/types.ts TrainingCheckpoint; `specs` is its JSON half). */
@@ -63,6 +47,9 @@ export interface ArtifactRow {
 }
 
 const json = (v: unknown): Prisma.InputJsonValue => v as Prisma.InputJsonValue;
+
+/** A JSON column read back as the type this repo wrote into it (the one place such a column is typed). */
+const stored = <T>(v: unknown): T => v as T;
 
 /** An epoch row and its checkpoint in one statement (atomic without a transaction), see saveEpoch. */
 const SAVE_EPOCH_SQL = `
@@ -114,7 +101,7 @@ export class RunsRepo {
    * Creates the run with its first event (`queued`) in one transaction; `guard` (idempotency key,
    * active-run limit) is claimed first in the same transaction and may throw to roll it back.
    */
-  async create(run: NewRun, queuedEvent: unknown, guard?: SubmissionGuard): Promise<Run> {
+  async create(run: NewRun, queuedEvent: RunEventPayloads['queued'], guard?: SubmissionGuard): Promise<Run> {
     return this.db.$transaction(async (tx) => {
       await claim(tx, guard);
       const created = await createRun(tx, run, queuedEvent);
@@ -168,7 +155,7 @@ export class RunsRepo {
     const rows = await this.db.epochMetric.findMany({ where: { runId: { in: runIds } }, orderBy: [{ runId: 'asc' }, { epoch: 'asc' }] });
     const out = new Map<string, EpochRow[]>(runIds.map((id) => [id, []]));
     for (const { runId, epoch, loss, accuracy, valLoss, valAccuracy, durationMs, details } of rows) {
-      out.get(runId)?.push({ epoch, loss, accuracy, valLoss, valAccuracy, durationMs, details });
+      out.get(runId)?.push({ epoch, loss, accuracy, valLoss, valAccuracy, durationMs, details: stored<EpochDetails | null>(details) });
     }
     return out;
   }
@@ -304,7 +291,7 @@ export class RunsRepo {
       valLoss,
       valAccuracy,
       durationMs,
-      details,
+      details: stored<EpochDetails | null>(details),
     }));
   }
 
@@ -312,7 +299,7 @@ export class RunsRepo {
    * Appends an event with the run's next sequence number (the SSE id). Writers of one run
    * (API and worker) may race for a number: the primary key rejects the loser, which retries.
    */
-  async appendEvent(runId: string, type: string, data: unknown): Promise<StoredEvent> {
+  async appendEvent(runId: string, type: RunEventType, data: unknown): Promise<StoredEvent> {
     for (let attempt = 0; ; attempt++) {
       try {
         const rows = await this.db.$queryRaw<{ seq: number; createdAt: Date }[]>`
@@ -376,7 +363,7 @@ async function finishRun(tx: Tx, id: string, status: 'succeeded' | 'failed' | 'c
   return r.count === 1;
 }
 
-async function createRun(tx: Tx, run: NewRun, queuedEvent: unknown): Promise<Run> {
+async function createRun(tx: Tx, run: NewRun, queuedEvent: RunEventPayloads['queued']): Promise<Run> {
   const created = await tx.run.create({
     data: {
       id: run.id,

@@ -7,7 +7,8 @@ import { newRun, submissionError, type RunsService, type SubmitOptions, type Sub
 import { IdempotentReplay, type IdempotencyRecord } from '../store/submissions.js';
 import { inScope, type Scope } from '../auth/principal.js';
 import { DEFAULT_PRIORITY } from '../spec/schema.js';
-import { TERMINAL, type EpochRow, type Run, type RunsRepo } from '../store/runs-repo.js';
+import type { EpochRow, Run, RunsRepo } from '../store/runs-repo.js';
+import { isTerminalStatus } from '../events/run-events.js';
 import { compare, type Comparison } from './comparison.js';
 
 export type StudyStatus = 'queued' | 'running' | 'completed' | 'cancelled';
@@ -41,14 +42,14 @@ export interface StudySummary {
  * it happens in the worker, which knows nothing of studies).
  */
 export function studyFinishedAt(runs: readonly Pick<Run, 'status' | 'finishedAt'>[]): Date | null {
-  if (runs.length === 0 || !runs.every((r) => TERMINAL.includes(r.status))) return null;
+  if (runs.length === 0 || !runs.every((r) => isTerminalStatus(r.status))) return null;
   let last: Date | null = null;
   for (const r of runs) if (r.finishedAt && (!last || r.finishedAt > last)) last = r.finishedAt;
   return last;
 }
 
 export function studyStatus(runs: readonly Pick<Run, 'status'>[], cancelRequested: boolean): StudyStatus {
-  if (runs.every((r) => TERMINAL.includes(r.status))) return cancelRequested ? 'cancelled' : 'completed';
+  if (runs.every((r) => isTerminalStatus(r.status))) return cancelRequested ? 'cancelled' : 'completed';
   return runs.some((r) => r.status !== 'queued') ? 'running' : 'queued';
 }
 
@@ -136,7 +137,7 @@ export class StudiesService {
     const study = await this.get(id, scope);
     await this.deps.repo.requestStudyCancel(id);
     for (const run of study.runs) {
-      if (TERMINAL.includes(run.status)) continue;
+      if (isTerminalStatus(run.status)) continue;
       try {
         await this.deps.runs.cancel(run.id);
       } catch (err) {

@@ -20,6 +20,7 @@
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { RunEventBus } from '../events/bus.js';
+import { epochRecord, RunJournal } from '../events/run-events.js';
 import { RUNS_QUEUE, type RunJobData } from '../queue/names.js';
 import type { NormalizedSpec } from '../spec/normalized.js';
 import type { CheckpointRow, RunsRepo } from '../store/runs-repo.js';
@@ -79,52 +80,6 @@ export function failureMessage(err: unknown, backend: string, runTimeLimitMs: nu
  */
 export const MAX_STALLS = 3;
 
-/** Writes one run's events in order: store first (it assigns the SSE id), then publish. */
-class RunRecorder {
-  private chain: Promise<void> = Promise.resolve();
-  private failure: unknown;
-
-  constructor(
-    private readonly runId: string,
-    private readonly repo: RunsRepo,
-    private readonly bus: RunEventBus,
-    /** Called once, at the first failed write. */
-    private readonly onFailure: (err: unknown) => void = () => {},
-    /** A stored event that could not be published live (Redis away): followers catch up from the store. */
-    private readonly onPublishFailure: (err: unknown) => void = () => {},
-  ) {}
-
-  record(type: string, data: unknown, before?: () => Promise<void>): void {
-    this.chain = this.chain.then(async () => {
-      // After a failed write nothing more is stored: the attempt fails and its retry resumes from
-      // the last checkpoint that was stored.
-      if (this.failure !== undefined) return;
-      let event;
-      try {
-        if (before) await before();
-        event = await this.repo.appendEvent(this.runId, type, data);
-      } catch (err) {
-        this.failure = err ?? new Error('recording failed');
-        this.onFailure(err);
-        return;
-      }
-      // The store is the record; the live publish is best effort. Training must not stop because
-      // Redis is briefly away: SSE followers replay missed events from the store on reconnect.
-      try {
-        await this.bus.publish(this.runId, event);
-      } catch (err) {
-        this.onPublishFailure(err);
-      }
-    });
-  }
-
-  /** Waits for every recorded event; throws the first storage failure, if any. */
-  async flush(): Promise<void> {
-    await this.chain;
-    if (this.failure !== undefined) throw this.failure;
-  }
-}
-
 function toCheckpoint(row: CheckpointRow): TrainingCheckpoint {
   // Copies: a stored Buffer may be a view on a larger one, and the copy is what goes to the thread.
   return { epoch: row.epoch, weights: new Uint8Array(row.weights), optimizer: new Uint8Array(row.optimizer), specs: row.specs as CheckpointSpecs };
@@ -136,8 +91,11 @@ export class WorkerHost {
   /** Runs this host is training: their heartbeats tell the reconciler they are not orphaned. */
   private readonly training = new Set<string>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly journal: RunJournal;
 
-  constructor(private readonly o: WorkerHostOptions) {}
+  constructor(private readonly o: WorkerHostOptions) {
+    this.journal = new RunJournal(o.repo, o.bus);
+  }
 
   async start(): Promise<void> {
     await this.o.bus.onCancel((runId) => {
@@ -189,11 +147,7 @@ export class WorkerHost {
   }
 
   private async failRun(runId: string, error: string): Promise<void> {
-    const { repo, bus } = this.o;
-    if (await repo.finish(runId, 'failed', { error })) {
-      const e = await repo.appendEvent(runId, 'failed', { error });
-      await bus.publish(runId, e);
-    }
+    if (await this.o.repo.finish(runId, 'failed', { error })) await this.journal.record(runId, { type: 'failed', data: { error } });
   }
 
   /**
@@ -226,7 +180,7 @@ export class WorkerHost {
     const { runId } = job.data;
     const attempts = job.opts.attempts ?? 1;
     const attempt = job.attemptsMade + 1;
-    const { repo, bus, pool } = this.o;
+    const { repo, pool } = this.o;
     const run = await repo.get(runId);
     const backend = lease.backend;
     let resume: TrainingCheckpoint | undefined;
@@ -242,12 +196,10 @@ export class WorkerHost {
       if (r.checkpoint) {
         since = run.startedAt?.getTime() ?? since;
         resume = toCheckpoint(r.checkpoint);
-        const e = await repo.appendEvent(runId, 'resumed', { fromEpoch: resume.epoch + 1, reason: why });
-        await bus.publish(runId, e);
+        await this.journal.record(runId, { type: 'resumed', data: { fromEpoch: resume.epoch + 1, reason: why } });
         log.warn({ fromEpoch: resume.epoch + 1 }, 'run resumed from its checkpoint');
       } else {
-        const e = await repo.appendEvent(runId, 'restarted', { reason: `${why}; no epoch was completed, training restarts from epoch 1` });
-        await bus.publish(runId, e);
+        await this.journal.record(runId, { type: 'restarted', data: { reason: `${why}; no epoch was completed, training restarts from epoch 1` } });
         log.warn('run restarted from epoch 1 (no checkpoint)');
       }
     } else if (run?.status === 'queued') {
@@ -259,16 +211,13 @@ export class WorkerHost {
     const spec = run.spec as unknown as NormalizedSpec;
     this.training.add(runId);
     void this.beat(runId);
-    const rec = new RunRecorder(
-      runId,
-      repo,
-      bus,
-      (err) => {
+    const rec = this.journal.sequence(runId, {
+      onFailure: (err) => {
         log.error({ err }, 'recording failed: stopping this attempt');
         pool.interrupt(runId);
       },
-      (err) => log.warn({ err }, 'event stored but not published live (Redis unavailable); followers replay it from the store'),
-    );
+      onPublishFailure: (err) => log.warn({ err }, 'event stored but not published live (Redis unavailable); followers replay it from the store'),
+    });
     const started = performance.now();
     /** The last epoch stored with its checkpoint (what a resume would continue after). */
     let lastEpoch = resume?.epoch ?? 0;
@@ -295,39 +244,29 @@ export class WorkerHost {
         onData: (source, ms) => log.info({ source, ms }, 'dataset loaded'),
         onEvent: (event: TrainingEvent) => {
           switch (event.type) {
-            case 'started':
-              rec.record('started', { backend: backend.name, backendNote: backend.note, ...event, type: undefined });
+            case 'started': {
+              const { type: _t, ...data } = event;
+              rec.record({ type: 'started', data: { backend: backend.name, backendNote: backend.note, ...data } });
               break;
+            }
             case 'early-stopped': {
               const { type: _t, ...data } = event;
-              rec.record('early-stopped', data);
+              rec.record({ type: 'early-stopped', data });
               break;
             }
             case 'batch': {
               const { type: _t, ...data } = event;
-              rec.record('batch', data);
+              rec.record({ type: 'batch', data });
               break;
             }
             case 'epoch': {
               const { type: _t, checkpoint, ...report } = event;
               samplesPerSec = report.samplesPerSec;
-              const row = {
-                epoch: report.epoch,
-                loss: report.train.loss,
-                accuracy: report.train.accuracy,
-                valLoss: report.val?.loss ?? null,
-                valAccuracy: report.val?.accuracy ?? null,
-                durationMs: report.durationMs,
-                details: { train: report.train, val: report.val, samplesPerSec: report.samplesPerSec, weights: report.weights },
-              };
-              rec.record(
-                'epoch',
-                { ...row, epochs: report.epochs, samplesPerSec: report.samplesPerSec, train: report.train, val: report.val, weights: report.weights, details: undefined },
-                async () => {
-                  await repo.saveEpoch(runId, row, checkpoint);
-                  lastEpoch = report.epoch;
-                },
-              );
+              const { row, event: epochEvent } = epochRecord(report);
+              rec.record(epochEvent, async () => {
+                await repo.saveEpoch(runId, row, checkpoint);
+                lastEpoch = report.epoch;
+              });
               log.info({ epoch: report.epoch, loss: row.loss, valAccuracy: row.valAccuracy, samplesPerSec: Math.round(report.samplesPerSec) }, 'epoch done');
               break;
             }
@@ -339,17 +278,20 @@ export class WorkerHost {
       if (result.status === 'cancelled' && stop === 'interrupt') {
         // Shutdown: the run stays running; its checkpoint (the last completed epoch) is stored.
         // Hand the job back so another worker resumes it at once.
-        rec.record('interrupted', { reason: 'the worker is shutting down; another worker resumes the run', resumeFromEpoch: lastEpoch + 1 });
+        rec.record({ type: 'interrupted', data: { reason: 'the worker is shutting down; another worker resumes the run', resumeFromEpoch: lastEpoch + 1 } });
         await rec.flush();
         log.info({ resumeFromEpoch: lastEpoch + 1, terminated }, 'training interrupted by shutdown: job handed back to the queue');
         return await this.handBack(job, token);
       }
       if (result.status === 'cancelled') {
         await repo.finish(runId, 'cancelled', samplesPerSec !== undefined ? { samplesPerSec } : {});
-        rec.record('cancelled', {
-          reason: terminated ? 'cancelled by request; the training thread did not stop at a batch boundary in time and was terminated' : 'cancelled by request',
-          epochsCompleted: lastEpoch,
-          durationMs,
+        rec.record({
+          type: 'cancelled',
+          data: {
+            reason: terminated ? 'cancelled by request; the training thread did not stop at a batch boundary in time and was terminated' : 'cancelled by request',
+            epochsCompleted: lastEpoch,
+            durationMs,
+          },
         });
         await rec.flush();
         log.info({ terminated }, 'training cancelled');
@@ -363,13 +305,16 @@ export class WorkerHost {
         weightStats: result.weights,
         ...(samplesPerSec !== undefined ? { samplesPerSec } : {}),
       });
-      rec.record('completed', {
-        test: result.test,
-        durationMs,
-        samplesPerSec: samplesPerSec ?? null,
-        stoppedEarly: result.stoppedEarly,
-        weights: result.weights,
-        modelSha256: result.artifact.sha256,
+      rec.record({
+        type: 'completed',
+        data: {
+          test: result.test,
+          durationMs,
+          samplesPerSec: samplesPerSec ?? null,
+          stoppedEarly: result.stoppedEarly,
+          weights: result.weights,
+          modelSha256: result.artifact.sha256,
+        },
       });
       await rec.flush();
       log.info({ test: result.test, durationMs, numTensors }, 'training succeeded');
@@ -386,8 +331,7 @@ export class WorkerHost {
       // Transient: the run stays running; BullMQ retries after a backoff and the retry resumes.
       log.warn({ err, attempts }, 'attempt failed: BullMQ retries it');
       try {
-        const e = await repo.appendEvent(runId, 'retrying', { error: message, attempt, attempts, resumeFromEpoch: lastEpoch + 1 });
-        await bus.publish(runId, e);
+        await this.journal.record(runId, { type: 'retrying', data: { error: message, attempt, attempts, resumeFromEpoch: lastEpoch + 1 } });
       } catch {
         // The store may be what failed; the retry's 'resumed' event tells the story.
       }
@@ -399,11 +343,7 @@ export class WorkerHost {
   }
 
   private async cancelIfRequested(runId: string): Promise<void> {
-    const { repo, bus } = this.o;
-    if (await repo.finish(runId, 'cancelled')) {
-      const e = await repo.appendEvent(runId, 'cancelled', { reason: 'cancelled before start' });
-      await bus.publish(runId, e);
-    }
+    if (await this.o.repo.finish(runId, 'cancelled')) await this.journal.record(runId, { type: 'cancelled', data: { reason: 'cancelled before start' } });
   }
 
   /**

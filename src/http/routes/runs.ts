@@ -13,6 +13,7 @@ import { fromArrays, fromPng, PIXELS } from '../images.js';
 import { scopeOf } from '../plugins/guard.js';
 import { requestHash } from '../../runs/idempotency.js';
 import { AppError } from '../../errors.js';
+import { isTerminalStatus } from '../../events/run-events.js';
 
 export interface RunsRouteDeps {
   runs: RunsService;
@@ -191,13 +192,12 @@ export const runsRoutes =
           runId: run.id,
           status: run.status,
           epochs: epochs.map((e) => {
-            const d = (e.details ?? {}) as { train?: LossParts; val?: LossParts | null; weights?: LayerStatsT[] };
+            const { details: d, ...row } = e;
             return {
-              ...e,
-              details: undefined,
-              ...(d.train ? { train: d.train } : {}),
-              ...(d.val !== undefined ? { val: d.val } : {}),
-              ...(d.weights ? { weights: d.weights } : {}),
+              ...row,
+              ...(d?.train ? { train: d.train } : {}),
+              ...(d && d.val !== undefined ? { val: d.val } : {}),
+              ...(d?.weights ? { weights: d.weights } : {}),
             };
           }),
           test:
@@ -230,7 +230,7 @@ export const runsRoutes =
         await streamRunEvents(request, reply, id, lastEventId(request, request.query), {
           bus: deps.bus,
           replay: (after) => runs.events(id, after, scope),
-          isFinished: async () => ['succeeded', 'failed', 'cancelled'].includes((await runs.get(id, scope)).status),
+          isFinished: async () => isTerminalStatus((await runs.get(id, scope)).status),
         });
       },
     );
