@@ -13,6 +13,7 @@ import { Predictor } from './engine/predict.js';
 import { initBackend } from './engine/backends/index.js';
 import { createPrisma, type PrismaClient } from './store/prisma.js';
 import { RunsRepo } from './store/runs-repo.js';
+import { StudiesRepo } from './store/studies-repo.js';
 import { ApiKeysRepo } from './store/api-keys-repo.js';
 import { IdempotencyKeys } from './store/submissions.js';
 import { QueueView } from './queue/view.js';
@@ -103,7 +104,7 @@ export function createContext(config: Config): Context {
     maxActiveRunsPerOwner: config.maxActiveRunsPerKey,
     viewCacheMs: config.runViewCacheMs,
   });
-  const studies = new StudiesService({ repo, runs, idempotencyKeys });
+  const studies = new StudiesService({ repo, studies: new StudiesRepo(prisma), runs, idempotencyKeys });
   const sessions = new RedisSessionStore(config.redisUrl, config.queuePrefix);
   return {
     config,

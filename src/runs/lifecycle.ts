@@ -16,7 +16,8 @@ import type { RuntimeVersions } from '../engine/backends/index.js';
 import type { CheckpointSpecs, TrainingCheckpoint, TrainingEvent, TrainingResult } from '../engine/types.js';
 import { epochRecord, type RunEventSequence, type RunJournal, type SequenceHandlers } from '../events/run-events.js';
 import type { NormalizedSpec } from '../spec/normalized.js';
-import type { CheckpointRow, Run, RunsRepo } from '../store/runs-repo.js';
+import type { CheckpointRow, RunsRepo } from '../store/runs-repo.js';
+import type { RunRecord } from './records.js';
 
 /** The backend of the training thread that takes the run: recorded on the run. */
 export interface TrainingBackend {
@@ -34,9 +35,9 @@ export interface Attempt {
 
 /** What a worker does with a job: train its run, or nothing (cancelled before start, or not queued/running). */
 export type Start =
-  | { kind: 'train'; run: Run; spec: NormalizedSpec; resume: TrainingCheckpoint | undefined; since: number }
+  | { kind: 'train'; run: RunRecord; spec: NormalizedSpec; resume: TrainingCheckpoint | undefined; since: number }
   | { kind: 'cancelled' }
-  | { kind: 'skip'; status: Run['status'] | undefined };
+  | { kind: 'skip'; status: RunRecord['status'] | undefined };
 
 function toCheckpoint(row: CheckpointRow): TrainingCheckpoint {
   // Copies: a stored Buffer may be a view on a larger one, and the copy is what goes to the thread.
@@ -78,7 +79,7 @@ export class RunLifecycle {
     } else {
       return { kind: 'skip', status: run?.status };
     }
-    return { kind: 'train', run, spec: run.spec as unknown as NormalizedSpec, resume, since };
+    return { kind: 'train', run, spec: run.spec, resume, since };
   }
 
   /** A cancel that came before training started: the run ends `cancelled` (if it had not ended). */

@@ -17,7 +17,8 @@ import { classNamesOf } from './class-names.js';
 import type { RunEventBus } from '../events/bus.js';
 import { RunJournal } from '../events/run-events.js';
 import type { RunQueue } from '../queue/producer.js';
-import type { EpochRow, NewRun, Run, RunsRepo, RunStatus, StoredEvent } from '../store/runs-repo.js';
+import type { EpochRow, RunsRepo, StoredEvent } from '../store/runs-repo.js';
+import type { NewRun, RunRecord, RunStatus } from './records.js';
 import { ActiveRunLimit, IdempotentReplay, type IdempotencyRecord, type SubmissionGuard } from '../store/submissions.js';
 import { inScope, type Scope } from '../auth/principal.js';
 import type { IdempotencyRequest } from './idempotency.js';
@@ -46,7 +47,7 @@ export interface RunsServiceDeps {
  * leave stale (Redis away), and the cache only starts once the subscriptions are live.
  */
 class RunViews {
-  private readonly entries = new Map<string, { run: Run; at: number }>();
+  private readonly entries = new Map<string, { run: RunRecord; at: number }>();
   private invalidations = 0;
   private watching: Promise<void> | undefined;
   /** The subscriptions are active: entries can be trusted to go when their run changes. */
@@ -75,7 +76,7 @@ class RunViews {
     );
   }
 
-  async get(id: string, read: () => Promise<Run | null>): Promise<Run | null> {
+  async get(id: string, read: () => Promise<RunRecord | null>): Promise<RunRecord | null> {
     if (this.ttlMs <= 0) return read();
     this.watch();
     if (!this.live) return read();
@@ -233,7 +234,7 @@ export class RunsService {
    * Validates the spec against its dataset, stores the run (queued) and enqueues its job. With an
    * Idempotency-Key, a request seen before gives back its run instead (or a 409 if its body differed).
    */
-  async submit(request: RunRequest, opts: SubmitOptions = {}): Promise<Submitted<Run>> {
+  async submit(request: RunRequest, opts: SubmitOptions = {}): Promise<Submitted<RunRecord>> {
     const owner = opts.owner ?? null;
     const guard = this.guard(owner, 1, opts.idempotency);
     const replay = async (record: IdempotencyRecord) => ({ value: await this.get(this.replayTarget(record, guard, 'runId')), replayed: true });
@@ -242,7 +243,7 @@ export class RunsService {
       if (seen) return replay(seen);
     }
     const prepared = await this.prepare(request);
-    let run: Run;
+    let run: RunRecord;
     try {
       run = await this.deps.repo.create(newRun(prepared, { owner }), { status: 'queued' }, guard);
     } catch (err) {
@@ -294,7 +295,7 @@ export class RunsService {
   }
 
   /** A run within `scope`; another owner's run is not found. */
-  async get(id: string, scope: Scope = null): Promise<Run> {
+  async get(id: string, scope: Scope = null): Promise<RunRecord> {
     const run = await this.deps.repo.get(id);
     if (!run || !inScope(run.owner, scope)) throw notFound(`run ${id}`);
     return run;
@@ -304,17 +305,17 @@ export class RunsService {
    * A run within `scope`, for reading only: may come from memory (RunViews), at most a moment old and
    * never older than a change whose event this process heard. Use cases that act on a run use `get`.
    */
-  async view(id: string, scope: Scope = null): Promise<Run> {
+  async view(id: string, scope: Scope = null): Promise<RunRecord> {
     const run = await this.views.get(id, () => this.deps.repo.get(id));
     if (!run || !inScope(run.owner, scope)) throw notFound(`run ${id}`);
     return run;
   }
 
-  list(opts: { status?: RunStatus; limit: number; offset: number }, scope: Scope = null): Promise<{ items: Run[]; total: number }> {
+  list(opts: { status?: RunStatus; limit: number; offset: number }, scope: Scope = null): Promise<{ items: RunRecord[]; total: number }> {
     return this.deps.repo.list({ ...opts, owner: scope });
   }
 
-  async metrics(id: string, scope: Scope = null): Promise<{ run: Run; epochs: EpochRow[] }> {
+  async metrics(id: string, scope: Scope = null): Promise<{ run: RunRecord; epochs: EpochRow[] }> {
     const run = await this.get(id, scope);
     return { run, epochs: await this.deps.repo.epochs(id) };
   }
@@ -328,7 +329,7 @@ export class RunsService {
    * Cancels a queued run at once; flags a running one, which its worker stops within one batch
    * (any API instance can do this: the flag is in the database and the signal goes over Redis).
    */
-  async cancel(id: string, scope: Scope = null): Promise<Run> {
+  async cancel(id: string, scope: Scope = null): Promise<RunRecord> {
     const run = await this.get(id, scope);
     this.views.invalidate(id);
     if (run.status === 'queued' && (await this.deps.repo.cancelQueued(id))) {
@@ -364,7 +365,7 @@ export class RunsService {
     const artifact = await this.deps.repo.artifact(id);
     if (!artifact) throw new AppError(409, 'Conflict', `run ${id} has no model yet (status ${run.status})`);
     const pixels = images();
-    const classNames = classNamesOf(run.spec as unknown as NormalizedSpec);
+    const classNames = classNamesOf(run.spec);
     const probs = await this.deps.predictor.predict(artifact, pixels, pixels.length / PIXELS);
     const predictions = probs.map((p) => {
       let best = 0;

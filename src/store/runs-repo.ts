@@ -1,34 +1,20 @@
 /**
- * Runs, their epoch rows, events and model artifacts in PostgreSQL. Status changes are
- * compare-and-set updates, so two processes racing (a cancel against a worker starting the job)
- * cannot both win.
+ * Runs and what hangs off them — events, epoch rows, checkpoints, model artifacts — in PostgreSQL,
+ * returned as domain records (runs/records.ts). Status changes are compare-and-set updates, so two
+ * processes racing (a cancel against a worker starting the job) cannot both win. Studies are in
+ * studies-repo.ts, the submission guard in submissions.ts.
  */
 import type { RuntimeVersions } from '../engine/backends/index.js';
 import pg from 'pg';
-import { Prisma, type PrismaClient, type Run, type RunStatus } from './prisma.js';
+import { Prisma, type PrismaClient } from './prisma.js';
 import { parseDatabaseUrl, quoteIdent } from './migrate.js';
-import type { NormalizedSpec } from '../spec/normalized.js';
-import { claim, link, SUBMISSION_TX, type SubmissionGuard } from './submissions.js';
+import { claim, link, SUBMISSION_TX, type SubmissionGuard, type Tx } from './submissions.js';
 import type { EpochDetails, EpochRow, RunEventPayloads, RunEventType, StoredEvent } from '../events/run-events.js';
+import type { NewRun, RunRecord, RunStatus } from '../runs/records.js';
+import { json, stored, toRunRecord } from './run-records.js';
 
-export type { Run, RunStatus };
-// Where callers have always found them; they are defined with the run events.
-export type { EpochRow, StoredEvent };
-
-export interface NewRun {
-  id: string;
-  name: string | null;
-  specSubmitted: unknown;
-  spec: NormalizedSpec;
-  datasetName: string;
-  paramCount: number;
-  studyId?: string;
-  variant?: string;
-  /** The submitting API key's owner; null with auth off. */
-  owner?: string | null;
-  /** Queue priority, 1 (soonest) .. 100. */
-  priority?: number;
-}
+// Where callers have always found them; they are defined with the run events and the run records.
+export type { EpochRow, NewRun, RunRecord, RunStatus, StoredEvent };
 
 /** A run's training state after `epoch` (engine/types.ts TrainingCheckpoint; `specs` is its JSON half). */
 export interface CheckpointRow {
@@ -46,10 +32,6 @@ export interface ArtifactRow {
   sha256: string;
 }
 
-const json = (v: unknown): Prisma.InputJsonValue => v as Prisma.InputJsonValue;
-
-/** A JSON column read back as the type this repo wrote into it (the one place such a column is typed). */
-const stored = <T>(v: unknown): T => v as T;
 
 /** An epoch row and its checkpoint in one statement (atomic without a transaction), see saveEpoch. */
 const SAVE_EPOCH_SQL = `
@@ -101,53 +83,13 @@ export class RunsRepo {
    * Creates the run with its first event (`queued`) in one transaction; `guard` (idempotency key,
    * active-run limit) is claimed first in the same transaction and may throw to roll it back.
    */
-  async create(run: NewRun, queuedEvent: RunEventPayloads['queued'], guard?: SubmissionGuard): Promise<Run> {
+  async create(run: NewRun, queuedEvent: RunEventPayloads['queued'], guard?: SubmissionGuard): Promise<RunRecord> {
     return this.db.$transaction(async (tx) => {
       await claim(tx, guard);
       const created = await createRun(tx, run, queuedEvent);
       await link(tx, guard, { runId: run.id });
       return created;
     }, SUBMISSION_TX);
-  }
-
-  /** Creates a study and all its runs (each with its `queued` event) in one transaction (`guard`: as create). */
-  async createStudy(
-    study: { id: string; name: string | null; request: unknown; owner?: string | null },
-    runs: NewRun[],
-    guard?: SubmissionGuard,
-  ): Promise<Run[]> {
-    return this.db.$transaction(async (tx) => {
-      await claim(tx, guard);
-      await tx.study.create({ data: { id: study.id, name: study.name, request: json(study.request), owner: study.owner ?? null } });
-      const created: Run[] = [];
-      for (const r of runs) created.push(await createRun(tx, r, { status: 'queued', studyId: study.id, variant: r.variant }));
-      await link(tx, guard, { studyId: study.id });
-      return created;
-    }, SUBMISSION_TX);
-  }
-
-  getStudy(id: string) {
-    return this.db.study.findUnique({ where: { id }, include: { runs: { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] } } });
-  }
-
-  /** Studies, newest first, each with its runs' status and finish time. `owner`: only that owner's (null: everyone's). */
-  async listStudies(opts: { owner: string | null; limit: number; offset: number }) {
-    const where = opts.owner !== null ? { owner: opts.owner } : {};
-    const [items, total] = await Promise.all([
-      this.db.study.findMany({
-        where,
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: opts.limit,
-        skip: opts.offset,
-        include: { runs: { select: { status: true, finishedAt: true } } },
-      }),
-      this.db.study.count({ where }),
-    ]);
-    return { items, total };
-  }
-
-  async requestStudyCancel(id: string): Promise<void> {
-    await this.db.study.update({ where: { id }, data: { cancelRequested: true } });
   }
 
   /** Epoch rows of several runs at once, by run id. */
@@ -160,12 +102,13 @@ export class RunsRepo {
     return out;
   }
 
-  get(id: string): Promise<Run | null> {
-    return this.db.run.findUnique({ where: { id } });
+  async get(id: string): Promise<RunRecord | null> {
+    const run = await this.db.run.findUnique({ where: { id } });
+    return run && toRunRecord(run);
   }
 
   /** `owner`: only that owner's runs (undefined or null: everyone's). */
-  async list(opts: { status?: RunStatus; owner?: string | null; limit: number; offset: number }): Promise<{ items: Run[]; total: number }> {
+  async list(opts: { status?: RunStatus; owner?: string | null; limit: number; offset: number }): Promise<{ items: RunRecord[]; total: number }> {
     const where = { ...(opts.status ? { status: opts.status } : {}), ...(opts.owner != null ? { owner: opts.owner } : {}) };
     // Two plain reads, not a transaction: a page and its total may straddle one insert, which a
     // listing tolerates, while a batch transaction failed to start under load (Prisma P2028 → 500).
@@ -173,7 +116,7 @@ export class RunsRepo {
       this.db.run.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], take: opts.limit, skip: opts.offset }),
       this.db.run.count({ where }),
     ]);
-    return { items, total };
+    return { items: items.map(toRunRecord), total };
   }
 
   /** queued → running. False when the run is no longer queued (e.g. cancelled meanwhile). */
@@ -341,8 +284,6 @@ export class RunsRepo {
   }
 }
 
-type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
-
 type FinishFields = { error?: string; testLoss?: number; testAccuracy?: number; testMetrics?: unknown; samplesPerSec?: number; weightStats?: unknown };
 
 /** queued | running → a final status (compare-and-set). */
@@ -363,7 +304,8 @@ async function finishRun(tx: Tx, id: string, status: 'succeeded' | 'failed' | 'c
   return r.count === 1;
 }
 
-async function createRun(tx: Tx, run: NewRun, queuedEvent: RunEventPayloads['queued']): Promise<Run> {
+/** Stores a run with its first event (`queued`), inside a submission's transaction. */
+export async function createRun(tx: Tx, run: NewRun, queuedEvent: RunEventPayloads['queued']): Promise<RunRecord> {
   const created = await tx.run.create({
     data: {
       id: run.id,
@@ -379,7 +321,7 @@ async function createRun(tx: Tx, run: NewRun, queuedEvent: RunEventPayloads['que
     },
   });
   await tx.runEvent.create({ data: { runId: run.id, seq: 1, type: 'queued', data: json(queuedEvent) } });
-  return created;
+  return toRunRecord(created);
 }
 
 function isUniqueViolation(err: unknown): boolean {

@@ -11,7 +11,8 @@
  */
 import type { PrismaClient } from './prisma.js';
 
-type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
+/** A Prisma interactive transaction. */
+export type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
 
 export interface IdempotencyRecord {
   owner: string;

@@ -7,7 +7,9 @@ import { newRun, submissionError, type RunsService, type SubmitOptions, type Sub
 import { IdempotentReplay, type IdempotencyRecord } from '../store/submissions.js';
 import { inScope, type Scope } from '../auth/principal.js';
 import { DEFAULT_PRIORITY } from '../spec/schema.js';
-import type { EpochRow, Run, RunsRepo } from '../store/runs-repo.js';
+import type { EpochRow, RunsRepo } from '../store/runs-repo.js';
+import type { StudiesRepo } from '../store/studies-repo.js';
+import type { RunRecord } from '../runs/records.js';
 import { isTerminalStatus } from '../events/run-events.js';
 import { compare, type Comparison } from './comparison.js';
 
@@ -22,7 +24,7 @@ export interface StudyRecord {
   createdAt: Date;
   /** When its last run finished; null while any run is queued or running. */
   finishedAt: Date | null;
-  runs: Run[];
+  runs: RunRecord[];
 }
 
 /** A study in a list: its runs reduced to counts by status. */
@@ -41,20 +43,20 @@ export interface StudySummary {
  * so it can never disagree with them (a run finishing is the only event that finishes a study, and
  * it happens in the worker, which knows nothing of studies).
  */
-export function studyFinishedAt(runs: readonly Pick<Run, 'status' | 'finishedAt'>[]): Date | null {
+export function studyFinishedAt(runs: readonly Pick<RunRecord, 'status' | 'finishedAt'>[]): Date | null {
   if (runs.length === 0 || !runs.every((r) => isTerminalStatus(r.status))) return null;
   let last: Date | null = null;
   for (const r of runs) if (r.finishedAt && (!last || r.finishedAt > last)) last = r.finishedAt;
   return last;
 }
 
-export function studyStatus(runs: readonly Pick<Run, 'status'>[], cancelRequested: boolean): StudyStatus {
+export function studyStatus(runs: readonly Pick<RunRecord, 'status'>[], cancelRequested: boolean): StudyStatus {
   if (runs.every((r) => isTerminalStatus(r.status))) return cancelRequested ? 'cancelled' : 'completed';
   return runs.some((r) => r.status !== 'queued') ? 'running' : 'queued';
 }
 
 export class StudiesService {
-  constructor(private readonly deps: { repo: RunsRepo; runs: RunsService; idempotencyKeys: { find(owner: string, key: string): Promise<IdempotencyRecord | null> } }) {}
+  constructor(private readonly deps: { repo: RunsRepo; studies: StudiesRepo; runs: RunsService; idempotencyKeys: { find(owner: string, key: string): Promise<IdempotencyRecord | null> } }) {}
 
   /** Expands, validates and stores the whole study, then queues its runs (Idempotency-Key: as RunsService.submit). */
   async create(req: StudyRequest, opts: SubmitOptions = {}): Promise<Submitted<StudyRecord>> {
@@ -82,7 +84,7 @@ export class StudiesService {
     }
     const id = randomUUID();
     try {
-      await this.deps.repo.createStudy(
+      await this.deps.studies.create(
         { id, name: req.name ?? null, request: req, owner },
         prepared.map((p) => newRun(p.run, { study: { id, variant: p.variant }, owner })),
         this.deps.runs.guard(owner, prepared.length, opts.idempotency),
@@ -97,7 +99,7 @@ export class StudiesService {
 
   /** A study within `scope`; another owner's study is not found. */
   async get(id: string, scope: Scope = null): Promise<StudyRecord> {
-    const s = await this.deps.repo.getStudy(id);
+    const s = await this.deps.studies.get(id);
     if (!s || !inScope(s.owner, scope)) throw notFound(`study ${id}`);
     return {
       id: s.id,
@@ -113,7 +115,7 @@ export class StudiesService {
 
   /** Studies within `scope`, newest first. */
   async list(page: { limit: number; offset: number }, scope: Scope = null): Promise<{ items: StudySummary[]; total: number }> {
-    const { items, total } = await this.deps.repo.listStudies({ owner: scope, ...page });
+    const { items, total } = await this.deps.studies.list({ owner: scope, ...page });
     return {
       total,
       items: items.map((s) => {
@@ -135,7 +137,7 @@ export class StudiesService {
   /** Cancels every run that has not finished (queued ones at once, running ones within a batch). */
   async cancel(id: string, scope: Scope = null): Promise<StudyRecord> {
     const study = await this.get(id, scope);
-    await this.deps.repo.requestStudyCancel(id);
+    await this.deps.studies.requestCancel(id);
     for (const run of study.runs) {
       if (isTerminalStatus(run.status)) continue;
       try {
@@ -159,8 +161,8 @@ export class StudiesService {
       study.runs.map((r) => ({
         id: r.id,
         variant: r.variant,
-        seed: seedOf(r.spec),
-        majorityRate: majorityRateOf(r.testMetrics),
+        seed: r.spec.training.seed,
+        majorityRate: r.testMetrics?.majorityRate ?? null,
         status: r.status,
         testLoss: r.testLoss,
         testAccuracy: r.testAccuracy,
@@ -170,16 +172,4 @@ export class StudiesService {
     );
     return { study, comparison };
   }
-}
-
-/** The run's training seed, read from its stored spec. */
-function seedOf(spec: unknown): number | null {
-  const seed = (spec as { training?: { seed?: unknown } } | null)?.training?.seed;
-  return typeof seed === 'number' ? seed : null;
-}
-
-/** The test split's largest class share, which the engine stores with the test metrics. */
-function majorityRateOf(testMetrics: unknown): number | null {
-  const rate = (testMetrics as { majorityRate?: unknown } | null)?.majorityRate;
-  return typeof rate === 'number' ? rate : null;
 }

@@ -5,8 +5,7 @@ import { Type } from 'typebox';
 import { RunRequest } from '../../spec/schema.js';
 import type { RunsService } from '../../runs/service.js';
 import type { RunEventBus } from '../../events/bus.js';
-import type { Run } from '../../store/runs-repo.js';
-import type { LayerStats as LayerStatsT, LossParts } from '../../engine/types.js';
+import type { RunRecord } from '../../runs/records.js';
 import { ListQuery, MetricsView, ModelView, Problem, RunList, RunParams, RunView, type RunView as RunViewT } from '../schemas.js';
 import { lastEventId, MAX_EVENT_ID, streamRunEvents } from '../sse.js';
 import { fromArrays, fromPng, PIXELS } from '../images.js';
@@ -48,7 +47,7 @@ export function idempotencyOf(route: string, key: string | undefined, body: unkn
   return key === undefined ? {} : { idempotency: { key, requestHash: requestHash(route, body) } };
 }
 
-export function runView(run: Run): RunViewT {
+export function runView(run: RunRecord): RunViewT {
   const self = `/v1/runs/${run.id}`;
   return {
     id: run.id,
@@ -58,13 +57,13 @@ export function runView(run: Run): RunViewT {
     paramCount: run.paramCount,
     backend: run.backend,
     backendNote: run.backendNote,
-    versions: (run.versions ?? null) as RunViewT['versions'],
+    versions: run.versions,
     error: run.error,
     cancelRequested: run.cancelRequested,
     test: run.testLoss !== null && run.testAccuracy !== null ? { loss: run.testLoss, accuracy: run.testAccuracy } : null,
     samplesPerSec: run.samplesPerSec,
     priority: run.priority,
-    weights: (run.weightStats as LayerStatsT[] | null) ?? null,
+    weights: run.weightStats,
     createdAt: run.createdAt.toISOString(),
     startedAt: run.startedAt?.toISOString() ?? null,
     finishedAt: run.finishedAt?.toISOString() ?? null,
@@ -84,7 +83,7 @@ export function runView(run: Run): RunViewT {
 }
 
 /** A list item by default: the run without its spec and weight statistics. */
-export function runSummary(run: Run): Omit<RunViewT, 'spec' | 'weights'> {
+export function runSummary(run: RunRecord): Omit<RunViewT, 'spec' | 'weights'> {
   const { spec: _spec, weights: _weights, ...summary } = runView(run);
   return summary;
 }
@@ -113,7 +112,7 @@ export const runsRoutes =
   async (fastify) => {
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
     const { runs } = deps;
-    const serializedViews = new WeakMap<Run, string>();
+    const serializedViews = new WeakMap<RunRecord, string>();
 
     app.post(
       '/runs',
@@ -202,7 +201,7 @@ export const runsRoutes =
           }),
           test:
             run.testLoss !== null && run.testAccuracy !== null
-              ? { loss: run.testLoss, accuracy: run.testAccuracy, parts: (run.testMetrics as LossParts | null) ?? null }
+              ? { loss: run.testLoss, accuracy: run.testAccuracy, parts: run.testMetrics }
               : null,
         };
       },
