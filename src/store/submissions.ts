@@ -28,21 +28,23 @@ export interface SubmissionGuard {
 }
 
 /** The key was claimed by an earlier (committed) request: answer with what it stored. */
-export class IdempotentReplay extends Error {
+export class IdempotentReplayError extends Error {
+  override readonly name = 'IdempotentReplayError';
+
   constructor(readonly record: IdempotencyRecord) {
     super(`idempotency key ${record.key} was used before`);
-    this.name = 'IdempotentReplay';
   }
 }
 
-export class ActiveRunLimit extends Error {
+export class ActiveRunLimitError extends Error {
+  override readonly name = 'ActiveRunLimitError';
+
   constructor(
     readonly active: number,
     readonly max: number,
     readonly adding: number,
   ) {
     super(`${active} unfinished runs, limit ${max}`);
-    this.name = 'ActiveRunLimit';
   }
 }
 
@@ -71,14 +73,14 @@ export async function claim(tx: Tx, g: SubmissionGuard | undefined): Promise<voi
         select: { owner: true, key: true, requestHash: true, runId: true, studyId: true },
       });
       if (!record) throw new Error(`idempotency key ${key} vanished while claiming it`);
-      throw new IdempotentReplay(record);
+      throw new IdempotentReplayError(record);
     }
   }
   if (g?.activeRuns && g.activeRuns.max > 0) {
     const { owner, max, adding } = g.activeRuns;
     await tx.$queryRaw`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtextextended(${`regula:active-runs:${owner}`}, 0))`;
     const active = await tx.run.count({ where: { owner, status: { in: ['queued', 'running'] } } });
-    if (active + adding > max) throw new ActiveRunLimit(active, max, adding);
+    if (active + adding > max) throw new ActiveRunLimitError(active, max, adding);
   }
 }
 

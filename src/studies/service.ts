@@ -3,8 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { AppError, notFound } from '../errors.js';
 import { SpecError } from '../spec/errors.js';
 import { expandStudy, type StudyRequest } from '../spec/study.js';
-import { newRun, submissionError, type RunsService, type SubmitOptions, type Submitted } from '../runs/service.js';
-import { IdempotentReplay, type IdempotencyRecord } from '../store/submissions.js';
+import type { RunsService } from '../runs/service.js';
+import { newRun, type PreparedRun, type RunPreparer } from '../runs/prepare.js';
+import type { Submissions, SubmitOptions, Submitted } from '../runs/submission.js';
 import { inScope, type Scope } from '../auth/principal.js';
 import { DEFAULT_PRIORITY } from '../spec/schema.js';
 import type { EpochRow, RunsRepo } from '../store/runs-repo.js';
@@ -56,17 +57,42 @@ export function studyStatus(runs: readonly Pick<RunRecord, 'status'>[], cancelRe
 }
 
 export class StudiesService {
-  constructor(private readonly deps: { repo: RunsRepo; studies: StudiesRepo; runs: RunsService; idempotencyKeys: { find(owner: string, key: string): Promise<IdempotencyRecord | null> } }) {}
+  constructor(
+    private readonly deps: {
+      repo: RunsRepo;
+      studies: StudiesRepo;
+      /** Cancels the study's runs. */
+      runs: RunsService;
+      submissions: Submissions;
+      preparer: RunPreparer;
+    },
+  ) {}
 
-  /** Expands, validates and stores the whole study, then queues its runs (Idempotency-Key: as RunsService.submit). */
-  async create(req: StudyRequest, opts: SubmitOptions = {}): Promise<Submitted<StudyRecord>> {
+  /** Expands, validates and stores the whole study, then queues its runs (Idempotency-Key: as a run's submission). */
+  create(req: StudyRequest, opts: SubmitOptions = {}): Promise<Submitted<StudyRecord>> {
     const owner = opts.owner ?? null;
-    const probe = this.deps.runs.guard(owner, 0, opts.idempotency);
-    const replay = async (record: IdempotencyRecord) => ({ value: await this.get(this.deps.runs.replayTarget(record, probe, 'studyId')), replayed: true });
-    if (probe.idempotency) {
-      const seen = await this.deps.idempotencyKeys.find(probe.idempotency.owner, probe.idempotency.key);
-      if (seen) return replay(seen);
-    }
+    const id = randomUUID();
+    return this.deps.submissions.submit(
+      {
+        target: 'studyId',
+        prepare: () => this.prepare(req),
+        // The study's priority applies to every run.
+        runs: (runs) => ({ ids: runs.map((r) => r.run.id), priority: req.priority ?? DEFAULT_PRIORITY }),
+        store: (runs, guard) =>
+          this.deps.studies.create(
+            { id, name: req.name ?? null, request: req, owner },
+            runs.map((r) => newRun(r.run, { study: { id, variant: r.variant }, owner })),
+            guard,
+          ),
+        result: () => this.get(id),
+        load: (stored) => this.get(stored),
+      },
+      opts,
+    );
+  }
+
+  /** Every run of the study, validated: a study is created whole or not at all. */
+  private async prepare(req: StudyRequest): Promise<{ variant: string; run: PreparedRun }[]> {
     let variants;
     try {
       variants = expandStudy(req);
@@ -74,27 +100,12 @@ export class StudiesService {
       if (err instanceof SpecError) throw new AppError(422, 'Invalid study', err.message, err.pointer);
       throw err;
     }
-    // Every run must be valid before any is stored: a study is created whole or not at all.
-    // The study's priority applies to every run.
-    const priority = req.priority ?? DEFAULT_PRIORITY;
     const prepared = [];
     for (const v of variants) {
       const request = req.priority !== undefined ? { ...v.request, priority: req.priority } : v.request;
-      prepared.push({ variant: v.label, run: await this.deps.runs.prepare(request, v.pointer) });
+      prepared.push({ variant: v.label, run: await this.deps.preparer.prepare(request, v.pointer) });
     }
-    const id = randomUUID();
-    try {
-      await this.deps.studies.create(
-        { id, name: req.name ?? null, request: req, owner },
-        prepared.map((p) => newRun(p.run, { study: { id, variant: p.variant }, owner })),
-        this.deps.runs.guard(owner, prepared.length, opts.idempotency),
-      );
-    } catch (err) {
-      if (err instanceof IdempotentReplay) return replay(err.record);
-      throw submissionError(err);
-    }
-    await this.deps.runs.enqueue(prepared.map((p) => p.run.id), priority);
-    return { value: await this.get(id), replayed: false };
+    return prepared;
   }
 
   /** A study within `scope`; another owner's study is not found. */
