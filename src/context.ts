@@ -110,7 +110,7 @@ export function createContext(config: Config): Context {
     submissions,
     preparer,
   });
-  const studies = new StudiesService({ repo, studies: new StudiesRepo(prisma), runs, submissions, preparer });
+  const studies = new StudiesService({ repo, studies: new StudiesRepo(prisma, repo.sql), runs, submissions, preparer });
   const sessions = new RedisSessionStore(config.redisUrl, config.queuePrefix);
   return {
     config,

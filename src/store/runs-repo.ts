@@ -5,13 +5,12 @@
  * studies-repo.ts, the submission guard in submissions.ts.
  */
 import type { RuntimeVersions } from '../engine/backends/index.js';
-import pg from 'pg';
 import { Prisma, type PrismaClient } from './prisma.js';
-import { parseDatabaseUrl, quoteIdent } from './migrate.js';
-import { claim, link, SUBMISSION_TX, type SubmissionGuard, type Tx } from './submissions.js';
+import { claim, isGuarded, link, type SubmissionGuard } from './submissions.js';
+import { SqlPool } from './sql.js';
 import type { EpochDetails, EpochRow, RunEventPayloads, RunEventType, StoredEvent } from '../events/run-events.js';
 import type { NewRun, RunRecord, RunStatus } from '../runs/records.js';
-import { json, stored, toRunRecord } from './run-records.js';
+import { insertRun, json, stored, toRunRecord } from './run-records.js';
 
 // Where callers have always found them; they are defined with the run events and the run records.
 export type { EpochRow, NewRun, RunRecord, RunStatus, StoredEvent };
@@ -51,45 +50,37 @@ const SAVE_EPOCH_SQL = `
     "specs" = EXCLUDED."specs", "createdAt" = EXCLUDED."createdAt"`;
 
 export class RunsRepo {
-  private checkpointPool: pg.Pool | undefined;
+  /** node-postgres beside Prisma for the hot writes (a submission, an epoch's checkpoint): see store/sql.ts. */
+  readonly sql: SqlPool;
 
   /**
-   * `databaseUrl`: where checkpoints are written with node-postgres directly (see saveEpoch);
-   * without it they go through Prisma.
+   * `databaseUrl`: where submissions and checkpoints are written with node-postgres directly (see
+   * create and saveEpoch); without it they go through Prisma.
    */
   constructor(
     private readonly db: PrismaClient,
-    private readonly opts: { databaseUrl?: string } = {},
-  ) {}
-
-  /** A small pool of its own for checkpoint writes; idle connections close after a second. */
-  private rawPool(): pg.Pool | undefined {
-    if (!this.opts.databaseUrl) return undefined;
-    if (!this.checkpointPool) {
-      const { connectionString, schema } = parseDatabaseUrl(this.opts.databaseUrl);
-      const searchPath = quoteIdent(schema ?? 'public').replaceAll('\\', '\\\\').replaceAll(' ', '\\ ');
-      this.checkpointPool = new pg.Pool({ connectionString, options: `-c search_path=${searchPath}`, max: 2, idleTimeoutMillis: 1000, allowExitOnIdle: true });
-      this.checkpointPool.on('error', () => {}); // an idle connection dropped by the server: the next write opens another
-    }
-    return this.checkpointPool;
+    opts: { databaseUrl?: string } = {},
+  ) {
+    this.sql = new SqlPool(db, opts.databaseUrl);
   }
 
   async close(): Promise<void> {
-    await this.checkpointPool?.end();
-    this.checkpointPool = undefined;
+    await this.sql.close();
   }
 
   /**
-   * Creates the run with its first event (`queued`) in one transaction; `guard` (idempotency key,
-   * active-run limit) is claimed first in the same transaction and may throw to roll it back.
+   * Creates the run with its first event (`queued`). With a `guard` (idempotency key, active-run
+   * limit) that is one transaction: the guard is claimed first and may throw to roll it back.
+   * Without one (the common case) it is a single statement.
    */
   async create(run: NewRun, queuedEvent: RunEventPayloads['queued'], guard?: SubmissionGuard): Promise<RunRecord> {
-    return this.db.$transaction(async (tx) => {
-      await claim(tx, guard);
-      const created = await createRun(tx, run, queuedEvent);
-      await link(tx, guard, { runId: run.id });
+    if (!isGuarded(guard)) return insertRun(this.sql, run, queuedEvent);
+    return this.sql.transaction(async (sql) => {
+      await claim(sql, guard);
+      const created = await insertRun(sql, run, queuedEvent);
+      await link(sql, guard, { runId: run.id });
       return created;
-    }, SUBMISSION_TX);
+    });
   }
 
   /** Epoch rows of several runs at once, by run id. */
@@ -217,7 +208,7 @@ export class RunsRepo {
       Buffer.from(checkpoint.optimizer.buffer, checkpoint.optimizer.byteOffset, checkpoint.optimizer.byteLength),
       JSON.stringify(checkpoint.specs),
     ];
-    const pool = this.rawPool();
+    const pool = this.sql.raw();
     if (pool) {
       await pool.query(SAVE_EPOCH_SQL, params);
       return;
@@ -284,6 +275,8 @@ export class RunsRepo {
   }
 }
 
+type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
+
 type FinishFields = { error?: string; testLoss?: number; testAccuracy?: number; testMetrics?: unknown; samplesPerSec?: number; weightStats?: unknown };
 
 /** queued | running → a final status (compare-and-set). */
@@ -302,26 +295,6 @@ async function finishRun(tx: Tx, id: string, status: 'succeeded' | 'failed' | 'c
     },
   });
   return r.count === 1;
-}
-
-/** Stores a run with its first event (`queued`), inside a submission's transaction. */
-export async function createRun(tx: Tx, run: NewRun, queuedEvent: RunEventPayloads['queued']): Promise<RunRecord> {
-  const created = await tx.run.create({
-    data: {
-      id: run.id,
-      name: run.name,
-      specSubmitted: json(run.specSubmitted),
-      spec: json(run.spec),
-      datasetName: run.datasetName,
-      paramCount: run.paramCount,
-      studyId: run.studyId ?? null,
-      variant: run.variant ?? null,
-      owner: run.owner ?? null,
-      ...(run.priority !== undefined ? { priority: run.priority } : {}),
-    },
-  });
-  await tx.runEvent.create({ data: { runId: run.id, seq: 1, type: 'queued', data: json(queuedEvent) } });
-  return toRunRecord(created);
 }
 
 function isUniqueViolation(err: unknown): boolean {

@@ -1,9 +1,9 @@
 /** Studies in PostgreSQL: a study and its runs are stored together, and read back as domain records. */
 import type { PrismaClient } from './prisma.js';
 import type { NewRun, RunRecord, RunStatus, StudyRow } from '../runs/records.js';
-import { claim, link, SUBMISSION_TX, type SubmissionGuard } from './submissions.js';
-import { createRun } from './runs-repo.js';
-import { json, toRunRecord } from './run-records.js';
+import { claim, link, type SubmissionGuard } from './submissions.js';
+import { insertRun, toRunRecord } from './run-records.js';
+import type { SqlPool } from './sql.js';
 
 export interface NewStudy {
   id: string;
@@ -19,18 +19,33 @@ export interface StudyListItem extends StudyRow {
 }
 
 export class StudiesRepo {
-  constructor(private readonly db: PrismaClient) {}
+  /** `sql`: the runs repository's (RunsRepo.sql), which a study's runs are written through. */
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly sql: SqlPool,
+  ) {}
 
   /** Creates a study and all its runs (each with its `queued` event) in one transaction (`guard`: as RunsRepo.create). */
   async create(study: NewStudy, runs: NewRun[], guard?: SubmissionGuard): Promise<RunRecord[]> {
-    return this.db.$transaction(async (tx) => {
-      await claim(tx, guard);
-      await tx.study.create({ data: { id: study.id, name: study.name, request: json(study.request), owner: study.owner ?? null } });
+    return this.sql.transaction(async (sql) => {
+      await claim(sql, guard);
+      await sql.query(`INSERT INTO "Study" ("id", "name", "request", "owner", "createdAt") VALUES ($1::uuid, $2, $3::jsonb, $4, $5::timestamptz)`, [
+        study.id,
+        study.name,
+        JSON.stringify(study.request),
+        study.owner ?? null,
+        new Date(),
+      ]);
+      // A study's runs are read back by createdAt: one transaction writes them all within a
+      // millisecond, so each gets the next millisecond to keep them in the study's order.
+      const start = Date.now();
       const created: RunRecord[] = [];
-      for (const r of runs) created.push(await createRun(tx, r, { status: 'queued', studyId: study.id, variant: r.variant }));
-      await link(tx, guard, { studyId: study.id });
+      for (const [i, r] of runs.entries()) {
+        created.push(await insertRun(sql, r, { status: 'queued', studyId: study.id, variant: r.variant }, new Date(start + i)));
+      }
+      await link(sql, guard, { studyId: study.id });
       return created;
-    }, SUBMISSION_TX);
+    });
   }
 
   /** A study with its runs, oldest first. */
