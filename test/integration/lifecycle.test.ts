@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.js';
-import { tinyRun } from '../support/client.js';
+import { call, tinyRun } from '../support/client.js';
 import { RunJournal, type StoredEvent } from '../../src/events/run-events.js';
 import { RunLifecycle } from '../../src/runs/lifecycle.js';
 
@@ -25,7 +25,7 @@ describe('run lifecycle', () => {
     await h?.close();
   });
 
-  const submit = async () => (await h.ctx.runs.submit(tinyRun())).value.id;
+  const submit = async () => (await call<{ id: string }>(h, 'POST', '/v1/runs', { body: tinyRun() })).body.id;
   const types = async (id: string) => (await h.ctx.repo.events(id)).map((e) => e.type);
   const row = (epoch: number) => ({ epoch, loss: 1 / epoch, accuracy: 0.1 * epoch, valLoss: null, valAccuracy: null, durationMs: 5, details: null });
   const checkpoint = (epoch: number) => ({ epoch, weights: new Uint8Array([1, 2, 3]), optimizer: new Uint8Array([4]), specs: { format: 1 } });
