@@ -17,6 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { chartPng, overlayChart, type Series } from '../src/charts/index.js';
 import { PRESETS, PRESET_NAMES } from '../src/spec/presets.js';
+import type { EpochRow as StoredEpochRow } from '../src/events/run-events.js';
 import { BYMERGE, ROOT, machine, startService } from './support/service.js';
 
 const { values: args } = parseArgs({
@@ -59,14 +60,8 @@ interface RunView {
   error: string | null;
   spec: { training: { seed: number } };
 }
-interface EpochRow {
-  epoch: number;
-  loss: number;
-  accuracy: number;
-  valLoss: number | null;
-  valAccuracy: number | null;
-  durationMs: number;
-}
+/** An epoch as GET /v1/runs/{id}/metrics lists it (its headline figures are all this script reads). */
+type EpochRow = Omit<StoredEpochRow, 'details'>;
 
 const epochs = Number(args.epochs);
 const seeds = args.seeds!.split(',').map(Number);

@@ -9,10 +9,13 @@ import { RunEventBus } from './events/bus.js';
 import { RunQueue } from './queue/producer.js';
 import { RunsService } from './runs/service.js';
 import { StudiesService } from './studies/service.js';
+import { Submissions } from './runs/submission.js';
+import { RunPreparer } from './runs/prepare.js';
 import { Predictor } from './engine/predict.js';
 import { initBackend } from './engine/backends/index.js';
 import { createPrisma, type PrismaClient } from './store/prisma.js';
 import { RunsRepo } from './store/runs-repo.js';
+import { StudiesRepo } from './store/studies-repo.js';
 import { ApiKeysRepo } from './store/api-keys-repo.js';
 import { IdempotencyKeys } from './store/submissions.js';
 import { QueueView } from './queue/view.js';
@@ -93,6 +96,8 @@ export function createContext(config: Config): Context {
     await backend;
   });
   const idempotencyKeys = new IdempotencyKeys(prisma);
+  const submissions = new Submissions({ repo, queue, idempotencyKeys, maxActiveRunsPerOwner: config.maxActiveRunsPerKey });
+  const preparer = new RunPreparer(config.dataDir);
   const runs = new RunsService({
     repo,
     queue,
@@ -102,8 +107,10 @@ export function createContext(config: Config): Context {
     idempotencyKeys,
     maxActiveRunsPerOwner: config.maxActiveRunsPerKey,
     viewCacheMs: config.runViewCacheMs,
+    submissions,
+    preparer,
   });
-  const studies = new StudiesService({ repo, runs, idempotencyKeys });
+  const studies = new StudiesService({ repo, studies: new StudiesRepo(prisma, repo.sql), runs, submissions, preparer });
   const sessions = new RedisSessionStore(config.redisUrl, config.queuePrefix);
   return {
     config,

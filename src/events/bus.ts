@@ -5,7 +5,7 @@
  * clients follow that run, and messages fan out in-process.
  */
 import { Redis } from 'ioredis';
-import type { StoredEvent } from '../store/runs-repo.js';
+import type { StoredEvent } from './run-events.js';
 
 export type EventListener = (event: StoredEvent) => void;
 

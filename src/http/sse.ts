@@ -11,9 +11,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RunEventBus } from '../events/bus.js';
 import { AppError } from '../errors.js';
-import type { StoredEvent } from '../store/runs-repo.js';
-
-export const TERMINAL_EVENTS = new Set(['completed', 'failed', 'cancelled']);
+import { isTerminalEvent, type StoredEvent } from '../events/run-events.js';
 
 export const SHUTDOWN_DATA = { reason: 'server shutting down', retry: true } as const;
 
@@ -191,7 +189,7 @@ export async function streamRunEvents(request: FastifyRequest, reply: FastifyRep
     if (stream.ended || e.seq <= last) return;
     last = e.seq;
     stream.write(frame(e));
-    if (TERMINAL_EVENTS.has(e.type)) stream.end();
+    if (isTerminalEvent(e.type)) stream.end();
   };
 
   // Live events are handled in order. One that skips ahead (events published while Redis was
@@ -271,7 +269,7 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
     last[i] = e.seq;
     const run = runs[i]!;
     stream.write(`id: ${last.join('.')}\nevent: ${e.type}\ndata: ${JSON.stringify({ runId: run.id, variant: run.variant, ...(e.data as object), at: e.createdAt.toISOString() })}\n\n`);
-    if (TERMINAL_EVENTS.has(e.type)) done.add(i);
+    if (isTerminalEvent(e.type)) done.add(i);
     if (done.size === runs.length) {
       stream.write(`id: ${last.join('.')}\nevent: study-completed\ndata: {}\n\n`);
       stream.end();
@@ -300,7 +298,7 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
     const replayed: { i: number; e: StoredEvent }[] = [];
     for (let i = 0; i < runs.length; i++) {
       const all = await src.replay(runs[i]!.id, 0);
-      if (all.some((e) => e.seq <= last[i]! && TERMINAL_EVENTS.has(e.type))) done.add(i);
+      if (all.some((e) => e.seq <= last[i]! && isTerminalEvent(e.type))) done.add(i);
       for (const e of all) if (e.seq > last[i]!) replayed.push({ i, e });
     }
     replayed.sort((a, b) => a.e.createdAt.getTime() - b.e.createdAt.getTime() || a.i - b.i || a.e.seq - b.e.seq);

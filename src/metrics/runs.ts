@@ -3,10 +3,7 @@
  * what it sees is what it trained, so several workers' figures add up without double counting.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { StoredEvent } from '../store/runs-repo.js';
-
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
-const STATUS: Record<string, string> = { completed: 'succeeded', failed: 'failed', cancelled: 'cancelled' };
+import { isTerminalEvent, TERMINAL_EVENTS, type StoredEvent } from '../events/run-events.js';
 
 /** A failure message → one of a few stable reasons (a label must not carry free text). */
 export function failureReason(error: string): string {
@@ -66,13 +63,13 @@ export class RunMetrics {
         if (typeof data.samplesPerSec === 'number' && Number.isFinite(data.samplesPerSec)) this.samplesPerSec.set(data.samplesPerSec);
         return;
     }
-    if (!TERMINAL.has(event.type)) return;
+    if (!isTerminalEvent(event.type)) return;
     const started = this.startedAt.get(runId);
     this.startedAt.delete(runId);
     if (event.type === 'failed') this.failures.inc({ reason: failureReason(typeof data.error === 'string' ? data.error : '') });
     const seconds =
       typeof data.durationMs === 'number' ? data.durationMs / 1000 : started !== undefined ? (event.createdAt.getTime() - started) / 1000 : undefined;
     // A run cancelled while queued never trained: it has no duration.
-    if (seconds !== undefined && seconds >= 0) this.duration.observe({ status: STATUS[event.type]! }, seconds);
+    if (seconds !== undefined && seconds >= 0) this.duration.observe({ status: TERMINAL_EVENTS[event.type] }, seconds);
   }
 }

@@ -1,50 +1,19 @@
 /**
- * Runs, their epoch rows, events and model artifacts in PostgreSQL. Status changes are
- * compare-and-set updates, so two processes racing (a cancel against a worker starting the job)
- * cannot both win.
+ * Runs and what hangs off them — events, epoch rows, checkpoints, model artifacts — in PostgreSQL,
+ * returned as domain records (runs/records.ts). Status changes are compare-and-set updates, so two
+ * processes racing (a cancel against a worker starting the job) cannot both win. Studies are in
+ * studies-repo.ts, the submission guard in submissions.ts.
  */
 import type { RuntimeVersions } from '../engine/backends/index.js';
-import pg from 'pg';
-import { Prisma, type PrismaClient, type Run, type RunStatus } from './prisma.js';
-import { parseDatabaseUrl, quoteIdent } from './migrate.js';
-import type { NormalizedSpec } from '../spec/normalized.js';
-import { claim, link, SUBMISSION_TX, type SubmissionGuard } from './submissions.js';
+import { Prisma, type PrismaClient } from './prisma.js';
+import { claim, isGuarded, link, type SubmissionGuard } from './submissions.js';
+import { SqlPool } from './sql.js';
+import type { EpochDetails, EpochRow, RunEventPayloads, RunEventType, StoredEvent } from '../events/run-events.js';
+import type { NewRun, RunRecord, RunStatus } from '../runs/records.js';
+import { insertRun, json, stored, toRunRecord } from './run-records.js';
 
-export type { Run, RunStatus };
-
-export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'cancelled'];
-
-export interface NewRun {
-  id: string;
-  name: string | null;
-  specSubmitted: unknown;
-  spec: NormalizedSpec;
-  datasetName: string;
-  paramCount: number;
-  studyId?: string;
-  variant?: string;
-  /** The submitting API key's owner; null with auth off. */
-  owner?: string | null;
-  /** Queue priority, 1 (soonest) .. 100. */
-  priority?: number;
-}
-
-export interface StoredEvent {
-  seq: number;
-  type: string;
-  data: unknown;
-  createdAt: Date;
-}
-
-export interface EpochRow {
-  epoch: number;
-  loss: number;
-  accuracy: number;
-  valLoss: number | null;
-  valAccuracy: number | null;
-  durationMs: number;
-  details: unknown;
-}
+// Where callers have always found them; they are defined with the run events and the run records.
+export type { EpochRow, NewRun, RunRecord, RunStatus, StoredEvent };
 
 /** A run's training state after `epoch` (engine/types.ts TrainingCheckpoint; `specs` is its JSON half). */
 export interface CheckpointRow {
@@ -62,7 +31,6 @@ export interface ArtifactRow {
   sha256: string;
 }
 
-const json = (v: unknown): Prisma.InputJsonValue => v as Prisma.InputJsonValue;
 
 /** An epoch row and its checkpoint in one statement (atomic without a transaction), see saveEpoch. */
 const SAVE_EPOCH_SQL = `
@@ -82,85 +50,37 @@ const SAVE_EPOCH_SQL = `
     "specs" = EXCLUDED."specs", "createdAt" = EXCLUDED."createdAt"`;
 
 export class RunsRepo {
-  private checkpointPool: pg.Pool | undefined;
+  /** node-postgres beside Prisma for the hot writes (a submission, an epoch's checkpoint): see store/sql.ts. */
+  readonly sql: SqlPool;
 
   /**
-   * `databaseUrl`: where checkpoints are written with node-postgres directly (see saveEpoch);
-   * without it they go through Prisma.
+   * `databaseUrl`: where submissions and checkpoints are written with node-postgres directly (see
+   * create and saveEpoch); without it they go through Prisma.
    */
   constructor(
     private readonly db: PrismaClient,
-    private readonly opts: { databaseUrl?: string } = {},
-  ) {}
-
-  /** A small pool of its own for checkpoint writes; idle connections close after a second. */
-  private rawPool(): pg.Pool | undefined {
-    if (!this.opts.databaseUrl) return undefined;
-    if (!this.checkpointPool) {
-      const { connectionString, schema } = parseDatabaseUrl(this.opts.databaseUrl);
-      const searchPath = quoteIdent(schema ?? 'public').replaceAll('\\', '\\\\').replaceAll(' ', '\\ ');
-      this.checkpointPool = new pg.Pool({ connectionString, options: `-c search_path=${searchPath}`, max: 2, idleTimeoutMillis: 1000, allowExitOnIdle: true });
-      this.checkpointPool.on('error', () => {}); // an idle connection dropped by the server: the next write opens another
-    }
-    return this.checkpointPool;
+    opts: { databaseUrl?: string } = {},
+  ) {
+    this.sql = new SqlPool(db, opts.databaseUrl);
   }
 
   async close(): Promise<void> {
-    await this.checkpointPool?.end();
-    this.checkpointPool = undefined;
+    await this.sql.close();
   }
 
   /**
-   * Creates the run with its first event (`queued`) in one transaction; `guard` (idempotency key,
-   * active-run limit) is claimed first in the same transaction and may throw to roll it back.
+   * Creates the run with its first event (`queued`). With a `guard` (idempotency key, active-run
+   * limit) that is one transaction: the guard is claimed first and may throw to roll it back.
+   * Without one (the common case) it is a single statement.
    */
-  async create(run: NewRun, queuedEvent: unknown, guard?: SubmissionGuard): Promise<Run> {
-    return this.db.$transaction(async (tx) => {
-      await claim(tx, guard);
-      const created = await createRun(tx, run, queuedEvent);
-      await link(tx, guard, { runId: run.id });
+  async create(run: NewRun, queuedEvent: RunEventPayloads['queued'], guard?: SubmissionGuard): Promise<RunRecord> {
+    if (!isGuarded(guard)) return insertRun(this.sql, run, queuedEvent);
+    return this.sql.transaction(async (sql) => {
+      await claim(sql, guard);
+      const created = await insertRun(sql, run, queuedEvent);
+      await link(sql, guard, { runId: run.id });
       return created;
-    }, SUBMISSION_TX);
-  }
-
-  /** Creates a study and all its runs (each with its `queued` event) in one transaction (`guard`: as create). */
-  async createStudy(
-    study: { id: string; name: string | null; request: unknown; owner?: string | null },
-    runs: NewRun[],
-    guard?: SubmissionGuard,
-  ): Promise<Run[]> {
-    return this.db.$transaction(async (tx) => {
-      await claim(tx, guard);
-      await tx.study.create({ data: { id: study.id, name: study.name, request: json(study.request), owner: study.owner ?? null } });
-      const created: Run[] = [];
-      for (const r of runs) created.push(await createRun(tx, r, { status: 'queued', studyId: study.id, variant: r.variant }));
-      await link(tx, guard, { studyId: study.id });
-      return created;
-    }, SUBMISSION_TX);
-  }
-
-  getStudy(id: string) {
-    return this.db.study.findUnique({ where: { id }, include: { runs: { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] } } });
-  }
-
-  /** Studies, newest first, each with its runs' status and finish time. `owner`: only that owner's (null: everyone's). */
-  async listStudies(opts: { owner: string | null; limit: number; offset: number }) {
-    const where = opts.owner !== null ? { owner: opts.owner } : {};
-    const [items, total] = await Promise.all([
-      this.db.study.findMany({
-        where,
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: opts.limit,
-        skip: opts.offset,
-        include: { runs: { select: { status: true, finishedAt: true } } },
-      }),
-      this.db.study.count({ where }),
-    ]);
-    return { items, total };
-  }
-
-  async requestStudyCancel(id: string): Promise<void> {
-    await this.db.study.update({ where: { id }, data: { cancelRequested: true } });
+    });
   }
 
   /** Epoch rows of several runs at once, by run id. */
@@ -168,17 +88,18 @@ export class RunsRepo {
     const rows = await this.db.epochMetric.findMany({ where: { runId: { in: runIds } }, orderBy: [{ runId: 'asc' }, { epoch: 'asc' }] });
     const out = new Map<string, EpochRow[]>(runIds.map((id) => [id, []]));
     for (const { runId, epoch, loss, accuracy, valLoss, valAccuracy, durationMs, details } of rows) {
-      out.get(runId)?.push({ epoch, loss, accuracy, valLoss, valAccuracy, durationMs, details });
+      out.get(runId)?.push({ epoch, loss, accuracy, valLoss, valAccuracy, durationMs, details: stored<EpochDetails | null>(details) });
     }
     return out;
   }
 
-  get(id: string): Promise<Run | null> {
-    return this.db.run.findUnique({ where: { id } });
+  async get(id: string): Promise<RunRecord | null> {
+    const run = await this.db.run.findUnique({ where: { id } });
+    return run && toRunRecord(run);
   }
 
   /** `owner`: only that owner's runs (undefined or null: everyone's). */
-  async list(opts: { status?: RunStatus; owner?: string | null; limit: number; offset: number }): Promise<{ items: Run[]; total: number }> {
+  async list(opts: { status?: RunStatus; owner?: string | null; limit: number; offset: number }): Promise<{ items: RunRecord[]; total: number }> {
     const where = { ...(opts.status ? { status: opts.status } : {}), ...(opts.owner != null ? { owner: opts.owner } : {}) };
     // Two plain reads, not a transaction: a page and its total may straddle one insert, which a
     // listing tolerates, while a batch transaction failed to start under load (Prisma P2028 → 500).
@@ -186,7 +107,7 @@ export class RunsRepo {
       this.db.run.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], take: opts.limit, skip: opts.offset }),
       this.db.run.count({ where }),
     ]);
-    return { items, total };
+    return { items: items.map(toRunRecord), total };
   }
 
   /** queued → running. False when the run is no longer queued (e.g. cancelled meanwhile). */
@@ -287,7 +208,7 @@ export class RunsRepo {
       Buffer.from(checkpoint.optimizer.buffer, checkpoint.optimizer.byteOffset, checkpoint.optimizer.byteLength),
       JSON.stringify(checkpoint.specs),
     ];
-    const pool = this.rawPool();
+    const pool = this.sql.raw();
     if (pool) {
       await pool.query(SAVE_EPOCH_SQL, params);
       return;
@@ -304,7 +225,7 @@ export class RunsRepo {
       valLoss,
       valAccuracy,
       durationMs,
-      details,
+      details: stored<EpochDetails | null>(details),
     }));
   }
 
@@ -312,7 +233,7 @@ export class RunsRepo {
    * Appends an event with the run's next sequence number (the SSE id). Writers of one run
    * (API and worker) may race for a number: the primary key rejects the loser, which retries.
    */
-  async appendEvent(runId: string, type: string, data: unknown): Promise<StoredEvent> {
+  async appendEvent(runId: string, type: RunEventType, data: unknown): Promise<StoredEvent> {
     for (let attempt = 0; ; attempt++) {
       try {
         const rows = await this.db.$queryRaw<{ seq: number; createdAt: Date }[]>`
@@ -374,25 +295,6 @@ async function finishRun(tx: Tx, id: string, status: 'succeeded' | 'failed' | 'c
     },
   });
   return r.count === 1;
-}
-
-async function createRun(tx: Tx, run: NewRun, queuedEvent: unknown): Promise<Run> {
-  const created = await tx.run.create({
-    data: {
-      id: run.id,
-      name: run.name,
-      specSubmitted: json(run.specSubmitted),
-      spec: json(run.spec),
-      datasetName: run.datasetName,
-      paramCount: run.paramCount,
-      studyId: run.studyId ?? null,
-      variant: run.variant ?? null,
-      owner: run.owner ?? null,
-      ...(run.priority !== undefined ? { priority: run.priority } : {}),
-    },
-  });
-  await tx.runEvent.create({ data: { runId: run.id, seq: 1, type: 'queued', data: json(queuedEvent) } });
-  return created;
 }
 
 function isUniqueViolation(err: unknown): boolean {

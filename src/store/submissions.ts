@@ -10,8 +10,7 @@
  *   lock, so concurrent submissions of one owner cannot both slip under it.
  */
 import type { PrismaClient } from './prisma.js';
-
-type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
+import type { Sql } from './sql.js';
 
 export interface IdempotencyRecord {
   owner: string;
@@ -27,21 +26,23 @@ export interface SubmissionGuard {
 }
 
 /** The key was claimed by an earlier (committed) request: answer with what it stored. */
-export class IdempotentReplay extends Error {
+export class IdempotentReplayError extends Error {
+  override readonly name = 'IdempotentReplayError';
+
   constructor(readonly record: IdempotencyRecord) {
     super(`idempotency key ${record.key} was used before`);
-    this.name = 'IdempotentReplay';
   }
 }
 
-export class ActiveRunLimit extends Error {
+export class ActiveRunLimitError extends Error {
+  override readonly name = 'ActiveRunLimitError';
+
   constructor(
     readonly active: number,
     readonly max: number,
     readonly adding: number,
   ) {
     super(`${active} unfinished runs, limit ${max}`);
-    this.name = 'ActiveRunLimit';
   }
 }
 
@@ -58,35 +59,40 @@ export class IdempotencyKeys {
 }
 
 /** Before the writes: claims the idempotency key, then checks the limit. Throws to roll back. */
-export async function claim(tx: Tx, g: SubmissionGuard | undefined): Promise<void> {
+export async function claim(sql: Sql, g: SubmissionGuard | undefined): Promise<void> {
   if (g?.idempotency) {
     const { owner, key, requestHash } = g.idempotency;
-    const inserted = await tx.$queryRaw<{ key: string }[]>`
-      INSERT INTO "IdempotencyKey" ("owner", "key", "requestHash") VALUES (${owner}, ${key}, ${requestHash})
-      ON CONFLICT DO NOTHING RETURNING "key"`;
+    const inserted = await sql.query<{ key: string }>(
+      `INSERT INTO "IdempotencyKey" ("owner", "key", "requestHash") VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING "key"`,
+      [owner, key, requestHash],
+    );
     if (inserted.length === 0) {
-      const record = await tx.idempotencyKey.findUnique({
-        where: { owner_key: { owner, key } },
-        select: { owner: true, key: true, requestHash: true, runId: true, studyId: true },
-      });
+      const [record] = await sql.query<IdempotencyRecord>(
+        `SELECT "owner", "key", "requestHash", "runId", "studyId" FROM "IdempotencyKey" WHERE "owner" = $1 AND "key" = $2`,
+        [owner, key],
+      );
       if (!record) throw new Error(`idempotency key ${key} vanished while claiming it`);
-      throw new IdempotentReplay(record);
+      throw new IdempotentReplayError(record);
     }
   }
   if (g?.activeRuns && g.activeRuns.max > 0) {
     const { owner, max, adding } = g.activeRuns;
-    await tx.$queryRaw`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtextextended(${`regula:active-runs:${owner}`}, 0))`;
-    const active = await tx.run.count({ where: { owner, status: { in: ['queued', 'running'] } } });
-    if (active + adding > max) throw new ActiveRunLimit(active, max, adding);
+    await sql.query(`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtextextended($1, 0))`, [`regula:active-runs:${owner}`]);
+    const [row] = await sql.query<{ active: number }>(`SELECT count(*)::int AS "active" FROM "Run" WHERE "owner" = $1 AND "status" IN ('queued', 'running')`, [owner]);
+    const active = row?.active ?? 0;
+    if (active + adding > max) throw new ActiveRunLimitError(active, max, adding);
   }
 }
 
 /** After the writes: points the claimed key at what was stored. */
-export async function link(tx: Tx, g: SubmissionGuard | undefined, target: { runId: string } | { studyId: string }): Promise<void> {
+export async function link(sql: Sql, g: SubmissionGuard | undefined, target: { runId: string } | { studyId: string }): Promise<void> {
   if (!g?.idempotency) return;
   const { owner, key } = g.idempotency;
-  await tx.idempotencyKey.update({ where: { owner_key: { owner, key } }, data: target });
+  const [column, id] = 'runId' in target ? ['runId', target.runId] : ['studyId', target.studyId];
+  await sql.query(`UPDATE "IdempotencyKey" SET "${column}" = $3::uuid WHERE "owner" = $1 AND "key" = $2`, [owner, key, id]);
 }
 
-/** Transaction options for submissions: requests with the same key may wait on each other. */
-export const SUBMISSION_TX = { maxWait: 10_000, timeout: 30_000 } as const;
+/** Whether a submission needs its transaction: an idempotency key to claim, or a limit to check. */
+export function isGuarded(g: SubmissionGuard | undefined): boolean {
+  return g?.idempotency !== undefined || (g?.activeRuns !== undefined && g.activeRuns.max > 0);
+}

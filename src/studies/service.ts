@@ -3,11 +3,15 @@ import { randomUUID } from 'node:crypto';
 import { AppError, notFound } from '../errors.js';
 import { SpecError } from '../spec/errors.js';
 import { expandStudy, type StudyRequest } from '../spec/study.js';
-import { newRun, submissionError, type RunsService, type SubmitOptions, type Submitted } from '../runs/service.js';
-import { IdempotentReplay, type IdempotencyRecord } from '../store/submissions.js';
+import type { RunsService } from '../runs/service.js';
+import { newRun, type PreparedRun, type RunPreparer } from '../runs/prepare.js';
+import type { Submissions, SubmitOptions, Submitted } from '../runs/submission.js';
 import { inScope, type Scope } from '../auth/principal.js';
 import { DEFAULT_PRIORITY } from '../spec/schema.js';
-import { TERMINAL, type EpochRow, type Run, type RunsRepo } from '../store/runs-repo.js';
+import type { EpochRow, RunsRepo } from '../store/runs-repo.js';
+import type { StudiesRepo } from '../store/studies-repo.js';
+import type { RunRecord } from '../runs/records.js';
+import { isTerminalStatus } from '../events/run-events.js';
 import { compare, type Comparison } from './comparison.js';
 
 export type StudyStatus = 'queued' | 'running' | 'completed' | 'cancelled';
@@ -21,7 +25,7 @@ export interface StudyRecord {
   createdAt: Date;
   /** When its last run finished; null while any run is queued or running. */
   finishedAt: Date | null;
-  runs: Run[];
+  runs: RunRecord[];
 }
 
 /** A study in a list: its runs reduced to counts by status. */
@@ -40,30 +44,55 @@ export interface StudySummary {
  * so it can never disagree with them (a run finishing is the only event that finishes a study, and
  * it happens in the worker, which knows nothing of studies).
  */
-export function studyFinishedAt(runs: readonly Pick<Run, 'status' | 'finishedAt'>[]): Date | null {
-  if (runs.length === 0 || !runs.every((r) => TERMINAL.includes(r.status))) return null;
+export function studyFinishedAt(runs: readonly Pick<RunRecord, 'status' | 'finishedAt'>[]): Date | null {
+  if (runs.length === 0 || !runs.every((r) => isTerminalStatus(r.status))) return null;
   let last: Date | null = null;
   for (const r of runs) if (r.finishedAt && (!last || r.finishedAt > last)) last = r.finishedAt;
   return last;
 }
 
-export function studyStatus(runs: readonly Pick<Run, 'status'>[], cancelRequested: boolean): StudyStatus {
-  if (runs.every((r) => TERMINAL.includes(r.status))) return cancelRequested ? 'cancelled' : 'completed';
+export function studyStatus(runs: readonly Pick<RunRecord, 'status'>[], cancelRequested: boolean): StudyStatus {
+  if (runs.every((r) => isTerminalStatus(r.status))) return cancelRequested ? 'cancelled' : 'completed';
   return runs.some((r) => r.status !== 'queued') ? 'running' : 'queued';
 }
 
 export class StudiesService {
-  constructor(private readonly deps: { repo: RunsRepo; runs: RunsService; idempotencyKeys: { find(owner: string, key: string): Promise<IdempotencyRecord | null> } }) {}
+  constructor(
+    private readonly deps: {
+      repo: RunsRepo;
+      studies: StudiesRepo;
+      /** Cancels the study's runs. */
+      runs: RunsService;
+      submissions: Submissions;
+      preparer: RunPreparer;
+    },
+  ) {}
 
-  /** Expands, validates and stores the whole study, then queues its runs (Idempotency-Key: as RunsService.submit). */
-  async create(req: StudyRequest, opts: SubmitOptions = {}): Promise<Submitted<StudyRecord>> {
+  /** Expands, validates and stores the whole study, then queues its runs (Idempotency-Key: as a run's submission). */
+  create(req: StudyRequest, opts: SubmitOptions = {}): Promise<Submitted<StudyRecord>> {
     const owner = opts.owner ?? null;
-    const probe = this.deps.runs.guard(owner, 0, opts.idempotency);
-    const replay = async (record: IdempotencyRecord) => ({ value: await this.get(this.deps.runs.replayTarget(record, probe, 'studyId')), replayed: true });
-    if (probe.idempotency) {
-      const seen = await this.deps.idempotencyKeys.find(probe.idempotency.owner, probe.idempotency.key);
-      if (seen) return replay(seen);
-    }
+    const id = randomUUID();
+    return this.deps.submissions.submit(
+      {
+        target: 'studyId',
+        prepare: () => this.prepare(req),
+        // The study's priority applies to every run.
+        runs: (runs) => ({ ids: runs.map((r) => r.run.id), priority: req.priority ?? DEFAULT_PRIORITY }),
+        store: (runs, guard) =>
+          this.deps.studies.create(
+            { id, name: req.name ?? null, request: req, owner },
+            runs.map((r) => newRun(r.run, { study: { id, variant: r.variant }, owner })),
+            guard,
+          ),
+        result: () => this.get(id),
+        load: (stored) => this.get(stored),
+      },
+      opts,
+    );
+  }
+
+  /** Every run of the study, validated: a study is created whole or not at all. */
+  private async prepare(req: StudyRequest): Promise<{ variant: string; run: PreparedRun }[]> {
     let variants;
     try {
       variants = expandStudy(req);
@@ -71,32 +100,17 @@ export class StudiesService {
       if (err instanceof SpecError) throw new AppError(422, 'Invalid study', err.message, err.pointer);
       throw err;
     }
-    // Every run must be valid before any is stored: a study is created whole or not at all.
-    // The study's priority applies to every run.
-    const priority = req.priority ?? DEFAULT_PRIORITY;
     const prepared = [];
     for (const v of variants) {
       const request = req.priority !== undefined ? { ...v.request, priority: req.priority } : v.request;
-      prepared.push({ variant: v.label, run: await this.deps.runs.prepare(request, v.pointer) });
+      prepared.push({ variant: v.label, run: await this.deps.preparer.prepare(request, v.pointer) });
     }
-    const id = randomUUID();
-    try {
-      await this.deps.repo.createStudy(
-        { id, name: req.name ?? null, request: req, owner },
-        prepared.map((p) => newRun(p.run, { study: { id, variant: p.variant }, owner })),
-        this.deps.runs.guard(owner, prepared.length, opts.idempotency),
-      );
-    } catch (err) {
-      if (err instanceof IdempotentReplay) return replay(err.record);
-      throw submissionError(err);
-    }
-    await this.deps.runs.enqueue(prepared.map((p) => p.run.id), priority);
-    return { value: await this.get(id), replayed: false };
+    return prepared;
   }
 
   /** A study within `scope`; another owner's study is not found. */
   async get(id: string, scope: Scope = null): Promise<StudyRecord> {
-    const s = await this.deps.repo.getStudy(id);
+    const s = await this.deps.studies.get(id);
     if (!s || !inScope(s.owner, scope)) throw notFound(`study ${id}`);
     return {
       id: s.id,
@@ -112,7 +126,7 @@ export class StudiesService {
 
   /** Studies within `scope`, newest first. */
   async list(page: { limit: number; offset: number }, scope: Scope = null): Promise<{ items: StudySummary[]; total: number }> {
-    const { items, total } = await this.deps.repo.listStudies({ owner: scope, ...page });
+    const { items, total } = await this.deps.studies.list({ owner: scope, ...page });
     return {
       total,
       items: items.map((s) => {
@@ -134,9 +148,9 @@ export class StudiesService {
   /** Cancels every run that has not finished (queued ones at once, running ones within a batch). */
   async cancel(id: string, scope: Scope = null): Promise<StudyRecord> {
     const study = await this.get(id, scope);
-    await this.deps.repo.requestStudyCancel(id);
+    await this.deps.studies.requestCancel(id);
     for (const run of study.runs) {
-      if (TERMINAL.includes(run.status)) continue;
+      if (isTerminalStatus(run.status)) continue;
       try {
         await this.deps.runs.cancel(run.id);
       } catch (err) {
@@ -158,8 +172,8 @@ export class StudiesService {
       study.runs.map((r) => ({
         id: r.id,
         variant: r.variant,
-        seed: seedOf(r.spec),
-        majorityRate: majorityRateOf(r.testMetrics),
+        seed: r.spec.training.seed,
+        majorityRate: r.testMetrics?.majorityRate ?? null,
         status: r.status,
         testLoss: r.testLoss,
         testAccuracy: r.testAccuracy,
@@ -169,16 +183,4 @@ export class StudiesService {
     );
     return { study, comparison };
   }
-}
-
-/** The run's training seed, read from its stored spec. */
-function seedOf(spec: unknown): number | null {
-  const seed = (spec as { training?: { seed?: unknown } } | null)?.training?.seed;
-  return typeof seed === 'number' ? seed : null;
-}
-
-/** The test split's largest class share, which the engine stores with the test metrics. */
-function majorityRateOf(testMetrics: unknown): number | null {
-  const rate = (testMetrics as { majorityRate?: unknown } | null)?.majorityRate;
-  return typeof rate === 'number' ? rate : null;
 }

@@ -1,14 +1,8 @@
 /**
- * The worker host: a BullMQ worker whose processor hands each run to a training thread and turns
- * the engine's reports into epoch rows with their checkpoints, events (stored, then published)
- * and the final artifact. Its own event loop only waits on messages, so BullMQ can renew job locks
- * during long epochs.
- *
- * A job whose run is already `running` comes back because the worker that held it was lost (its
- * lock expired: BullMQ's stalled check put it back), shut down (it handed the job back) or failed
- * an attempt that BullMQ retries. Training then resumes after the run's checkpoint: the epoch
- * rows up to it stay, training continues with the next epoch, and a `resumed` event says from
- * where. Without a checkpoint (lost during epoch 1) it restarts from epoch 1 (`restarted`).
+ * The worker host: the BullMQ adapter. Its processor leases a training thread for each job and
+ * drives the run's lifecycle (runs/lifecycle.ts: start, resume or restart, record, end), hands jobs
+ * back on shutdown, keeps each training run's heartbeat, and turns failures into BullMQ's terms.
+ * Its own event loop only waits on messages, so BullMQ can renew job locks during long epochs.
  *
  * Failures: a spec that can never train (dataset error, a model that does not build) fails its run
  * at once (BullMQ's UnrecoverableError, no retry), and so does one that broke the engine (a wasm
@@ -20,11 +14,12 @@
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { RunEventBus } from '../events/bus.js';
+import { RunJournal } from '../events/run-events.js';
+import { RunLifecycle } from '../runs/lifecycle.js';
 import { RUNS_QUEUE, type RunJobData } from '../queue/names.js';
-import type { NormalizedSpec } from '../spec/normalized.js';
-import type { CheckpointRow, RunsRepo } from '../store/runs-repo.js';
-import type { CheckpointSpecs, TrainingCheckpoint, TrainingEvent } from '../engine/types.js';
-import { TrainingFailed, type Lease, type PoolHealth, type TrainerPool } from './pool.js';
+import type { RunsRepo } from '../store/runs-repo.js';
+import type { TrainingEvent } from '../engine/types.js';
+import { TrainingFailedError, type Lease, type PoolHealth, type TrainerPool } from './pool.js';
 import type { InjectedFault } from './protocol.js';
 import { HEARTBEAT_MS, heartbeatKey } from '../runs/reconciler.js';
 
@@ -60,7 +55,7 @@ export interface WorkerHealth {
 /** The error stored on a run that failed: what happened, in words an operator can act on. */
 export function failureMessage(err: unknown, backend: string, runTimeLimitMs: number | undefined): string {
   const message = err instanceof Error ? err.message : String(err);
-  if (!(err instanceof TrainingFailed)) return message;
+  if (!(err instanceof TrainingFailedError)) return message;
   switch (err.kind) {
     case 'trap':
       return `the ${backend} engine trapped while training this spec (${message}); its training thread was replaced, and the spec is not retried because it would trap again`;
@@ -79,65 +74,17 @@ export function failureMessage(err: unknown, backend: string, runTimeLimitMs: nu
  */
 export const MAX_STALLS = 3;
 
-/** Writes one run's events in order: store first (it assigns the SSE id), then publish. */
-class RunRecorder {
-  private chain: Promise<void> = Promise.resolve();
-  private failure: unknown;
-
-  constructor(
-    private readonly runId: string,
-    private readonly repo: RunsRepo,
-    private readonly bus: RunEventBus,
-    /** Called once, at the first failed write. */
-    private readonly onFailure: (err: unknown) => void = () => {},
-    /** A stored event that could not be published live (Redis away): followers catch up from the store. */
-    private readonly onPublishFailure: (err: unknown) => void = () => {},
-  ) {}
-
-  record(type: string, data: unknown, before?: () => Promise<void>): void {
-    this.chain = this.chain.then(async () => {
-      // After a failed write nothing more is stored: the attempt fails and its retry resumes from
-      // the last checkpoint that was stored.
-      if (this.failure !== undefined) return;
-      let event;
-      try {
-        if (before) await before();
-        event = await this.repo.appendEvent(this.runId, type, data);
-      } catch (err) {
-        this.failure = err ?? new Error('recording failed');
-        this.onFailure(err);
-        return;
-      }
-      // The store is the record; the live publish is best effort. Training must not stop because
-      // Redis is briefly away: SSE followers replay missed events from the store on reconnect.
-      try {
-        await this.bus.publish(this.runId, event);
-      } catch (err) {
-        this.onPublishFailure(err);
-      }
-    });
-  }
-
-  /** Waits for every recorded event; throws the first storage failure, if any. */
-  async flush(): Promise<void> {
-    await this.chain;
-    if (this.failure !== undefined) throw this.failure;
-  }
-}
-
-function toCheckpoint(row: CheckpointRow): TrainingCheckpoint {
-  // Copies: a stored Buffer may be a view on a larger one, and the copy is what goes to the thread.
-  return { epoch: row.epoch, weights: new Uint8Array(row.weights), optimizer: new Uint8Array(row.optimizer), specs: row.specs as CheckpointSpecs };
-}
-
 export class WorkerHost {
   private worker: Worker<RunJobData> | undefined;
   private stopping = false;
   /** Runs this host is training: their heartbeats tell the reconciler they are not orphaned. */
   private readonly training = new Set<string>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly lifecycle: RunLifecycle;
 
-  constructor(private readonly o: WorkerHostOptions) {}
+  constructor(private readonly o: WorkerHostOptions) {
+    this.lifecycle = new RunLifecycle(o.repo, new RunJournal(o.repo, o.bus));
+  }
 
   async start(): Promise<void> {
     await this.o.bus.onCancel((runId) => {
@@ -157,7 +104,7 @@ export class WorkerHost {
     // the processor already finished are left alone.)
     this.worker.on('failed', (job, err) => {
       if (!job?.finishedOn) return; // retried: not final
-      void this.failRun(job.data.runId, err.message).catch((e: unknown) => this.o.log.error({ err: e, runId: job.data.runId }, 'could not fail the run'));
+      void this.lifecycle.fail(job.data.runId, err.message).catch((e: unknown) => this.o.log.error({ err: e, runId: job.data.runId }, 'could not fail the run'));
     });
     this.worker.on('stalled', (jobId) => this.o.log.warn({ runId: jobId }, 'job stalled (its worker was lost): back in the queue'));
     await this.worker.waitUntilReady();
@@ -188,14 +135,6 @@ export class WorkerHost {
     return { ok: Object.values(checks).every((c) => c === 'ok'), checks, pool };
   }
 
-  private async failRun(runId: string, error: string): Promise<void> {
-    const { repo, bus } = this.o;
-    if (await repo.finish(runId, 'failed', { error })) {
-      const e = await repo.appendEvent(runId, 'failed', { error });
-      await bus.publish(runId, e);
-    }
-  }
-
   /**
    * Gives the job back to the queue for another worker (shutdown): the run stays `running`. It goes
    * through `delayed` with no delay rather than job.moveToWait(), because BullMQ 6.7's move back to
@@ -224,55 +163,28 @@ export class WorkerHost {
 
   private async processOn(lease: Lease, job: Job<RunJobData>, token: string | undefined, log: Logger): Promise<void> {
     const { runId } = job.data;
-    const attempts = job.opts.attempts ?? 1;
-    const attempt = job.attemptsMade + 1;
-    const { repo, bus, pool } = this.o;
-    const run = await repo.get(runId);
+    const attempt = { attempt: job.attemptsMade + 1, attempts: job.opts.attempts ?? 1, failedReason: job.failedReason };
+    const { repo, pool } = this.o;
     const backend = lease.backend;
-    let resume: TrainingCheckpoint | undefined;
-    /** When the run's wall-clock limit started counting. */
-    let since = Date.now();
-    if (run?.status === 'running') {
-      const r = await repo.resume(runId, backend.name, backend.note, backend.versions);
-      if (!r) return this.cancelIfRequested(runId);
-      const why =
-        job.attemptsMade > 0
-          ? `attempt ${attempt} of ${attempts} after: ${job.failedReason ?? 'a failure'}`
-          : 'the worker training this run was lost or shut down';
-      if (r.checkpoint) {
-        since = run.startedAt?.getTime() ?? since;
-        resume = toCheckpoint(r.checkpoint);
-        const e = await repo.appendEvent(runId, 'resumed', { fromEpoch: resume.epoch + 1, reason: why });
-        await bus.publish(runId, e);
-        log.warn({ fromEpoch: resume.epoch + 1 }, 'run resumed from its checkpoint');
-      } else {
-        const e = await repo.appendEvent(runId, 'restarted', { reason: `${why}; no epoch was completed, training restarts from epoch 1` });
-        await bus.publish(runId, e);
-        log.warn('run restarted from epoch 1 (no checkpoint)');
-      }
-    } else if (run?.status === 'queued') {
-      if (!(await repo.markRunning(runId, backend.name, backend.note, backend.versions))) return this.cancelIfRequested(runId);
-    } else {
-      log.info({ status: run?.status }, 'skipping job: run is not queued');
+    const start = await this.lifecycle.start(runId, backend, attempt);
+    if (start.kind === 'skip') {
+      log.info({ status: start.status }, 'skipping job: run is not queued');
       return;
     }
-    const spec = run.spec as unknown as NormalizedSpec;
+    if (start.kind === 'cancelled') return;
+    const { run, spec, resume, since } = start;
+    if (resume) log.warn({ fromEpoch: resume.epoch + 1 }, 'run resumed from its checkpoint');
+    else if (run.status === 'running') log.warn('run restarted from epoch 1 (no checkpoint)');
     this.training.add(runId);
     void this.beat(runId);
-    const rec = new RunRecorder(
-      runId,
-      repo,
-      bus,
-      (err) => {
+    const training = this.lifecycle.training(runId, backend, resume, {
+      onFailure: (err) => {
         log.error({ err }, 'recording failed: stopping this attempt');
         pool.interrupt(runId);
       },
-      (err) => log.warn({ err }, 'event stored but not published live (Redis unavailable); followers replay it from the store'),
-    );
-    const started = performance.now();
-    /** The last epoch stored with its checkpoint (what a resume would continue after). */
-    let lastEpoch = resume?.epoch ?? 0;
-    log.info({ backend: backend.name, fromEpoch: lastEpoch + 1 }, 'training started');
+      onPublishFailure: (err) => log.warn({ err }, 'event stored but not published live (Redis unavailable); followers replay it from the store'),
+    });
+    log.info({ backend: backend.name, fromEpoch: training.lastEpoch + 1 }, 'training started');
 
     // A cancel that arrived between the status check and the thread starting.
     const recheck = setInterval(() => {
@@ -284,7 +196,6 @@ export class WorkerHost {
       );
     }, 5000);
     try {
-      let samplesPerSec: number | undefined;
       const fault = this.o.injectFault?.({ id: runId, name: run.name });
       const { result, numTensors, stop, terminated } = await lease.train(spec, {
         dataDir: this.o.dataDir,
@@ -294,115 +205,44 @@ export class WorkerHost {
         ...(fault ? { fault } : {}),
         onData: (source, ms) => log.info({ source, ms }, 'dataset loaded'),
         onEvent: (event: TrainingEvent) => {
-          switch (event.type) {
-            case 'started':
-              rec.record('started', { backend: backend.name, backendNote: backend.note, ...event, type: undefined });
-              break;
-            case 'early-stopped': {
-              const { type: _t, ...data } = event;
-              rec.record('early-stopped', data);
-              break;
-            }
-            case 'batch': {
-              const { type: _t, ...data } = event;
-              rec.record('batch', data);
-              break;
-            }
-            case 'epoch': {
-              const { type: _t, checkpoint, ...report } = event;
-              samplesPerSec = report.samplesPerSec;
-              const row = {
-                epoch: report.epoch,
-                loss: report.train.loss,
-                accuracy: report.train.accuracy,
-                valLoss: report.val?.loss ?? null,
-                valAccuracy: report.val?.accuracy ?? null,
-                durationMs: report.durationMs,
-                details: { train: report.train, val: report.val, samplesPerSec: report.samplesPerSec, weights: report.weights },
-              };
-              rec.record(
-                'epoch',
-                { ...row, epochs: report.epochs, samplesPerSec: report.samplesPerSec, train: report.train, val: report.val, weights: report.weights, details: undefined },
-                async () => {
-                  await repo.saveEpoch(runId, row, checkpoint);
-                  lastEpoch = report.epoch;
-                },
-              );
-              log.info({ epoch: report.epoch, loss: row.loss, valAccuracy: row.valAccuracy, samplesPerSec: Math.round(report.samplesPerSec) }, 'epoch done');
-              break;
-            }
+          training.onEvent(event);
+          if (event.type === 'epoch') {
+            const { epoch, train, val, samplesPerSec } = event;
+            log.info({ epoch, loss: train.loss, valAccuracy: val?.accuracy ?? null, samplesPerSec: Math.round(samplesPerSec) }, 'epoch done');
           }
         },
       });
-      await rec.flush();
-      const durationMs = Math.round(performance.now() - started);
+      await training.flush();
       if (result.status === 'cancelled' && stop === 'interrupt') {
-        // Shutdown: the run stays running; its checkpoint (the last completed epoch) is stored.
-        // Hand the job back so another worker resumes it at once.
-        rec.record('interrupted', { reason: 'the worker is shutting down; another worker resumes the run', resumeFromEpoch: lastEpoch + 1 });
-        await rec.flush();
-        log.info({ resumeFromEpoch: lastEpoch + 1, terminated }, 'training interrupted by shutdown: job handed back to the queue');
+        await training.handBack();
+        log.info({ resumeFromEpoch: training.lastEpoch + 1, terminated }, 'training interrupted by shutdown: job handed back to the queue');
         return await this.handBack(job, token);
       }
       if (result.status === 'cancelled') {
-        await repo.finish(runId, 'cancelled', samplesPerSec !== undefined ? { samplesPerSec } : {});
-        rec.record('cancelled', {
-          reason: terminated ? 'cancelled by request; the training thread did not stop at a batch boundary in time and was terminated' : 'cancelled by request',
-          epochsCompleted: lastEpoch,
-          durationMs,
-        });
-        await rec.flush();
+        await training.cancelled(terminated);
         log.info({ terminated }, 'training cancelled');
         return;
       }
-      await repo.saveArtifact(runId, result.artifact);
-      await repo.finish(runId, 'succeeded', {
-        testLoss: result.test.loss,
-        testAccuracy: result.test.accuracy,
-        testMetrics: result.test,
-        weightStats: result.weights,
-        ...(samplesPerSec !== undefined ? { samplesPerSec } : {}),
-      });
-      rec.record('completed', {
-        test: result.test,
-        durationMs,
-        samplesPerSec: samplesPerSec ?? null,
-        stoppedEarly: result.stoppedEarly,
-        weights: result.weights,
-        modelSha256: result.artifact.sha256,
-      });
-      await rec.flush();
+      const { durationMs } = await training.succeeded(result);
       log.info({ test: result.test, durationMs, numTensors }, 'training succeeded');
     } catch (err) {
       if (err instanceof DelayedError) throw err;
       const message = failureMessage(err, backend.name, this.o.runTimeLimitMs);
-      await rec.flush().catch(() => {});
-      const unrecoverable = err instanceof TrainingFailed && err.unrecoverable;
-      if (unrecoverable || attempt >= attempts) {
-        log.error({ err, unrecoverable, kind: err instanceof TrainingFailed ? err.kind : undefined }, 'training failed');
-        await this.failRun(runId, message).catch((e: unknown) => log.error({ err: e }, 'could not mark the run failed'));
+      const unrecoverable = err instanceof TrainingFailedError && err.unrecoverable;
+      const outcome = await this.lifecycle.attemptFailed(training, message, { unrecoverable, ...attempt }).catch((e: unknown) => {
+        log.error({ err: e }, 'could not mark the run failed');
+        return 'failed' as const;
+      });
+      if (outcome === 'failed') {
+        log.error({ err, unrecoverable, kind: err instanceof TrainingFailedError ? err.kind : undefined }, 'training failed');
         throw unrecoverable ? new UnrecoverableError(message) : err;
       }
       // Transient: the run stays running; BullMQ retries after a backoff and the retry resumes.
-      log.warn({ err, attempts }, 'attempt failed: BullMQ retries it');
-      try {
-        const e = await repo.appendEvent(runId, 'retrying', { error: message, attempt, attempts, resumeFromEpoch: lastEpoch + 1 });
-        await bus.publish(runId, e);
-      } catch {
-        // The store may be what failed; the retry's 'resumed' event tells the story.
-      }
+      log.warn({ err, attempts: attempt.attempts }, 'attempt failed: BullMQ retries it');
       throw err;
     } finally {
       clearInterval(recheck);
       this.training.delete(runId);
-    }
-  }
-
-  private async cancelIfRequested(runId: string): Promise<void> {
-    const { repo, bus } = this.o;
-    if (await repo.finish(runId, 'cancelled')) {
-      const e = await repo.appendEvent(runId, 'cancelled', { reason: 'cancelled before start' });
-      await bus.publish(runId, e);
     }
   }
 

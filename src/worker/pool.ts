@@ -43,14 +43,15 @@ export interface TrainOutcome {
 /** What went wrong: bad data or spec, a native fault, the run's time limit, a thread that died, or anything else. */
 export type FailureKind = 'setup' | 'trap' | 'out-of-memory' | 'time-limit' | 'thread-exit' | 'error';
 
-export class TrainingFailed extends Error {
+export class TrainingFailedError extends Error {
+  override readonly name = 'TrainingFailedError';
+
   constructor(
     message: string,
     readonly unrecoverable: boolean,
     readonly kind: FailureKind = 'error',
   ) {
     super(message);
-    this.name = 'TrainingFailed';
   }
 }
 
@@ -98,7 +99,7 @@ interface Active {
   cancel: Int32Array;
   onEvent: (e: TrainingEvent) => void;
   onData: (source: string, ms: number) => void;
-  settle: (r: { ok: TrainOutcome } | { err: TrainingFailed }) => void;
+  settle: (r: { ok: TrainOutcome } | { err: TrainingFailedError }) => void;
   timers: NodeJS.Timeout[];
   stopTimer?: NodeJS.Timeout;
 }
@@ -249,7 +250,7 @@ export class TrainerPool {
       const why = oom
         ? `the training thread ran out of memory (its JS heap limit is ${this.opts.heapLimitMb ?? 'Node’s default'} MB)`
         : `the training thread exited with code ${code}${err ? `: ${err.message}` : ''}`;
-      this.settle(slot.runId!, { err: new TrainingFailed(why, fault !== null, fault ?? 'thread-exit') });
+      this.settle(slot.runId!, { err: new TrainingFailedError(why, fault !== null, fault ?? 'thread-exit') });
     }
     if (!wasRetired) {
       this.replaced++;
@@ -258,7 +259,7 @@ export class TrainerPool {
     this.respawn();
   }
 
-  private settle(runId: string, r: { ok: TrainOutcome } | { err: TrainingFailed }): void {
+  private settle(runId: string, r: { ok: TrainOutcome } | { err: TrainingFailedError }): void {
     const a = this.active.get(runId);
     if (!a) return;
     this.active.delete(runId);
@@ -286,7 +287,7 @@ export class TrainerPool {
       }
       case 'failed': {
         const kind: FailureKind = m.fault ?? (m.unrecoverable ? 'setup' : 'error');
-        this.settle(m.runId, { err: new TrainingFailed(m.message, m.unrecoverable, kind) });
+        this.settle(m.runId, { err: new TrainingFailedError(m.message, m.unrecoverable, kind) });
         // Anything but bad input may have left the engine in a broken state: never train on it again.
         if (kind !== 'setup') this.retire(slot, `${kind}: ${m.message}`);
         break;
@@ -344,7 +345,7 @@ export class TrainerPool {
   }
 
   private trainOn(slot: Slot, runId: string, spec: NormalizedSpec, opts: TrainOpts): Promise<TrainOutcome> {
-    if (slot.retired) return Promise.reject(new TrainingFailed('the training thread was replaced before the run started', false, 'thread-exit'));
+    if (slot.retired) return Promise.reject(new TrainingFailedError('the training thread was replaced before the run started', false, 'thread-exit'));
     if (opts.fault && !this.init.faultInjection) throw new Error('fault injection is off in this pool');
     const cancel = new SharedArrayBuffer(4);
     const done = new Promise<TrainOutcome>((resolve, reject) => {
@@ -362,7 +363,7 @@ export class TrainerPool {
         a.timers.push(
           setTimeout(() => {
             if (this.active.get(runId) !== a) return;
-            this.settle(runId, { err: new TrainingFailed(`time limit: the run did not finish within its wall-clock limit`, true, 'time-limit') });
+            this.settle(runId, { err: new TrainingFailedError(`time limit: the run did not finish within its wall-clock limit`, true, 'time-limit') });
             this.retire(slot, 'the run reached its wall-clock limit');
           }, Math.max(0, limit)),
         );

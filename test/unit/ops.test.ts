@@ -6,7 +6,7 @@ import { failureReason, RunMetrics } from '../../src/metrics/runs.js';
 import { newRegistry } from '../../src/metrics/registry.js';
 import { serveMetrics } from '../../src/metrics/server.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
-import type { StoredEvent } from '../../src/store/runs-repo.js';
+import type { StoredEvent } from '../../src/events/run-events.js';
 
 describe('API key secrets', () => {
   it('are rg_ + 32 random bytes in base64url, stored as their sha256', () => {

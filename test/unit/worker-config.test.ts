@@ -1,7 +1,7 @@
 /** The worker's operating knobs (issue 12 items 1, 2, 7; issue 10 packing): parsed, bounded, and used. */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
-import { TrainerPool, TrainingFailed } from '../../src/worker/pool.js';
+import { TrainerPool, TrainingFailedError } from '../../src/worker/pool.js';
 import { failureMessage } from '../../src/worker/host.js';
 import { failureReason } from '../../src/metrics/runs.js';
 
@@ -32,12 +32,12 @@ describe('worker configuration', () => {
 
 describe('failures of the engine, as stored and as counted', () => {
   it('names a trap, exhausted memory and the wall-clock limit, and counts each under its own reason', () => {
-    const trap = failureMessage(new TrainingFailed('memory access out of bounds', true, 'trap'), 'onednn', undefined);
+    const trap = failureMessage(new TrainingFailedError('memory access out of bounds', true, 'trap'), 'onednn', undefined);
     expect(trap).toMatch(/^the onednn engine trapped while training this spec \(memory access out of bounds\)/);
     expect(failureReason(trap)).toBe('engine_fault');
-    const oom = failureMessage(new TrainingFailed('Array buffer allocation failed', true, 'out-of-memory'), 'wasm', undefined);
+    const oom = failureMessage(new TrainingFailedError('Array buffer allocation failed', true, 'out-of-memory'), 'wasm', undefined);
     expect(failureReason(oom)).toBe('out_of_memory');
-    const late = failureMessage(new TrainingFailed('time limit', true, 'time-limit'), 'wasm', 90_000);
+    const late = failureMessage(new TrainingFailedError('time limit', true, 'time-limit'), 'wasm', 90_000);
     expect(late).toBe('the run did not finish within its wall-clock limit of 90 s (RUN_TIME_LIMIT_S)');
     expect(failureReason(late)).toBe('time_limit');
   });

@@ -5,87 +5,18 @@ import { Type } from 'typebox';
 import { RunRequest } from '../../spec/schema.js';
 import type { RunsService } from '../../runs/service.js';
 import type { RunEventBus } from '../../events/bus.js';
-import type { Run } from '../../store/runs-repo.js';
-import type { LayerStats as LayerStatsT, LossParts } from '../../engine/types.js';
+import type { RunRecord } from '../../runs/records.js';
 import { ListQuery, MetricsView, ModelView, Problem, RunList, RunParams, RunView, type RunView as RunViewT } from '../schemas.js';
+import { IdempotencyHeaders, markReplayed, problems, runSummary, runView, submitOptions } from '../views.js';
 import { lastEventId, MAX_EVENT_ID, streamRunEvents } from '../sse.js';
 import { fromArrays, fromPng, PIXELS } from '../images.js';
 import { scopeOf } from '../plugins/guard.js';
-import { requestHash } from '../../runs/idempotency.js';
 import { AppError } from '../../errors.js';
+import { isTerminalStatus } from '../../events/run-events.js';
 
 export interface RunsRouteDeps {
   runs: RunsService;
   bus: RunEventBus;
-}
-
-const problems = {
-  400: Problem,
-  401: Problem,
-  404: Problem,
-  409: Problem,
-  422: Problem,
-  429: Problem,
-};
-
-/** The Idempotency-Key request header of POSTs that create something. */
-export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(
-    Type.String({
-      minLength: 1,
-      maxLength: 255,
-      pattern: '^[\\x21-\\x7E]+$',
-      description:
-        'Makes the POST safe to retry: the same key with the same body gives back what the first request created ' +
-        '(202 again, same id, header `Idempotent-Replayed: true`); the same key with another body is a 409. Keys are per API key owner.',
-    }),
-  ),
-});
-
-/** The Idempotency-Key of a request, with the hash that tells whether a replay is the same request. */
-export function idempotencyOf(route: string, key: string | undefined, body: unknown) {
-  return key === undefined ? {} : { idempotency: { key, requestHash: requestHash(route, body) } };
-}
-
-export function runView(run: Run): RunViewT {
-  const self = `/v1/runs/${run.id}`;
-  return {
-    id: run.id,
-    name: run.name,
-    status: run.status,
-    dataset: run.datasetName,
-    paramCount: run.paramCount,
-    backend: run.backend,
-    backendNote: run.backendNote,
-    versions: (run.versions ?? null) as RunViewT['versions'],
-    error: run.error,
-    cancelRequested: run.cancelRequested,
-    test: run.testLoss !== null && run.testAccuracy !== null ? { loss: run.testLoss, accuracy: run.testAccuracy } : null,
-    samplesPerSec: run.samplesPerSec,
-    priority: run.priority,
-    weights: (run.weightStats as LayerStatsT[] | null) ?? null,
-    createdAt: run.createdAt.toISOString(),
-    startedAt: run.startedAt?.toISOString() ?? null,
-    finishedAt: run.finishedAt?.toISOString() ?? null,
-    spec: run.spec,
-    links: {
-      self,
-      events: `${self}/events`,
-      metrics: `${self}/metrics`,
-      model: `${self}/model`,
-      weights: `${self}/model/weights.bin`,
-      lossChart: `${self}/charts/loss.svg`,
-      accuracyChart: `${self}/charts/accuracy.svg`,
-      predict: `${self}/predict`,
-      cancel: `${self}/cancel`,
-    },
-  };
-}
-
-/** A list item by default: the run without its spec and weight statistics. */
-export function runSummary(run: Run): Omit<RunViewT, 'spec' | 'weights'> {
-  const { spec: _spec, weights: _weights, ...summary } = runView(run);
-  return summary;
 }
 
 const ListRunsQuery = Type.Object({
@@ -112,7 +43,7 @@ export const runsRoutes =
   async (fastify) => {
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
     const { runs } = deps;
-    const serializedViews = new WeakMap<Run, string>();
+    const serializedViews = new WeakMap<RunRecord, string>();
 
     app.post(
       '/runs',
@@ -129,11 +60,8 @@ export const runsRoutes =
         },
       },
       async (request, reply) => {
-        const { value: run, replayed } = await runs.submit(request.body, {
-          owner: scopeOf(request),
-          ...idempotencyOf('POST /v1/runs', request.headers['idempotency-key'], request.body),
-        });
-        if (replayed) reply.header('idempotent-replayed', 'true');
+        const { value: run, replayed } = await runs.submit(request.body, submitOptions(request, 'POST /v1/runs', request.headers['idempotency-key']));
+        markReplayed(reply, replayed);
         return reply.code(202).header('location', `/v1/runs/${run.id}`).send(runView(run));
       },
     );
@@ -191,18 +119,17 @@ export const runsRoutes =
           runId: run.id,
           status: run.status,
           epochs: epochs.map((e) => {
-            const d = (e.details ?? {}) as { train?: LossParts; val?: LossParts | null; weights?: LayerStatsT[] };
+            const { details: d, ...row } = e;
             return {
-              ...e,
-              details: undefined,
-              ...(d.train ? { train: d.train } : {}),
-              ...(d.val !== undefined ? { val: d.val } : {}),
-              ...(d.weights ? { weights: d.weights } : {}),
+              ...row,
+              ...(d?.train ? { train: d.train } : {}),
+              ...(d && d.val !== undefined ? { val: d.val } : {}),
+              ...(d?.weights ? { weights: d.weights } : {}),
             };
           }),
           test:
             run.testLoss !== null && run.testAccuracy !== null
-              ? { loss: run.testLoss, accuracy: run.testAccuracy, parts: (run.testMetrics as LossParts | null) ?? null }
+              ? { loss: run.testLoss, accuracy: run.testAccuracy, parts: run.testMetrics }
               : null,
         };
       },
@@ -230,7 +157,7 @@ export const runsRoutes =
         await streamRunEvents(request, reply, id, lastEventId(request, request.query), {
           bus: deps.bus,
           replay: (after) => runs.events(id, after, scope),
-          isFinished: async () => ['succeeded', 'failed', 'cancelled'].includes((await runs.get(id, scope)).status),
+          isFinished: async () => isTerminalStatus((await runs.get(id, scope)).status),
         });
       },
     );

@@ -8,7 +8,7 @@ import { toCsv, toMarkdown } from '../../studies/comparison.js';
 import type { RunEventBus } from '../../events/bus.js';
 import type { RunsService } from '../../runs/service.js';
 import { Problem, RunParams, RunView } from '../schemas.js';
-import { IdempotencyHeaders, idempotencyOf, runView } from './runs.js';
+import { IdempotencyHeaders, markReplayed, problems, runView, submitOptions } from '../views.js';
 import { scopeOf } from '../plugins/guard.js';
 import { streamStudyEvents } from '../sse.js';
 
@@ -17,8 +17,6 @@ export interface StudiesRouteDeps {
   runs: RunsService;
   bus: RunEventBus;
 }
-
-const problems = { 400: Problem, 401: Problem, 404: Problem, 409: Problem, 422: Problem, 429: Problem };
 
 const StudyLinks = Type.Object({
   self: Type.String(),
@@ -162,11 +160,8 @@ export const studiesRoutes =
         },
       },
       async (request, reply) => {
-        const { value: s, replayed } = await studies.create(request.body, {
-          owner: scopeOf(request),
-          ...idempotencyOf('POST /v1/studies', request.headers['idempotency-key'], request.body),
-        });
-        if (replayed) reply.header('idempotent-replayed', 'true');
+        const { value: s, replayed } = await studies.create(request.body, submitOptions(request, 'POST /v1/studies', request.headers['idempotency-key']));
+        markReplayed(reply, replayed);
         return reply.code(202).header('location', `/v1/studies/${s.id}`).send(studyView(s));
       },
     );
