@@ -151,6 +151,22 @@ function emnist(
   });
 }
 
+/** MNIST and Fashion-MNIST: LeCun's file names, stored upright, downloaded file by file. */
+function lecun(name: NamedDatasetName, title: string, labelNames: readonly string[], download: DatasetDownload, hashes: Hashes): NamedDatasetInfo {
+  return Object.freeze({
+    name,
+    title,
+    numClasses: labelNames.length,
+    labelOffset: 0,
+    transposed: false,
+    labelNames,
+    files: files(LECUN_NAMES, hashes),
+    mappingFile: null,
+    download,
+    builtinDir: null,
+  });
+}
+
 export const DATASETS: Readonly<Record<NamedDatasetName, NamedDatasetInfo>> = Object.freeze({
   'emnist-balanced': emnist(
     'emnist-balanced',
@@ -219,39 +235,17 @@ export const DATASETS: Readonly<Record<NamedDatasetName, NamedDatasetInfo>> = Ob
     testImages: 'b25640fa9e356c618132f5df347c95ef5bae6d9c2596be1de40f7e0ae1c3eac6',
     testLabels: 'bcc5385d38f083dba046f5f756e99b32f5ea7fad122c6243c71c2239873065ca',
   }),
-  mnist: Object.freeze({
-    name: 'mnist',
-    title: 'MNIST handwritten digits',
-    numClasses: 10,
-    labelOffset: 0,
-    transposed: false,
-    labelNames: DIGITS,
-    files: files(LECUN_NAMES, {
-      trainImages: '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609',
-      trainLabels: '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c',
-      testImages: '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6',
-      testLabels: 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6',
-    }),
-    mappingFile: null,
-    download: MNIST_DOWNLOAD,
-    builtinDir: null,
+  mnist: lecun('mnist', 'MNIST handwritten digits', DIGITS, MNIST_DOWNLOAD, {
+    trainImages: '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609',
+    trainLabels: '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c',
+    testImages: '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6',
+    testLabels: 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6',
   }),
-  'fashion-mnist': Object.freeze({
-    name: 'fashion-mnist',
-    title: 'Fashion-MNIST (Zalando article images)',
-    numClasses: 10,
-    labelOffset: 0,
-    transposed: false,
-    labelNames: FASHION_10,
-    files: files(LECUN_NAMES, {
-      trainImages: '08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc',
-      trainLabels: 'b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc',
-      testImages: '78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229',
-      testLabels: '42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf',
-    }),
-    mappingFile: null,
-    download: FASHION_DOWNLOAD,
-    builtinDir: null,
+  'fashion-mnist': lecun('fashion-mnist', 'Fashion-MNIST (Zalando article images)', FASHION_10, FASHION_DOWNLOAD, {
+    trainImages: '08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc',
+    trainLabels: 'b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc',
+    testImages: '78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229',
+    testLabels: '42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf',
   }),
 });
 
