@@ -11,13 +11,13 @@ import { PNG } from 'pngjs';
 import { loadDataset } from '../../src/engine/data/load.js';
 import { getDatasetInfo } from '../../src/engine/data/registry.js';
 import { readSse, startHarness, type Harness, type SseEvent } from '../support/harness.js';
+import { fixtureDataset, postJson } from '../support/client.js';
 import { normalizeSpec } from '../../src/spec/normalize.js';
+import { PRESET_NAMES } from '../../src/spec/presets.js';
 import type { RunRequest } from '../../src/spec/schema.js';
 
 const dataset = {
-  name: 'idx',
-  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
+  ...fixtureDataset,
   classNames: [...getDatasetInfo('emnist-balanced').labelNames],
 };
 
@@ -40,9 +40,7 @@ function tinySpec(epochs: number, extra: Record<string, unknown> = {}) {
   };
 }
 
-async function post(h: Harness, body: unknown): Promise<Response> {
-  return fetch(`${h.baseUrl}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-}
+const post = (h: Harness, body: unknown): Promise<Response> => postJson(h, '/v1/runs', body);
 
 describe('a run end to end', () => {
   let h: Harness;
@@ -205,16 +203,7 @@ describe('a run end to end', () => {
 
   it('trains a tutorial preset with overrides; its epoch events carry the activity penalty', async () => {
     const list = (await (await fetch(`${h.baseUrl}/v1/presets`)).json()) as { items: { name: string; model: { layers: unknown[] } }[] };
-    expect(list.items.map((p) => p.name)).toEqual([
-      'baseline',
-      'l1-kernel-bias',
-      'l1-activity',
-      'l2-kernel-bias',
-      'l2-activity',
-      'l2-activity-0.1',
-      'elastic-net-kernel-bias',
-      'elastic-net-activity',
-    ]);
+    expect(list.items.map((p) => p.name)).toEqual([...PRESET_NAMES]);
     const both = await post(h, { ...tinySpec(1), preset: 'baseline' });
     expect(both.status).toBe(422);
     expect(((await both.json()) as { errors: { pointer: string }[] }).errors[0]!.pointer).toBe('/model');

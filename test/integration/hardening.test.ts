@@ -17,7 +17,7 @@ import { buildApp } from '../../src/http/app.js';
 import { appDeps } from '../../src/context.js';
 import { fromPng } from '../../src/http/images.js';
 import { FIXTURES, startHarness, type Harness } from '../support/harness.js';
-import { call, fixtureDataset, tinyRun, type Problem } from '../support/client.js';
+import { call, expectProblem, fixtureDataset, tinyRun, type Problem } from '../support/client.js';
 
 /** Polls `check` until it holds; fails (with `what`) after `ms`. Waits on a condition, not a time. */
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
@@ -95,12 +95,6 @@ describe('API hardening (issue 12)', () => {
   });
 
   const withTrain = (train: Record<string, string>) => tinyRun({ dataset: { ...fixtureDataset, train: { ...fixtureDataset.train, ...train } } });
-
-  function expectProblem(r: { status: number; headers: Headers; body: unknown; text: string }, status: number): Problem {
-    expect(r.status, r.text).toBe(status);
-    expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    return r.body as Problem;
-  }
 
   describe('item 6: SSE clients that reset at once leave nothing behind', () => {
     /** CLIENTS clients that send `GET path` and reset while the stream subscribes: nothing may stay behind. */

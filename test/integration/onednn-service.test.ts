@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSse, startHarness, type Harness } from '../support/harness.js';
 import { onednnAvailable } from '../support/onednn.js';
+import { fixtureDataset, postJson } from '../support/client.js';
 
 const available = await onednnAvailable();
 
@@ -18,19 +19,7 @@ describe.skipIf(!available)('the oneDNN backend in the service', () => {
   });
 
   it('trains the tutorial CNN through the API and records onednn as the backend', async () => {
-    const res = await fetch(`${h.baseUrl}/v1/runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        preset: 'l2-activity',
-        training: { epochs: 2, seed: 3 },
-        dataset: {
-          name: 'idx',
-          train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-          test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-        },
-      }),
-    });
+    const res = await postJson(h, '/v1/runs', { preset: 'l2-activity', training: { epochs: 2, seed: 3 }, dataset: fixtureDataset });
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
     const events = await readSse(`${h.baseUrl}/v1/runs/${id}/events`);

@@ -24,14 +24,11 @@ import { RunsRepo, type CheckpointRow, type EpochRow } from '../../src/store/run
 import { WorkerHost } from '../../src/worker/host.js';
 import { TrainerPool } from '../../src/worker/pool.js';
 import { readSse, startHarness, type Harness, type SseEvent } from '../support/harness.js';
+import { fixtureDataset } from '../support/client.js';
 import { pino } from 'pino';
 
 const EPOCHS = 4;
-const dataset = {
-  name: 'idx',
-  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-};
+const dataset = fixtureDataset;
 
 /** No Dropout: a resumed run can then reproduce an uninterrupted one exactly. */
 const request = {

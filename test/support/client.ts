@@ -1,4 +1,5 @@
 /** A small fetch wrapper for integration tests, and a run request that validates fast. */
+import { expect } from 'vitest';
 import type { Harness } from './harness.js';
 
 export const fixtureDataset = {
@@ -51,4 +52,19 @@ export async function call<T = Record<string, unknown>>(
   let body: unknown = text;
   if (/json/.test(res.headers.get('content-type') ?? '')) body = JSON.parse(text);
   return { status: res.status, headers: res.headers, body: body as T, text };
+}
+
+/** POST a JSON body with plain fetch, for tests that read the raw Response. */
+export function postJson(h: Harness, path: string, body: unknown): Promise<Response> {
+  return fetch(`${h.baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+/** Asserts a problem+json reply with this status (and a detail matching `detail`), and returns it. */
+export function expectProblem(r: { status: number; headers: Headers; body: unknown; text?: string }, status: number, detail?: RegExp): Problem {
+  expect(r.status, r.text).toBe(status);
+  expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  const p = r.body as Problem;
+  expect(p.status).toBe(status);
+  if (detail) expect(p.detail).toMatch(detail);
+  return p;
 }
