@@ -17,7 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { chartPng, overlayChart, type Series } from '../src/charts/index.js';
 import { PRESETS, PRESET_NAMES } from '../src/spec/presets.js';
-import { BYMERGE, ROOT, machine, startService } from './support/service.js';
+import { BYMERGE, ROOT, machine, startService, submit } from './support/service.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -90,19 +90,8 @@ async function main(): Promise<void> {
     [others, otherSeeds],
   ] as const) {
     if (presets.length === 0) continue;
-    const res = await fetch(`${base}/v1/studies`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: `tutorial ${epochs}ep`,
-        variants: presets.map((p) => ({ label: p, preset: p })),
-        seeds: s,
-        training: { epochs },
-        dataset,
-      }),
-    });
-    if (res.status !== 202) throw new Error(`study: ${res.status} ${await res.text()}`);
-    studies.push({ id: ((await res.json()) as { id: string }).id, presets: [...presets], seeds: [...s] });
+    const body = { name: `tutorial ${epochs}ep`, variants: presets.map((p) => ({ label: p, preset: p })), seeds: s, training: { epochs }, dataset };
+    studies.push({ id: await submit(base, '/v1/studies', body, 'study'), presets: [...presets], seeds: [...s] });
   }
   console.error(`studies: ${studies.map((s) => s.id).join(', ')}`);
 

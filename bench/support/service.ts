@@ -62,6 +62,16 @@ export async function startService(opts: { source: string; workers: number; back
   return { base, stop };
 }
 
+/**
+ * POSTs a JSON body to the service (a run or a study) and returns the new resource's id; anything but
+ * a 202 throws, naming `what`, the status and the answer.
+ */
+export async function submit(base: string, path: '/v1/runs' | '/v1/studies', body: unknown, what = `POST ${path}`): Promise<string> {
+  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (res.status !== 202) throw new Error(`${what}: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
 export function machine(): string {
   return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 }
