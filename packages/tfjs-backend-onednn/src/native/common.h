@@ -16,6 +16,11 @@
 
 namespace odnn {
 
+// oneDNN's memory and its descriptors' vocabulary, as every translation unit spells them.
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
 struct ArgError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };

@@ -10,10 +10,6 @@ namespace odnn {
 
 namespace {
 
-using dnnl::memory;
-using tag = memory::format_tag;
-using dt = memory::data_type;
-
 // Parameter block layout shared with src/native.ts (CONV_PARAMS).
 struct ConvParams {
   int n, h, w, ic, oc, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr, hasBias, act;

@@ -12,9 +12,6 @@ namespace odnn {
 
 namespace {
 
-using dnnl::memory;
-using dt = memory::data_type;
-
 struct Entry {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;

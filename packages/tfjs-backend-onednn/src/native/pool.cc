@@ -10,10 +10,6 @@ namespace odnn {
 
 namespace {
 
-using dnnl::memory;
-using tag = memory::format_tag;
-using dt = memory::data_type;
-
 // Parameter block layout shared with src/native.ts (POOL_PARAMS).
 struct PoolParams {
   int n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl, pb, pr, alg;
