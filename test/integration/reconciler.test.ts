@@ -6,10 +6,10 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { heartbeatKey, Reconciler } from '../../src/runs/reconciler.js';
-import { WorkerHost } from '../../src/worker/host.js';
 import { TrainerPool } from '../../src/worker/pool.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { call, tinyRun } from '../support/client.js';
+import { workerHost } from '../support/worker.js';
 
 const HEARTBEAT_MS = 300;
 
@@ -82,17 +82,7 @@ describe('the reconciler', () => {
     const ids = [await submit('one'), await submit('two')];
     await h.ctx.queue.queue.obliterate({ force: true });
     const pool = await TrainerPool.start(1, h.config.tfjsBackend);
-    const host = new WorkerHost({
-      connection: h.ctx.connection,
-      prefix: h.config.queuePrefix,
-      concurrency: 1,
-      dataDir: h.config.dataDir,
-      progressIntervalMs: 0,
-      repo: h.ctx.repo,
-      bus: h.ctx.bus,
-      pool,
-      log: pino({ level: 'silent' }),
-    });
+    const host = workerHost(h, pool);
     await host.start();
     const rec = reconciler();
     rec.start();

@@ -21,10 +21,11 @@ import { train } from '../../src/engine/train.js';
 import type { TrainingCheckpoint, EpochReport } from '../../src/engine/types.js';
 import type { NormalizedSpec } from '../../src/spec/normalized.js';
 import { RunsRepo, type CheckpointRow, type EpochRow } from '../../src/store/runs-repo.js';
-import { WorkerHost } from '../../src/worker/host.js';
+import type { WorkerHost } from '../../src/worker/host.js';
 import { TrainerPool } from '../../src/worker/pool.js';
 import { readSse, startHarness, type Harness, type SseEvent } from '../support/harness.js';
 import { fixtureDataset } from '../support/client.js';
+import { workerHost } from '../support/worker.js';
 import { pino } from 'pino';
 
 const EPOCHS = 4;
@@ -82,17 +83,7 @@ describe('resuming runs from their checkpoints', () => {
   const pools: TrainerPool[] = [];
 
   function startHost(opts: { repo?: RunsRepo; pool?: TrainerPool } = {}): Promise<WorkerHost> {
-    const host = new WorkerHost({
-      connection: h.ctx.connection,
-      prefix: h.config.queuePrefix,
-      concurrency: 1,
-      dataDir: h.config.dataDir,
-      progressIntervalMs: 0,
-      repo: opts.repo ?? h.ctx.repo,
-      bus: h.ctx.bus,
-      pool: opts.pool ?? pool,
-      log: pino({ level: h.config.logLevel }),
-    });
+    const host = workerHost(h, opts.pool ?? pool, { repo: opts.repo ?? h.ctx.repo, log: pino({ level: h.config.logLevel }) });
     hosts.push(host);
     return host.start().then(() => host);
   }
