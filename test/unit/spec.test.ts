@@ -3,22 +3,12 @@ import { SpecError } from '../../src/spec/errors.js';
 import { normalizeRegularizer, normalizeSpec } from '../../src/spec/normalize.js';
 import { tutorialLayers } from '../../src/spec/presets.js';
 import { outputLength } from '../../src/spec/shapes.js';
-import type { RunRequest } from '../../src/spec/schema.js';
+import { specError } from '../support/spec-error.js';
 
 /** The tutorial's baseline CNN (Keras code in the tutorial, tfjs-style arguments). */
-const TUTORIAL_LAYERS: RunRequest['model']['layers'] = tutorialLayers();
+const TUTORIAL_LAYERS = tutorialLayers();
 
 const ctx = { numClasses: 47, seed: 1 };
-
-function specError(fn: () => unknown): SpecError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SpecError) return err;
-    throw err;
-  }
-  throw new Error('expected a SpecError');
-}
 
 describe('normalizeSpec', () => {
   it("applies the tutorial's defaults", () => {
