@@ -17,7 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { chartPng, overlayChart, type Series } from '../src/charts/index.js';
 import { PRESETS, PRESET_NAMES } from '../src/spec/presets.js';
-import { BYMERGE, ROOT, machine, startService, submit } from './support/service.js';
+import { BYMERGE, BYMERGE_TEST_DIR, ROOT, machine, startService, submit } from './support/service.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,7 +29,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1' },
     root: { type: 'string' },
     limit: { type: 'string' },
-    data: { type: 'string', default: path.resolve(ROOT, '..', 'shared', 'data', 'emnist-bymerge-test') },
+    data: { type: 'string', default: BYMERGE_TEST_DIR },
     out: { type: 'string', default: 'bench/results/reproduce-tutorial-25ep' },
     /** Report on studies already submitted to a running service instead of starting one: `--attach http://127.0.0.1:3944 --studies id1,id2`. */
     attach: { type: 'string' },

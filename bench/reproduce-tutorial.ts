@@ -11,15 +11,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PRESETS, PRESET_NAMES } from '../src/spec/presets.js';
-import { BYMERGE, ROOT as root, machine, startService, submit } from './support/service.js';
+import { BYMERGE, ROOT as root, TUTORIAL_OPTIONS, machine, startService, submit } from './support/service.js';
 const { values: args } = parseArgs({
   options: {
-    epochs: { type: 'string', default: '2' },
-    limit: { type: 'string' },
+    ...TUTORIAL_OPTIONS,
     concurrency: { type: 'string', default: '2' },
-    backend: { type: 'string', default: 'auto' },
-    seed: { type: 'string', default: '2020' },
-    data: { type: 'string', default: path.resolve(root, '..', 'shared', 'data', 'emnist-bymerge-test') },
     presets: { type: 'string', default: PRESET_NAMES.join(',') },
   },
 });

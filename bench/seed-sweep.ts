@@ -12,7 +12,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { BYMERGE, ROOT, machine, startService, submit } from './support/service.js';
+import { BYMERGE, BYMERGE_TEST_DIR, machine, startService, submit } from './support/service.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -23,7 +23,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '1' },
     root: { type: 'string' },
     label: { type: 'string', default: 'current' },
-    data: { type: 'string', default: path.resolve(ROOT, '..', 'shared', 'data', 'emnist-bymerge-test') },
+    data: { type: 'string', default: BYMERGE_TEST_DIR },
     out: { type: 'string' },
   },
 });

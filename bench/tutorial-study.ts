@@ -9,16 +9,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { BYMERGE, ROOT, machine, startService, submit } from './support/service.js';
+import { BYMERGE, ROOT, TUTORIAL_OPTIONS, machine, startService, submit } from './support/service.js';
 
 const { values: args } = parseArgs({
   options: {
-    epochs: { type: 'string', default: '2' },
-    limit: { type: 'string' },
+    ...TUTORIAL_OPTIONS,
     workers: { type: 'string', default: '2' },
-    backend: { type: 'string', default: 'auto' },
-    seed: { type: 'string', default: '2020' },
-    data: { type: 'string', default: path.resolve(ROOT, '..', 'shared', 'data', 'emnist-bymerge-test') },
   },
 });
 

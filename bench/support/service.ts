@@ -14,6 +14,17 @@ export const BYMERGE = {
   images: 'bymerge/emnist-bymerge-test-images-idx3-ubyte.gz',
   labels: 'bymerge/emnist-bymerge-test-labels-idx1-ubyte.gz',
 };
+/** Where the official EMNIST ByMerge test split lies by default (`--data`). */
+export const BYMERGE_TEST_DIR = path.resolve(ROOT, '..', 'shared', 'data', 'emnist-bymerge-test');
+
+/** The command-line options of the scripts that train the tutorial's presets through the service. */
+export const TUTORIAL_OPTIONS = {
+  epochs: { type: 'string', default: '2' },
+  limit: { type: 'string' },
+  backend: { type: 'string', default: 'auto' },
+  seed: { type: 'string', default: '2020' },
+  data: { type: 'string', default: BYMERGE_TEST_DIR },
+} as const;
 
 export interface Service {
   base: string;
