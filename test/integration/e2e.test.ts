@@ -6,11 +6,12 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
 import { loadDataset } from '../../src/engine/data/load.js';
 import { getDatasetInfo } from '../../src/engine/data/registry.js';
-import { readSse, startHarness, type Harness, type SseEvent } from '../support/harness.js';
+import { readSse, type Harness, type SseEvent } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
 import { fixtureDataset, postJson } from '../support/client.js';
 import { normalizeSpec } from '../../src/spec/normalize.js';
 import { PRESET_NAMES } from '../../src/spec/presets.js';
@@ -43,13 +44,7 @@ function tinySpec(epochs: number, extra: Record<string, unknown> = {}) {
 const post = (h: Harness, body: unknown): Promise<Response> => postJson(h, '/v1/runs', body);
 
 describe('a run end to end', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ worker: true });
-  }, 120_000);
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness({ worker: true }, 120_000);
 
   it('trains, streams its events, stores metrics and a model that reloads with the same predictions', async () => {
     const res = await post(h, tinySpec(2));

@@ -17,6 +17,7 @@ import { buildApp } from '../../src/http/app.js';
 import { appDeps } from '../../src/context.js';
 import { fromPng } from '../../src/http/images.js';
 import { FIXTURES, startHarness, type Harness } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
 import { call, expectProblem, fixtureDataset, tinyRun, type Problem } from '../support/client.js';
 
 /** Polls `check` until it holds; fails (with `what`) after `ms`. Waits on a condition, not a time. */
@@ -296,13 +297,7 @@ describe('API hardening (issue 12)', () => {
 });
 
 describe('rate limits in Redis, before the key lookup (issue 12 item 8)', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ env: { AUTH: 'required', RATE_LIMIT_PER_MINUTE: '3' } });
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness({ env: { AUTH: 'required', RATE_LIMIT_PER_MINUTE: '3' } });
 
   it('random keys from one client cost at most RATE_LIMIT_PER_MINUTE key lookups', async () => {
     const lookups = vi.spyOn(h.ctx.apiKeys, 'findByHash');

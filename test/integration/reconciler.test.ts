@@ -4,23 +4,17 @@
  * shared Redis is never flushed; bench/fault-redis-flush.ts flushes a private Redis for real.
  */
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { heartbeatKey, Reconciler } from '../../src/runs/reconciler.js';
 import { TrainerPool } from '../../src/worker/pool.js';
-import { startHarness, type Harness } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
 import { call, tinyRun } from '../support/client.js';
 import { workerHost } from '../support/worker.js';
 
 const HEARTBEAT_MS = 300;
 
 describe('the reconciler', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness(); // no worker until the last test
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness(); // no worker until the last test
 
   const reconciler = () => new Reconciler({ repo: h.ctx.repo, queue: h.ctx.queue, prefix: h.config.queuePrefix, log: pino({ level: 'silent' }), intervalMs: 60_000, heartbeatMs: HEARTBEAT_MS });
   const redis = async () => (await h.ctx.queue.queue.getBackend().client) as unknown as { set(k: string, v: string, px: 'PX', ms: number): Promise<unknown>; del(k: string): Promise<number> };

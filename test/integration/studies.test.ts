@@ -3,8 +3,9 @@
  * a worker, multiplexed over SSE, compared in a ranked table (JSON, CSV, Markdown), with weight
  * statistics that show what L1 does that L2 does not.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSse, startHarness, type Harness } from '../support/harness.js';
+import { describe, expect, it } from 'vitest';
+import { readSse } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
 import { fixtureDataset, postJson } from '../support/client.js';
 import { PRESET_NAMES } from '../../src/spec/presets.js';
 
@@ -22,13 +23,7 @@ interface Row {
 }
 
 describe('studies', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ worker: true, env: { PROGRESS_INTERVAL_MS: '100000' } });
-  }, 120_000);
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness({ worker: true, env: { PROGRESS_INTERVAL_MS: '100000' } }, 120_000);
 
   it('rejects a study with any invalid variant and stores nothing', async () => {
     const res = await postJson(h, '/v1/studies', {

@@ -20,6 +20,7 @@ import { serveMetrics } from '../../src/metrics/server.js';
 import { TrainerPool } from '../../src/worker/pool.js';
 import type { InjectedFault } from '../../src/worker/protocol.js';
 import { startHarness, type Harness } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
 import { call, tinyRun } from '../support/client.js';
 import { workerHost } from '../support/worker.js';
 
@@ -175,13 +176,7 @@ describe('the wall-clock limit and the heap ceiling of a run', () => {
 });
 
 describe('a shutdown while a thread is stuck in a kernel', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness();
 
   it('terminates the thread after the grace period and hands the job back; another worker trains the run', async () => {
     const first = await startWorker(h);
