@@ -24,7 +24,7 @@ import { RunsRepo, type CheckpointRow, type EpochRow } from '../../src/store/run
 import type { WorkerHost } from '../../src/worker/host.js';
 import { TrainerPool } from '../../src/worker/pool.js';
 import { readSse, startHarness, type Harness, type SseEvent } from '../support/harness.js';
-import { fixtureDataset } from '../support/client.js';
+import { fixtureDataset, noDropoutLayers } from '../support/client.js';
 import { workerHost } from '../support/worker.js';
 import { pino } from 'pino';
 
@@ -34,15 +34,7 @@ const dataset = fixtureDataset;
 /** No Dropout: a resumed run can then reproduce an uninterrupted one exactly. */
 const request = {
   name: 'resume reference',
-  model: {
-    layers: [
-      { type: 'Conv2D', filters: 8, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l2', l2: 0.001 } },
-      { type: 'MaxPooling2D', poolSize: 2 },
-      { type: 'Flatten' },
-      { type: 'Dense', units: 32, activation: 'relu', activityRegularizer: { type: 'l1', l1: 0.0001 } },
-      { type: 'Dense', units: 47, activation: 'softmax' },
-    ],
-  },
+  model: { layers: noDropoutLayers(8, 32, 47) },
   training: { epochs: EPOCHS, batchSize: 64, validationSplit: 0.2, seed: 7, optimizer: { type: 'adam', learningRate: 0.003 } },
   dataset,
 };

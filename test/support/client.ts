@@ -1,5 +1,6 @@
 /** A small fetch wrapper for integration tests, and a run request that validates fast. */
 import { expect } from 'vitest';
+import type { Layer } from '../../src/spec/schema.js';
 import type { Harness } from './harness.js';
 
 export const fixtureDataset = {
@@ -21,6 +22,20 @@ export function tinyRun(extra: Record<string, unknown> = {}) {
     dataset: fixtureDataset,
     ...extra,
   };
+}
+
+/**
+ * A small CNN without Dropout (tfjs does not seed its masks, so a resumed run can reproduce an
+ * uninterrupted one exactly), with a kernel and an activity penalty that a resume must carry on.
+ */
+export function noDropoutLayers(filters: number, units: number, classes: number): Layer[] {
+  return [
+    { type: 'Conv2D', filters, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l2', l2: 0.001 } },
+    { type: 'MaxPooling2D', poolSize: 2 },
+    { type: 'Flatten' },
+    { type: 'Dense', units, activation: 'relu', activityRegularizer: { type: 'l1', l1: 0.0001 } },
+    { type: 'Dense', units: classes, activation: 'softmax' },
+  ];
 }
 
 export interface Problem {
