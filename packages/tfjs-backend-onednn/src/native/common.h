@@ -25,6 +25,13 @@ struct ArgError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/** Requires `got >= need` elements, naming the argument in the error. */
+inline void needLen(size_t got, size_t need, const char* what) {
+  if (got < need) {
+    throw ArgError(std::string(what) + ": buffer has " + std::to_string(got) + " elements, needs " + std::to_string(need));
+  }
+}
+
 constexpr size_t kMaxArgs = 12;
 
 struct Args {
@@ -68,6 +75,13 @@ struct Args {
   float* f32(size_t i, size_t* len = nullptr) const {
     return static_cast<float*>(typed(i, napi_float32_array, len, "Float32Array"));
   }
+  /** Argument i as a Float32Array of at least `need` elements (`what` names it in the error). */
+  float* f32(size_t i, size_t need, const char* what) const {
+    size_t n;
+    float* p = f32(i, &n);
+    needLen(n, need, what);
+    return p;
+  }
   float* f32OrNull(size_t i, size_t* len = nullptr) const { return isNullish(i) ? nullptr : f32(i, len); }
   int32_t* i32(size_t i, size_t* len = nullptr) const {
     return static_cast<int32_t*>(typed(i, napi_int32_array, len, "Int32Array"));
@@ -100,13 +114,6 @@ struct Args {
     return v;
   }
 };
-
-/** Requires `got >= need` elements, naming the argument in the error. */
-inline void needLen(size_t got, size_t need, const char* what) {
-  if (got < need) {
-    throw ArgError(std::string(what) + ": buffer has " + std::to_string(got) + " elements, needs " + std::to_string(need));
-  }
-}
 
 int threads();
 void setThreads(int n);

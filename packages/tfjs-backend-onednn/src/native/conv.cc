@@ -126,17 +126,14 @@ dnnl::convolution_forward::primitive_desc hint(const ConvParams& p, dnnl::engine
 
 // convForward(x, filter, bias|null, out, params: Int32Array, alpha)
 napi_value convForward(const Args& a) {
-  size_t nx, nw, nb = 0, ny;
-  float* x = a.f32(0, &nx);
-  float* w = a.f32(1, &nw);
-  float* b = a.f32OrNull(2, &nb);
-  float* y = a.f32(3, &ny);
   ConvParams p = params(a, 4);
+  float* x = a.f32(0, p.srcSize(), "conv x");
+  float* w = a.f32(1, p.weightsSize(), "conv filter");
+  size_t nb = 0;
+  float* b = a.f32OrNull(2, &nb);
+  float* y = a.f32(3, p.dstSize(), "conv output");
   const float alpha = a.argc > 5 ? static_cast<float>(a.num(5)) : 0.f;
   const bool withBias = p.hasBias && b != nullptr;
-  needLen(nx, p.srcSize(), "conv x");
-  needLen(nw, p.weightsSize(), "conv filter");
-  needLen(ny, p.dstSize(), "conv output");
   if (withBias) needLen(nb, p.oc, "conv bias");
 
   thread_local Cache<FwdEntry> cache;
@@ -170,14 +167,10 @@ napi_value convForward(const Args& a) {
 
 // convBackwardData(dy, filter, dx, params)
 napi_value convBackwardData(const Args& a) {
-  size_t ndy, nw, ndx;
-  float* dy = a.f32(0, &ndy);
-  float* w = a.f32(1, &nw);
-  float* dx = a.f32(2, &ndx);
   ConvParams p = params(a, 3);
-  needLen(ndy, p.dstSize(), "conv dy");
-  needLen(nw, p.weightsSize(), "conv filter");
-  needLen(ndx, p.srcSize(), "conv dx");
+  float* dy = a.f32(0, p.dstSize(), "conv dy");
+  float* w = a.f32(1, p.weightsSize(), "conv filter");
+  float* dx = a.f32(2, p.srcSize(), "conv dx");
 
   thread_local Cache<BwdDataEntry> cache;
   const std::string key = p.key("bwd_data", 0.f);
@@ -204,14 +197,10 @@ napi_value convBackwardData(const Args& a) {
 
 // convBackwardWeights(x, dy, dw, params)
 napi_value convBackwardWeights(const Args& a) {
-  size_t nx, ndy, ndw;
-  float* x = a.f32(0, &nx);
-  float* dy = a.f32(1, &ndy);
-  float* dw = a.f32(2, &ndw);
   ConvParams p = params(a, 3);
-  needLen(nx, p.srcSize(), "conv x");
-  needLen(ndy, p.dstSize(), "conv dy");
-  needLen(ndw, p.weightsSize(), "conv dw");
+  float* x = a.f32(0, p.srcSize(), "conv x");
+  float* dy = a.f32(1, p.dstSize(), "conv dy");
+  float* dw = a.f32(2, p.weightsSize(), "conv dw");
 
   thread_local Cache<BwdWeightsEntry> cache;
   const std::string key = p.key("bwd_weights", 0.f);

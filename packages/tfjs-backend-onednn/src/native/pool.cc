@@ -81,12 +81,9 @@ napi_value poolWorkspaceSize(const Args& a) {
 
 // poolForward(x, y, params, ws: Uint8Array|null)
 napi_value poolForward(const Args& a) {
-  size_t nx, ny;
-  float* x = a.f32(0, &nx);
-  float* y = a.f32(1, &ny);
   PoolParams p = params(a, 2);
-  needLen(nx, p.srcSize(), "pool x");
-  needLen(ny, p.dstSize(), "pool y");
+  float* x = a.f32(0, p.srcSize(), "pool x");
+  float* y = a.f32(1, p.dstSize(), "pool y");
   const bool training = p.alg == 0 && !a.isNullish(3);
   FwdEntry* e = fwdEntry(p, training);
   auto& eng = engine();
@@ -101,12 +98,9 @@ napi_value poolForward(const Args& a) {
 
 // poolBackward(dy, ws: Uint8Array|null, dx, params)
 napi_value poolBackward(const Args& a) {
-  size_t ndy, ndx;
-  float* dy = a.f32(0, &ndy);
-  float* dx = a.f32(2, &ndx);
   PoolParams p = params(a, 3);
-  needLen(ndy, p.dstSize(), "pool dy");
-  needLen(ndx, p.srcSize(), "pool dx");
+  float* dy = a.f32(0, p.dstSize(), "pool dy");
+  float* dx = a.f32(2, p.srcSize(), "pool dx");
   thread_local Cache<BwdEntry> cache;
   const std::string key = p.key("bwd");
   auto& eng = engine();
