@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { tutorialCnn } from './support/tutorial-cnn.js';
+import { tutorialCnn } from '../packages/tfjs-backend-onednn/test/tutorial-cnn.js';
 
 const { values: opts } = parseArgs({
   options: {

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { chartPng, overlayChart, type Series } from '../src/charts/index.js';
 import { PRESETS, PRESET_NAMES } from '../src/spec/presets.js';
 import type { EpochRow as StoredEpochRow } from '../src/events/run-events.js';
-import { BYMERGE, ROOT, machine, startService } from './support/service.js';
+import { BYMERGE, BYMERGE_TEST_DIR, ROOT, machine, startService, submit } from './support/service.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,7 +30,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1' },
     root: { type: 'string' },
     limit: { type: 'string' },
-    data: { type: 'string', default: path.resolve(ROOT, '..', 'shared', 'data', 'emnist-bymerge-test') },
+    data: { type: 'string', default: BYMERGE_TEST_DIR },
     out: { type: 'string', default: 'bench/results/reproduce-tutorial-25ep' },
     /** Report on studies already submitted to a running service instead of starting one: `--attach http://127.0.0.1:3944 --studies id1,id2`. */
     attach: { type: 'string' },
@@ -85,19 +85,8 @@ async function main(): Promise<void> {
     [others, otherSeeds],
   ] as const) {
     if (presets.length === 0) continue;
-    const res = await fetch(`${base}/v1/studies`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: `tutorial ${epochs}ep`,
-        variants: presets.map((p) => ({ label: p, preset: p })),
-        seeds: s,
-        training: { epochs },
-        dataset,
-      }),
-    });
-    if (res.status !== 202) throw new Error(`study: ${res.status} ${await res.text()}`);
-    studies.push({ id: ((await res.json()) as { id: string }).id, presets: [...presets], seeds: [...s] });
+    const body = { name: `tutorial ${epochs}ep`, variants: presets.map((p) => ({ label: p, preset: p })), seeds: s, training: { epochs }, dataset };
+    studies.push({ id: await submit(base, '/v1/studies', body, 'study'), presets: [...presets], seeds: [...s] });
   }
   console.error(`studies: ${studies.map((s) => s.id).join(', ')}`);
 

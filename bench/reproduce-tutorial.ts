@@ -11,15 +11,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PRESETS, PRESET_NAMES } from '../src/spec/presets.js';
-import { BYMERGE, ROOT as root, machine, startService } from './support/service.js';
+import { BYMERGE, ROOT as root, TUTORIAL_OPTIONS, machine, startService, submit } from './support/service.js';
 const { values: args } = parseArgs({
   options: {
-    epochs: { type: 'string', default: '2' },
-    limit: { type: 'string' },
+    ...TUTORIAL_OPTIONS,
     concurrency: { type: 'string', default: '2' },
-    backend: { type: 'string', default: 'auto' },
-    seed: { type: 'string', default: '2020' },
-    data: { type: 'string', default: path.resolve(root, '..', 'shared', 'data', 'emnist-bymerge-test') },
     presets: { type: 'string', default: PRESET_NAMES.join(',') },
   },
 });
@@ -50,13 +46,7 @@ async function main(): Promise<void> {
   };
   const ids: Record<string, string> = {};
   for (const preset of presets) {
-    const res = await fetch(`${base}/v1/runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: `tutorial ${preset}`, preset, training: { epochs, seed: Number(args.seed) }, dataset }),
-    });
-    if (res.status !== 202) throw new Error(`${preset}: ${res.status} ${await res.text()}`);
-    ids[preset] = ((await res.json()) as RunView).id;
+    ids[preset] = await submit(base, '/v1/runs', { name: `tutorial ${preset}`, preset, training: { epochs, seed: Number(args.seed) }, dataset }, preset);
     console.error(`submitted ${preset}: ${ids[preset]}`);
   }
 

@@ -12,7 +12,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { BYMERGE, ROOT, machine, startService } from './support/service.js';
+import { BYMERGE, BYMERGE_TEST_DIR, machine, startService, submit } from './support/service.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -23,7 +23,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '1' },
     root: { type: 'string' },
     label: { type: 'string', default: 'current' },
-    data: { type: 'string', default: path.resolve(ROOT, '..', 'shared', 'data', 'emnist-bymerge-test') },
+    data: { type: 'string', default: BYMERGE_TEST_DIR },
     out: { type: 'string' },
   },
 });
@@ -43,13 +43,8 @@ async function main(): Promise<void> {
   const started = Date.now();
   const ids = new Map<number, string>();
   for (const seed of seeds) {
-    const res = await fetch(`${base}/v1/runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: `${args.preset} seed ${seed}`, preset: args.preset, training: { epochs, seed }, dataset: { name: 'idx', train: BYMERGE, testFraction: 0.15 } }),
-    });
-    if (res.status !== 202) throw new Error(`seed ${seed}: ${res.status} ${await res.text()}`);
-    ids.set(seed, ((await res.json()) as { id: string }).id);
+    const body = { name: `${args.preset} seed ${seed}`, preset: args.preset, training: { epochs, seed }, dataset: { name: 'idx', train: BYMERGE, testFraction: 0.15 } };
+    ids.set(seed, await submit(base, '/v1/runs', body, `seed ${seed}`));
   }
   const rows: { seed: number; status: string; backend: string | null; samplesPerSec: number | null; valAccuracy: (number | null)[]; test: Metrics['test'] }[] = [];
   for (const seed of seeds) {

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { MAIN, ROOT, say, sleep, until } from '../faults/support.js';
+import { submit } from './support/service.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -66,18 +67,14 @@ async function runMode(mode: string, dataDir: string): Promise<string> {
     await until('the API', async () => ((await fetch(`${base}/readyz`).catch(() => null))?.ok ? true : undefined), 120_000);
     const limit = args.limit ? Number(args.limit) : undefined;
     const started = Date.now();
-    const res = await fetch(`${base}/v1/studies`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
+    const study = {
+      id: await submit(base, '/v1/studies', {
         name: `packing ${mode}`,
         preset: 'tutorial',
         training: { epochs: 1, seed: Number(args.seed) },
         dataset: { name: 'idx', train: { images: `bymerge/${FILES[0]}`, labels: `bymerge/${FILES[1]}` }, testFraction: 0.15, ...(limit ? { limit } : {}) },
       }),
-    });
-    if (res.status !== 202) throw new Error(`POST /v1/studies: ${res.status} ${await res.text()}`);
-    const study = (await res.json()) as { id: string };
+    };
     let view: StudyView;
     for (;;) {
       view = (await (await fetch(`${base}/v1/studies/${study.id}`)).json()) as StudyView;

@@ -119,7 +119,7 @@ async function childLoop(preset: string, threads: number, steps: number, epochs:
 async function childFit(backend: 'onednn' | 'wasm', threads: number, steps: number, runs: number): Promise<ChildResult> {
   const tf = await import('@tensorflow/tfjs');
   const { initBackend } = await import('../src/engine/backends/index.js');
-  const { tutorialCnn } = await import('./support/tutorial-cnn.js');
+  const { tutorialCnn } = await import('../packages/tfjs-backend-onednn/test/tutorial-cnn.js');
   const info = await initBackend(backend, () => {}, { threads });
   const data = await loadData(steps * BATCH);
   const n = steps * BATCH;

@@ -52,7 +52,7 @@ const rssMB = () => process.memoryUsage().rss / 2 ** 20;
 
 async function child(spec: string): Promise<ChildResult> {
   const tf = await import('@tensorflow/tfjs');
-  const { tutorialCnn } = await import('./support/tutorial-cnn.js');
+  const { tutorialCnn } = await import('../packages/tfjs-backend-onednn/test/tutorial-cnn.js');
   const [kind, threadsText] = spec.split(':');
   const steps = kind === 'cpu' ? Math.min(2, Number(opts.steps)) : Number(opts.steps);
   const batch = Number(opts.batch);

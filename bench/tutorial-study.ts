@@ -9,16 +9,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { BYMERGE, ROOT, machine, startService } from './support/service.js';
+import { BYMERGE, ROOT, TUTORIAL_OPTIONS, machine, startService, submit } from './support/service.js';
 
 const { values: args } = parseArgs({
   options: {
-    epochs: { type: 'string', default: '2' },
-    limit: { type: 'string' },
+    ...TUTORIAL_OPTIONS,
     workers: { type: 'string', default: '2' },
-    backend: { type: 'string', default: 'auto' },
-    seed: { type: 'string', default: '2020' },
-    data: { type: 'string', default: path.resolve(ROOT, '..', 'shared', 'data', 'emnist-bymerge-test') },
   },
 });
 
@@ -27,18 +23,14 @@ async function main(): Promise<void> {
   const epochs = Number(args.epochs);
   const limit = args.limit ? Number(args.limit) : undefined;
   const started = Date.now();
-  const res = await fetch(`${base}/v1/studies`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
+  const study = {
+    id: await submit(base, '/v1/studies', {
       name: 'tutorial on ByMerge',
       preset: 'tutorial',
       training: { epochs, seed: Number(args.seed) },
       dataset: { name: 'idx', train: BYMERGE, testFraction: 0.15, ...(limit ? { limit } : {}) },
     }),
-  });
-  if (res.status !== 202) throw new Error(`POST /v1/studies: ${res.status} ${await res.text()}`);
-  const study = (await res.json()) as { id: string };
+  };
   console.error(`study ${study.id} submitted`);
   for (;;) {
     const s = (await (await fetch(`${base}/v1/studies/${study.id}`)).json()) as { status: string; counts: Record<string, number> };

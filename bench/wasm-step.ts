@@ -5,7 +5,7 @@
  *   node --import tsx bench/wasm-step.ts [steps=10] [batch=250]
  */
 import * as tf from '@tensorflow/tfjs';
-import { tutorialCnn } from './support/tutorial-cnn.js';
+import { tutorialCnn } from '../packages/tfjs-backend-onednn/test/tutorial-cnn.js';
 import { initBackend } from '../src/engine/backends/index.js';
 
 const steps = Number(process.argv[2] ?? 10);

@@ -14,6 +14,17 @@ export const BYMERGE = {
   images: 'bymerge/emnist-bymerge-test-images-idx3-ubyte.gz',
   labels: 'bymerge/emnist-bymerge-test-labels-idx1-ubyte.gz',
 };
+/** Where the official EMNIST ByMerge test split lies by default (`--data`). */
+export const BYMERGE_TEST_DIR = path.resolve(ROOT, '..', 'shared', 'data', 'emnist-bymerge-test');
+
+/** The command-line options of the scripts that train the tutorial's presets through the service. */
+export const TUTORIAL_OPTIONS = {
+  epochs: { type: 'string', default: '2' },
+  limit: { type: 'string' },
+  backend: { type: 'string', default: 'auto' },
+  seed: { type: 'string', default: '2020' },
+  data: { type: 'string', default: BYMERGE_TEST_DIR },
+} as const;
 
 export interface Service {
   base: string;
@@ -60,6 +71,16 @@ export async function startService(opts: { source: string; workers: number; back
     await new Promise((r) => setTimeout(r, 500));
   }
   return { base, stop };
+}
+
+/**
+ * POSTs a JSON body to the service (a run or a study) and returns the new resource's id; anything but
+ * a 202 throws, naming `what`, the status and the answer.
+ */
+export async function submit(base: string, path: '/v1/runs' | '/v1/studies', body: unknown, what = `POST ${path}`): Promise<string> {
+  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (res.status !== 202) throw new Error(`${what}: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
 }
 
 export function machine(): string {

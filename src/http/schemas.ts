@@ -41,6 +41,9 @@ export const LossParts = Type.Object(
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
+/** A resource's link (a path), with what it serves. */
+export const Link = (description?: string) => Type.String(description === undefined ? {} : { description });
+
 export const TestMetrics = Type.Object({ loss: Type.Number(), accuracy: Type.Number() });
 
 const TensorStats = Type.Object({
@@ -93,15 +96,15 @@ export const RunView = Type.Object({
   finishedAt: Nullable(Type.String({ format: 'date-time' })),
   spec: Type.Unknown({ description: 'The normalized spec: every default applied.' }),
   links: Type.Object({
-    self: Type.String(),
-    events: Type.String({ description: 'Server-Sent Events (GET).' }),
-    metrics: Type.String(),
-    model: Type.String({ description: 'tfjs model.json, once the run succeeded.' }),
-    weights: Type.String({ description: 'The weights (binary), once the run succeeded.' }),
-    lossChart: Type.String({ description: 'SVG; .png beside it.' }),
-    accuracyChart: Type.String({ description: 'SVG; .png beside it.' }),
-    predict: Type.String({ description: 'POST images here, once the run succeeded.' }),
-    cancel: Type.String({ description: 'POST to cancel.' }),
+    self: Link(),
+    events: Link('Server-Sent Events (GET).'),
+    metrics: Link(),
+    model: Link('tfjs model.json, once the run succeeded.'),
+    weights: Link('The weights (binary), once the run succeeded.'),
+    lossChart: Link('SVG; .png beside it.'),
+    accuracyChart: Link('SVG; .png beside it.'),
+    predict: Link('POST images here, once the run succeeded.'),
+    cancel: Link('POST to cancel.'),
   }),
 });
 export type RunView = Static<typeof RunView>;

@@ -46,55 +46,39 @@ const l1: Regularizer = { type: 'l1', l1: 0.01 };
 const l2: Regularizer = { type: 'l2', l2: 0.01 };
 const en: Regularizer = { type: 'l1_l2', l1: 0.01, l2: 0.01 };
 
-const poor = 'reported as "very poor" (no figure given)';
+const poor = unreported('reported as "very poor" (no figure given)');
 
-export const PRESETS: Record<PresetName, Preset> = {
-  baseline: {
-    name: 'baseline',
-    description: 'No regularization.',
-    layers: tutorialLayers(),
-    tutorial: { testLoss: 0.4031164909011506, testAccuracy: 0.8728723526000977, note: 'reported' },
-  },
-  'l1-kernel-bias': {
-    name: 'l1-kernel-bias',
-    description: 'L1 (λ = 0.01) on every kernel and bias.',
-    layers: tutorialLayers({ kernelRegularizer: l1, biasRegularizer: l1 }),
-    tutorial: { testLoss: null, testAccuracy: null, note: poor },
-  },
-  'l1-activity': {
-    name: 'l1-activity',
-    description: 'L1 (λ = 0.01) on every Conv2D/Dense output.',
-    layers: tutorialLayers({ activityRegularizer: l1 }),
-    tutorial: { testLoss: null, testAccuracy: null, note: poor },
-  },
-  'l2-kernel-bias': {
-    name: 'l2-kernel-bias',
-    description: 'L2 (λ = 0.01) on every kernel and bias.',
-    layers: tutorialLayers({ kernelRegularizer: l2, biasRegularizer: l2 }),
-    tutorial: { testLoss: null, testAccuracy: null, note: 'reported as "a bit lower" than L2 activity (no figure given)' },
-  },
-  'l2-activity': {
-    name: 'l2-activity',
-    description: 'L2 (λ = 0.01) on every Conv2D/Dense output.',
-    layers: tutorialLayers({ activityRegularizer: l2 }),
-    tutorial: { testLoss: 0.37115383783553507, testAccuracy: 0.8901063799858093, note: 'reported' },
-  },
-  'l2-activity-0.1': {
-    name: 'l2-activity-0.1',
-    description: 'L2 (λ = 0.1) on every Conv2D/Dense output ("extended L2").',
-    layers: tutorialLayers({ activityRegularizer: { type: 'l2', l2: 0.1 } }),
-    tutorial: { testLoss: 0.5058084676620808, testAccuracy: 0.8836702108383179, note: 'reported' },
-  },
-  'elastic-net-kernel-bias': {
-    name: 'elastic-net-kernel-bias',
-    description: 'Elastic Net, l1 = l2 = 0.01, on every kernel and bias.',
-    layers: tutorialLayers({ kernelRegularizer: en, biasRegularizer: en }),
-    tutorial: { testLoss: null, testAccuracy: null, note: poor },
-  },
-  'elastic-net-activity': {
-    name: 'elastic-net-activity',
-    description: 'Elastic Net, l1 = l2 = 0.01, on every Conv2D/Dense output.',
-    layers: tutorialLayers({ activityRegularizer: en }),
-    tutorial: { testLoss: null, testAccuracy: null, note: poor },
-  },
+function reported(testLoss: number, testAccuracy: number): Preset['tutorial'] {
+  return { testLoss, testAccuracy, note: 'reported' };
+}
+
+function unreported(note: string): Preset['tutorial'] {
+  return { testLoss: null, testAccuracy: null, note };
+}
+
+/** Per preset: its description, the regularizers on every Conv2D and Dense layer, and the tutorial's figures. */
+const TABLE: Record<PresetName, [description: string, slots: Slots, tutorial: Preset['tutorial']]> = {
+  baseline: ['No regularization.', {}, reported(0.4031164909011506, 0.8728723526000977)],
+  'l1-kernel-bias': ['L1 (λ = 0.01) on every kernel and bias.', { kernelRegularizer: l1, biasRegularizer: l1 }, poor],
+  'l1-activity': ['L1 (λ = 0.01) on every Conv2D/Dense output.', { activityRegularizer: l1 }, poor],
+  'l2-kernel-bias': [
+    'L2 (λ = 0.01) on every kernel and bias.',
+    { kernelRegularizer: l2, biasRegularizer: l2 },
+    unreported('reported as "a bit lower" than L2 activity (no figure given)'),
+  ],
+  'l2-activity': ['L2 (λ = 0.01) on every Conv2D/Dense output.', { activityRegularizer: l2 }, reported(0.37115383783553507, 0.8901063799858093)],
+  'l2-activity-0.1': [
+    'L2 (λ = 0.1) on every Conv2D/Dense output ("extended L2").',
+    { activityRegularizer: { type: 'l2', l2: 0.1 } },
+    reported(0.5058084676620808, 0.8836702108383179),
+  ],
+  'elastic-net-kernel-bias': ['Elastic Net, l1 = l2 = 0.01, on every kernel and bias.', { kernelRegularizer: en, biasRegularizer: en }, poor],
+  'elastic-net-activity': ['Elastic Net, l1 = l2 = 0.01, on every Conv2D/Dense output.', { activityRegularizer: en }, poor],
 };
+
+export const PRESETS = Object.fromEntries(
+  PRESET_NAMES.map((name) => {
+    const [description, slots, tutorial] = TABLE[name];
+    return [name, { name, description, layers: tutorialLayers(slots), tutorial }];
+  }),
+) as Record<PresetName, Preset>;

@@ -20,6 +20,20 @@ import { openBrowser, type BrowserSession } from './browser.js';
 const SHOTS = process.env.DASHBOARD_SCREENSHOTS;
 const LONG = 180_000;
 
+/** A harness (started with `opts`) and a browser for one describe block's tests: opened before them, closed after. */
+function session(opts: Parameters<typeof startHarness>[0]): { h: Harness; b: BrowserSession } {
+  const s = {} as { h: Harness; b: BrowserSession };
+  beforeAll(async () => {
+    s.h = await startHarness(opts);
+    s.b = await openBrowser();
+  }, LONG);
+  afterAll(async () => {
+    await s.b?.close();
+    await s.h?.close();
+  }, LONG);
+  return s;
+}
+
 async function shot(page: Page, name: string): Promise<void> {
   if (!SHOTS) return;
   await page.evaluate(() => window.scrollTo(0, 0));
@@ -43,20 +57,10 @@ async function submitFromForm(page: Page, name: string, fields: Record<string, s
 }
 
 describe('dashboard (browser)', () => {
-  let h: Harness;
-  let b: BrowserSession;
-
-  beforeAll(async () => {
-    h = await startHarness({ worker: true });
-    b = await openBrowser();
-  }, LONG);
-
-  afterAll(async () => {
-    await b?.close();
-    await h?.close();
-  }, LONG);
+  const s = session({ worker: true });
 
   it('runs, cancels, compares, with no console error or failed request', { timeout: 300_000 }, async () => {
+    const { h, b } = s;
     const { page } = b;
     onTestFailed(async () => console.error('page problems:', b.problems, '\npage text:', await page.textContent('main').catch(() => '')));
     // 1. The dashboard at /.
@@ -181,20 +185,10 @@ describe('dashboard (browser)', () => {
 });
 
 describe('dashboard with AUTH=required (browser)', () => {
-  let h: Harness;
-  let b: BrowserSession;
-
-  beforeAll(async () => {
-    h = await startHarness({ env: { AUTH: 'required' } });
-    b = await openBrowser();
-  }, LONG);
-
-  afterAll(async () => {
-    await b?.close();
-    await h?.close();
-  }, LONG);
+  const s = session({ env: { AUTH: 'required' } });
 
   it("asks for a key, keeps it out of the page, refuses cookie POSTs without the CSRF token, and shows no other owner's run", { timeout: 120_000 }, async () => {
+    const { h, b } = s;
     const alice = await h.createKey('alice');
     const bob = await h.createKey('bob');
     const tiny = { layers: [{ type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }] };

@@ -10,19 +10,10 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, TEST_DATABASE_URL, type Harness } from '../support/harness.js';
-import { call, tinyRun, type Problem } from '../support/client.js';
+import { call, expectProblem, tinyRun } from '../support/client.js';
 import { runKeyCommand, UsageError } from '../../src/auth/cli.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-
-function expectProblem(r: { status: number; headers: Headers; body: unknown }, status: number, detail?: RegExp): Problem {
-  expect(r.status).toBe(status);
-  expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  const p = r.body as Problem;
-  expect(p.status).toBe(status);
-  if (detail) expect(p.detail).toMatch(detail);
-  return p;
-}
 
 describe('API keys (AUTH=required)', () => {
   let h: Harness;

@@ -5,28 +5,10 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.js';
+import { fixtureDataset as fixture, postJson, tinyRun, type Problem } from '../support/client.js';
 
-const fixture = {
-  name: 'idx',
-  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-};
-
-const layers = [
-  { type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' },
-  { type: 'Flatten' },
-  { type: 'Dense', units: 47, activation: 'softmax' },
-];
-
-const good = { model: { layers }, training: { epochs: 1 }, dataset: fixture };
-
-interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  errors?: { pointer: string; detail: string }[];
-}
+const good = tinyRun();
+const { layers } = good.model;
 
 describe('bad input', () => {
   let h: Harness;
@@ -34,7 +16,7 @@ describe('bad input', () => {
 
   beforeAll(async () => {
     h = await startHarness(); // no worker: submitted runs stay queued
-    const res = await fetch(`${h.baseUrl}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(good) });
+    const res = await postJson(h, '/v1/runs', good);
     const body = (await res.json()) as { id: string };
     expect(res.status, JSON.stringify(body)).toBe(202);
     goodId = body.id;

@@ -6,18 +6,19 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
 import { loadDataset } from '../../src/engine/data/load.js';
 import { getDatasetInfo } from '../../src/engine/data/registry.js';
-import { readSse, startHarness, type Harness, type SseEvent } from '../support/harness.js';
+import { readSse, type Harness, type SseEvent } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
+import { fixtureDataset, postJson } from '../support/client.js';
 import { normalizeSpec } from '../../src/spec/normalize.js';
+import { PRESET_NAMES } from '../../src/spec/presets.js';
 import type { RunRequest } from '../../src/spec/schema.js';
 
 const dataset = {
-  name: 'idx',
-  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
+  ...fixtureDataset,
   classNames: [...getDatasetInfo('emnist-balanced').labelNames],
 };
 
@@ -40,18 +41,10 @@ function tinySpec(epochs: number, extra: Record<string, unknown> = {}) {
   };
 }
 
-async function post(h: Harness, body: unknown): Promise<Response> {
-  return fetch(`${h.baseUrl}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-}
+const post = (h: Harness, body: unknown): Promise<Response> => postJson(h, '/v1/runs', body);
 
 describe('a run end to end', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ worker: true });
-  }, 120_000);
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness({ worker: true }, 120_000);
 
   it('trains, streams its events, stores metrics and a model that reloads with the same predictions', async () => {
     const res = await post(h, tinySpec(2));
@@ -205,16 +198,7 @@ describe('a run end to end', () => {
 
   it('trains a tutorial preset with overrides; its epoch events carry the activity penalty', async () => {
     const list = (await (await fetch(`${h.baseUrl}/v1/presets`)).json()) as { items: { name: string; model: { layers: unknown[] } }[] };
-    expect(list.items.map((p) => p.name)).toEqual([
-      'baseline',
-      'l1-kernel-bias',
-      'l1-activity',
-      'l2-kernel-bias',
-      'l2-activity',
-      'l2-activity-0.1',
-      'elastic-net-kernel-bias',
-      'elastic-net-activity',
-    ]);
+    expect(list.items.map((p) => p.name)).toEqual([...PRESET_NAMES]);
     const both = await post(h, { ...tinySpec(1), preset: 'baseline' });
     expect(both.status).toBe(422);
     expect(((await both.json()) as { errors: { pointer: string }[] }).errors[0]!.pointer).toBe('/model');

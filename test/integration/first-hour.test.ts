@@ -2,8 +2,8 @@
  * Issue 11, "the first hour": what a new user hit, each checked against the real API, PostgreSQL,
  * Redis and (where a run must finish) a real worker.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../support/harness.js';
+import { describe, expect, it } from 'vitest';
+import { suiteHarness } from '../support/suite.js';
 import { call, tinyRun, type Problem } from '../support/client.js';
 import { generateOpenApi } from '../../src/http/openapi.js';
 import { compare } from '../../src/studies/comparison.js';
@@ -23,13 +23,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 }
 
 describe('first hour: dashboard, examples, studies (worker)', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ worker: true });
-  }, 120_000);
-  afterAll(async () => {
-    await h?.close();
-  }, 120_000);
+  const h = suiteHarness({ worker: true }, 120_000);
 
   it('serves the dashboard at / with its assets from the project and a strict CSP; other paths stay problem+json', async () => {
     const page = await fetch(`${h.baseUrl}/`);
@@ -121,13 +115,7 @@ describe('first hour: dashboard, examples, studies (worker)', () => {
 });
 
 describe('first hour: error messages (no worker)', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  }, 120_000);
-  afterAll(async () => {
-    await h?.close();
-  }, 120_000);
+  const h = suiteHarness(undefined, 120_000);
 
   it('an enum error lists the allowed values, once', async () => {
     const layers = [{ type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relux' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }];
@@ -169,13 +157,7 @@ describe('first hour: error messages (no worker)', () => {
 });
 
 describe('first hour: dashboard sessions with AUTH=required (no worker)', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ env: { AUTH: 'required' } });
-  }, 120_000);
-  afterAll(async () => {
-    await h?.close();
-  }, 120_000);
+  const h = suiteHarness({ env: { AUTH: 'required' } }, 120_000);
 
   const login = async (key: string) => {
     const r = await fetch(`${h.baseUrl}/auth/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key }) });

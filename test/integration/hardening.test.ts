@@ -17,7 +17,8 @@ import { buildApp } from '../../src/http/app.js';
 import { appDeps } from '../../src/context.js';
 import { fromPng } from '../../src/http/images.js';
 import { FIXTURES, startHarness, type Harness } from '../support/harness.js';
-import { call, fixtureDataset, tinyRun, type Problem } from '../support/client.js';
+import { suiteHarness } from '../support/suite.js';
+import { call, expectProblem, fixtureDataset, tinyRun, type Problem } from '../support/client.js';
 
 /** Polls `check` until it holds; fails (with `what`) after `ms`. Waits on a condition, not a time. */
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
@@ -95,12 +96,6 @@ describe('API hardening (issue 12)', () => {
   });
 
   const withTrain = (train: Record<string, string>) => tinyRun({ dataset: { ...fixtureDataset, train: { ...fixtureDataset.train, ...train } } });
-
-  function expectProblem(r: { status: number; headers: Headers; body: unknown; text: string }, status: number): Problem {
-    expect(r.status, r.text).toBe(status);
-    expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    return r.body as Problem;
-  }
 
   describe('item 6: SSE clients that reset at once leave nothing behind', () => {
     /** CLIENTS clients that send `GET path` and reset while the stream subscribes: nothing may stay behind. */
@@ -302,13 +297,7 @@ describe('API hardening (issue 12)', () => {
 });
 
 describe('rate limits in Redis, before the key lookup (issue 12 item 8)', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ env: { AUTH: 'required', RATE_LIMIT_PER_MINUTE: '3' } });
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness({ env: { AUTH: 'required', RATE_LIMIT_PER_MINUTE: '3' } });
 
   it('random keys from one client cost at most RATE_LIMIT_PER_MINUTE key lookups', async () => {
     const lookups = vi.spyOn(h.ctx.apiKeys, 'findByHash');

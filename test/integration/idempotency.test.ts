@@ -3,8 +3,9 @@
  * the same run (202, same id, Idempotent-Replayed: true), another body is a 409, concurrent
  * identical requests store exactly one run, and keys belong to their owner.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../support/harness.js';
+import { describe, expect, it } from 'vitest';
+import { type Harness } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
 import { call, fixtureDataset, tinyRun, type Problem } from '../support/client.js';
 
 async function jobCount(h: Harness): Promise<number> {
@@ -13,13 +14,7 @@ async function jobCount(h: Harness): Promise<number> {
 }
 
 describe('Idempotency-Key (auth off)', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness();
 
   it('replays the same run for the same key and body, whatever the key order of the JSON', async () => {
     const headers = { 'idempotency-key': 'run-1' };
@@ -97,13 +92,7 @@ describe('Idempotency-Key (auth off)', () => {
 });
 
 describe('Idempotency-Key (AUTH=required)', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ env: { AUTH: 'required' } });
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness({ env: { AUTH: 'required' } });
 
   it('keeps keys per owner: two owners using the same key get their own runs', async () => {
     const alice = await h.createKey('alice');

@@ -2,35 +2,19 @@
  * The service trains a run end to end on Regula's oneDNN backend and records it as the run's
  * backend. Skipped where the addon is not built (no libdnnl-dev), unless ONEDNN_REQUIRED=1 (CI).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSse, startHarness, type Harness } from '../support/harness.js';
+import { describe, expect, it } from 'vitest';
+import { readSse } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
 import { onednnAvailable } from '../support/onednn.js';
+import { fixtureDataset, postJson } from '../support/client.js';
 
 const available = await onednnAvailable();
 
 describe.skipIf(!available)('the oneDNN backend in the service', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ worker: true, env: { TFJS_BACKEND: 'onednn' } });
-  }, 120_000);
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness({ worker: true, env: { TFJS_BACKEND: 'onednn' } }, 120_000);
 
   it('trains the tutorial CNN through the API and records onednn as the backend', async () => {
-    const res = await fetch(`${h.baseUrl}/v1/runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        preset: 'l2-activity',
-        training: { epochs: 2, seed: 3 },
-        dataset: {
-          name: 'idx',
-          train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-          test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-        },
-      }),
-    });
+    const res = await postJson(h, '/v1/runs', { preset: 'l2-activity', training: { epochs: 2, seed: 3 }, dataset: fixtureDataset });
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
     const events = await readSse(`${h.baseUrl}/v1/runs/${id}/events`);

@@ -6,6 +6,7 @@ import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RUNS_QUEUE } from '../../src/queue/names.js';
 import { startHarness, type Harness } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
 import { call, tinyRun, type Problem } from '../support/client.js';
 
 interface QueueReply {
@@ -113,13 +114,7 @@ describe('queue, priorities, metrics, errors', () => {
 });
 
 describe('rate limiting (RATE_LIMIT_PER_MINUTE=3, AUTH=required)', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ env: { AUTH: 'required', RATE_LIMIT_PER_MINUTE: '3' } });
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness({ env: { AUTH: 'required', RATE_LIMIT_PER_MINUTE: '3' } });
 
   it('answers 429 problem+json past the limit, per API key, and never limits health or metrics', async () => {
     const alice = await h.createKey('alice');

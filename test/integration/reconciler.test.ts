@@ -4,23 +4,17 @@
  * shared Redis is never flushed; faults/fault-redis-flush.ts flushes a private Redis for real.
  */
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { heartbeatKey, Reconciler } from '../../src/runs/reconciler.js';
-import { WorkerHost } from '../../src/worker/host.js';
 import { TrainerPool } from '../../src/worker/pool.js';
-import { startHarness, type Harness } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
 import { call, tinyRun } from '../support/client.js';
+import { workerHost } from '../support/worker.js';
 
 const HEARTBEAT_MS = 300;
 
 describe('the reconciler', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness(); // no worker until the last test
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness(); // no worker until the last test
 
   const reconciler = () => new Reconciler({ repo: h.ctx.repo, queue: h.ctx.queue, prefix: h.config.queuePrefix, log: pino({ level: 'silent' }), intervalMs: 60_000, heartbeatMs: HEARTBEAT_MS });
   const redis = async () => (await h.ctx.queue.queue.getBackend().client) as unknown as { set(k: string, v: string, px: 'PX', ms: number): Promise<unknown>; del(k: string): Promise<number> };
@@ -82,17 +76,7 @@ describe('the reconciler', () => {
     const ids = [await submit('one'), await submit('two')];
     await h.ctx.queue.queue.obliterate({ force: true });
     const pool = await TrainerPool.start(1, h.config.tfjsBackend);
-    const host = new WorkerHost({
-      connection: h.ctx.connection,
-      prefix: h.config.queuePrefix,
-      concurrency: 1,
-      dataDir: h.config.dataDir,
-      progressIntervalMs: 0,
-      repo: h.ctx.repo,
-      bus: h.ctx.bus,
-      pool,
-      log: pino({ level: 'silent' }),
-    });
+    const host = workerHost(h, pool);
     await host.start();
     const rec = reconciler();
     rec.start();

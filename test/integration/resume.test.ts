@@ -21,30 +21,20 @@ import { train } from '../../src/engine/train.js';
 import type { TrainingCheckpoint, EpochReport } from '../../src/engine/types.js';
 import type { NormalizedSpec } from '../../src/spec/normalized.js';
 import { RunsRepo, type CheckpointRow, type EpochRow } from '../../src/store/runs-repo.js';
-import { WorkerHost } from '../../src/worker/host.js';
+import type { WorkerHost } from '../../src/worker/host.js';
 import { TrainerPool } from '../../src/worker/pool.js';
 import { readSse, startHarness, type Harness, type SseEvent } from '../support/harness.js';
+import { fixtureDataset, noDropoutLayers } from '../support/client.js';
+import { workerHost } from '../support/worker.js';
 import { pino } from 'pino';
 
 const EPOCHS = 4;
-const dataset = {
-  name: 'idx',
-  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-};
+const dataset = fixtureDataset;
 
 /** No Dropout: a resumed run can then reproduce an uninterrupted one exactly. */
 const request = {
   name: 'resume reference',
-  model: {
-    layers: [
-      { type: 'Conv2D', filters: 8, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l2', l2: 0.001 } },
-      { type: 'MaxPooling2D', poolSize: 2 },
-      { type: 'Flatten' },
-      { type: 'Dense', units: 32, activation: 'relu', activityRegularizer: { type: 'l1', l1: 0.0001 } },
-      { type: 'Dense', units: 47, activation: 'softmax' },
-    ],
-  },
+  model: { layers: noDropoutLayers(8, 32, 47) },
   training: { epochs: EPOCHS, batchSize: 64, validationSplit: 0.2, seed: 7, optimizer: { type: 'adam', learningRate: 0.003 } },
   dataset,
 };
@@ -85,17 +75,7 @@ describe('resuming runs from their checkpoints', () => {
   const pools: TrainerPool[] = [];
 
   function startHost(opts: { repo?: RunsRepo; pool?: TrainerPool } = {}): Promise<WorkerHost> {
-    const host = new WorkerHost({
-      connection: h.ctx.connection,
-      prefix: h.config.queuePrefix,
-      concurrency: 1,
-      dataDir: h.config.dataDir,
-      progressIntervalMs: 0,
-      repo: opts.repo ?? h.ctx.repo,
-      bus: h.ctx.bus,
-      pool: opts.pool ?? pool,
-      log: pino({ level: h.config.logLevel }),
-    });
+    const host = workerHost(h, opts.pool ?? pool, { repo: opts.repo ?? h.ctx.repo, log: pino({ level: h.config.logLevel }) });
     hosts.push(host);
     return host.start().then(() => host);
   }

@@ -5,32 +5,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { readSse, startHarness, type SseEvent } from '../support/harness.js';
+import { postJson, tinyRun } from '../support/client.js';
 
-const dataset = {
-  name: 'idx',
-  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-};
-
-const spec = {
-  name: 'shutdown',
-  model: {
-    layers: [
-      { type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' },
-      { type: 'Flatten' },
-      { type: 'Dense', units: 47, activation: 'softmax' },
-    ],
-  },
-  training: { epochs: 1 },
-  dataset,
-};
+const spec = tinyRun({ name: 'shutdown' });
 
 describe('API graceful shutdown', () => {
   it('ends an open run event stream with a shutdown event carrying the last id, then closes', async () => {
     const h = await startHarness(); // no worker: the run stays queued and its stream stays open
     let closed = false;
     try {
-      const res = await fetch(`${h.baseUrl}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+      const res = await postJson(h, '/v1/runs', spec);
       expect(res.status).toBe(202);
       const run = (await res.json()) as { id: string };
 

@@ -3,15 +3,13 @@
  * a worker, multiplexed over SSE, compared in a ranked table (JSON, CSV, Markdown), with weight
  * statistics that show what L1 does that L2 does not.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSse, startHarness, type Harness } from '../support/harness.js';
+import { describe, expect, it } from 'vitest';
+import { readSse } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
+import { fixtureDataset, postJson } from '../support/client.js';
+import { PRESET_NAMES } from '../../src/spec/presets.js';
 
-const dataset = {
-  name: 'idx',
-  train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
-  test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
-  limit: 500,
-};
+const dataset = { ...fixtureDataset, limit: 500 };
 
 interface Row {
   rank: number;
@@ -24,21 +22,11 @@ interface Row {
   bestValEpoch: number | null;
 }
 
-async function post(h: Harness, path: string, body: unknown) {
-  return fetch(`${h.baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-}
-
 describe('studies', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ worker: true, env: { PROGRESS_INTERVAL_MS: '100000' } });
-  }, 120_000);
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness({ worker: true, env: { PROGRESS_INTERVAL_MS: '100000' } }, 120_000);
 
   it('rejects a study with any invalid variant and stores nothing', async () => {
-    const res = await post(h, '/v1/studies', {
+    const res = await postJson(h, '/v1/studies', {
       variants: [
         { label: 'ok', preset: 'baseline' },
         { label: 'bad', model: { layers: [{ type: 'Flatten' }, { type: 'Dense', units: 3, activation: 'softmax' }] } },
@@ -48,27 +36,18 @@ describe('studies', () => {
     expect(res.status).toBe(422);
     const problem = (await res.json()) as { errors: { pointer: string }[] };
     expect(problem.errors[0]!.pointer).toBe('/variants/1/model/layers/1/units');
-    const both = await post(h, '/v1/studies', { preset: 'tutorial', grid: { type: ['l1'], target: ['kernel'], lambda: [0.1] } });
+    const both = await postJson(h, '/v1/studies', { preset: 'tutorial', grid: { type: ['l1'], target: ['kernel'], lambda: [0.1] } });
     expect(both.status).toBe(422);
     expect(await h.ctx.prisma.study.count()).toBe(0);
     expect(await h.ctx.prisma.run.count()).toBe(0);
   });
 
   it("runs the tutorial's eight configurations and compares them", async () => {
-    const res = await post(h, '/v1/studies', { name: 'tutorial', preset: 'tutorial', training: { epochs: 3, batchSize: 50, seed: 7 }, dataset });
+    const res = await postJson(h, '/v1/studies', { name: 'tutorial', preset: 'tutorial', training: { epochs: 3, batchSize: 50, seed: 7 }, dataset });
     expect(res.status).toBe(202);
     const study = (await res.json()) as { id: string; runs: { id: string; variant: string; status: string }[] };
     expect(res.headers.get('location')).toBe(`/v1/studies/${study.id}`);
-    expect(study.runs.map((r) => r.variant)).toEqual([
-      'baseline',
-      'l1-kernel-bias',
-      'l1-activity',
-      'l2-kernel-bias',
-      'l2-activity',
-      'l2-activity-0.1',
-      'elastic-net-kernel-bias',
-      'elastic-net-activity',
-    ]);
+    expect(study.runs.map((r) => r.variant)).toEqual([...PRESET_NAMES]);
 
     // One stream for all eight runs; it ends once every run has finished.
     const events = await readSse(`${h.baseUrl}/v1/studies/${study.id}/events`, { timeoutMs: 600_000 });
@@ -129,7 +108,7 @@ describe('studies', () => {
   }, 600_000);
 
   it('repeats each variant over seeds and reports mean, sd, min and max per variant', async () => {
-    const res = await post(h, '/v1/studies', {
+    const res = await postJson(h, '/v1/studies', {
       name: 'seeds',
       variants: [
         { label: 'baseline', preset: 'baseline' },
@@ -186,7 +165,7 @@ describe('studies', () => {
   }, 600_000);
 
   it('expands a grid, and cancels a whole study', async () => {
-    const res = await post(h, '/v1/studies', {
+    const res = await postJson(h, '/v1/studies', {
       base: {
         model: {
           layers: [

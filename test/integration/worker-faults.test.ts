@@ -13,16 +13,16 @@
  * faults/fault-engine.ts runs it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { pino } from 'pino';
 import { appDeps } from '../../src/context.js';
 import { buildApp } from '../../src/http/app.js';
 import { newRegistry } from '../../src/metrics/registry.js';
 import { serveMetrics } from '../../src/metrics/server.js';
-import { WorkerHost } from '../../src/worker/host.js';
 import { TrainerPool } from '../../src/worker/pool.js';
 import type { InjectedFault } from '../../src/worker/protocol.js';
 import { startHarness, type Harness } from '../support/harness.js';
+import { suiteHarness } from '../support/suite.js';
 import { call, tinyRun } from '../support/client.js';
+import { workerHost } from '../support/worker.js';
 
 interface RunView {
   id: string;
@@ -56,16 +56,7 @@ async function eventTypes(h: Harness, id: string): Promise<string[]> {
 async function startWorker(h: Harness, opts: { runTimeLimitMs?: number; heapLimitMb?: number } = {}) {
   const { heapLimitMb, ...hostOpts } = opts;
   const pool = await TrainerPool.start(1, h.config.tfjsBackend, { faultInjection: true, stopGraceMs: 1000, ...(heapLimitMb ? { heapLimitMb } : {}) });
-  const host = new WorkerHost({
-    connection: h.ctx.connection,
-    prefix: h.config.queuePrefix,
-    concurrency: 1,
-    dataDir: h.config.dataDir,
-    progressIntervalMs: 0,
-    repo: h.ctx.repo,
-    bus: h.ctx.bus,
-    pool,
-    log: pino({ level: 'silent' }),
+  const host = workerHost(h, pool, {
     ...hostOpts,
     injectFault: (run) => (run.name?.startsWith('fault:') ? (run.name.slice(6) as InjectedFault) : undefined),
   });
@@ -185,13 +176,7 @@ describe('the wall-clock limit and the heap ceiling of a run', () => {
 });
 
 describe('a shutdown while a thread is stuck in a kernel', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness();
 
   it('terminates the thread after the grace period and hands the job back; another worker trains the run', async () => {
     const first = await startWorker(h);
@@ -205,17 +190,7 @@ describe('a shutdown while a thread is stuck in a kernel', () => {
 
     // Another worker (no fault this time) picks the job up and trains the run from epoch 1.
     const pool = await TrainerPool.start(1, h.config.tfjsBackend);
-    const host = new WorkerHost({
-      connection: h.ctx.connection,
-      prefix: h.config.queuePrefix,
-      concurrency: 1,
-      dataDir: h.config.dataDir,
-      progressIntervalMs: 0,
-      repo: h.ctx.repo,
-      bus: h.ctx.bus,
-      pool,
-      log: pino({ level: 'silent' }),
-    });
+    const host = workerHost(h, pool);
     await host.start();
     try {
       const done = await finished(h, spin, 90_000);

@@ -1,4 +1,6 @@
 /** A small fetch wrapper for integration tests, and a run request that validates fast. */
+import { expect } from 'vitest';
+import type { Layer } from '../../src/spec/schema.js';
 import type { Harness } from './harness.js';
 
 export const fixtureDataset = {
@@ -20,6 +22,20 @@ export function tinyRun(extra: Record<string, unknown> = {}) {
     dataset: fixtureDataset,
     ...extra,
   };
+}
+
+/**
+ * A small CNN without Dropout (tfjs does not seed its masks, so a resumed run can reproduce an
+ * uninterrupted one exactly), with a kernel and an activity penalty that a resume must carry on.
+ */
+export function noDropoutLayers(filters: number, units: number, classes: number): Layer[] {
+  return [
+    { type: 'Conv2D', filters, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l2', l2: 0.001 } },
+    { type: 'MaxPooling2D', poolSize: 2 },
+    { type: 'Flatten' },
+    { type: 'Dense', units, activation: 'relu', activityRegularizer: { type: 'l1', l1: 0.0001 } },
+    { type: 'Dense', units: classes, activation: 'softmax' },
+  ];
 }
 
 export interface Problem {
@@ -51,4 +67,19 @@ export async function call<T = Record<string, unknown>>(
   let body: unknown = text;
   if (/json/.test(res.headers.get('content-type') ?? '')) body = JSON.parse(text);
   return { status: res.status, headers: res.headers, body: body as T, text };
+}
+
+/** POST a JSON body with plain fetch, for tests that read the raw Response. */
+export function postJson(h: Harness, path: string, body: unknown): Promise<Response> {
+  return fetch(`${h.baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+/** Asserts a problem+json reply with this status (and a detail matching `detail`), and returns it. */
+export function expectProblem(r: { status: number; headers: Headers; body: unknown; text?: string }, status: number, detail?: RegExp): Problem {
+  expect(r.status, r.text).toBe(status);
+  expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  const p = r.body as Problem;
+  expect(p.status).toBe(status);
+  if (detail) expect(p.detail).toMatch(detail);
+  return p;
 }

@@ -20,9 +20,9 @@ import {
   type Series,
 } from '../../src/charts/index.js';
 import { textWidth } from '../../src/charts/text-metrics.js';
+import { CHROMIUM, CHROMIUM_FLAGS } from '../support/chromium.js';
 
 const run = promisify(execFile);
-const CHROMIUM = '/usr/bin/chromium';
 
 /** A plausible 25-epoch history: loss falls, accuracy rises, validation lags a little. */
 function history(n: number): EpochPoint[] {
@@ -246,14 +246,7 @@ describe('headless Chromium renders the SVG', () => {
     await run(
       CHROMIUM,
       [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
+        ...CHROMIUM_FLAGS,
         `--user-data-dir=${join(dir, `profile-${name}`)}`,
         '--hide-scrollbars',
         '--window-size=700,450',

@@ -17,6 +17,7 @@ import { train } from '../../src/engine/train.js';
 import type { TrainingCheckpoint, TrainingEvent, TrainingResult } from '../../src/engine/types.js';
 import { normalizeSpec } from '../../src/spec/normalize.js';
 import { bandData } from '../support/band-data.js';
+import { noDropoutLayers } from '../support/client.js';
 import type { RunRequest } from '../../src/spec/schema.js';
 
 const C = 3;
@@ -29,15 +30,7 @@ type Training = NonNullable<RunRequest['training']>;
 function spec(training: Training) {
   return normalizeSpec(
     {
-      model: {
-        layers: [
-          { type: 'Conv2D', filters: 2, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l2', l2: 0.001 } },
-          { type: 'MaxPooling2D', poolSize: 2 },
-          { type: 'Flatten' },
-          { type: 'Dense', units: 8, activation: 'relu', activityRegularizer: { type: 'l1', l1: 0.0001 } },
-          { type: 'Dense', units: C, activation: 'softmax' },
-        ],
-      },
+      model: { layers: noDropoutLayers(2, 8, C) },
       training: { batchSize: 32, validationSplit: 0.2, seed: 9, shuffle: true, ...training },
     },
     { numClasses: C, seed: 9 },

@@ -6,24 +6,19 @@
  */
 import { describe, expect, it } from 'vitest';
 import { normalizeSpec } from '../../src/spec/normalize.js';
-import { SpecError } from '../../src/spec/errors.js';
+import type { SpecError } from '../../src/spec/errors.js';
 import { estimateMemory } from '../../src/spec/shapes.js';
 import { LIMITS } from '../../src/spec/limits.js';
 import { PRESETS } from '../../src/spec/presets.js';
 import type { RunRequest } from '../../src/spec/schema.js';
+import { specError } from '../support/spec-error.js';
 
 const ctx = { numClasses: 47, seed: 1 };
 const denseNet = (units: number, extra: Record<string, unknown> = {}) =>
   ({ model: { layers: [{ type: 'Flatten' }, { type: 'Dense', units }, { type: 'Dense', units: 47, activation: 'softmax' }] }, ...extra }) as unknown as RunRequest;
 
 function refusal(req: RunRequest): SpecError {
-  try {
-    normalizeSpec(req, ctx);
-  } catch (err) {
-    if (err instanceof SpecError) return err;
-    throw err;
-  }
-  throw new Error('expected a SpecError');
+  return specError(() => normalizeSpec(req, ctx));
 }
 
 describe('memory limit at validation', () => {

@@ -1,33 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { SpecError } from '../../src/spec/errors.js';
 import { normalizeRegularizer, normalizeSpec } from '../../src/spec/normalize.js';
+import { tutorialLayers } from '../../src/spec/presets.js';
 import { outputLength } from '../../src/spec/shapes.js';
-import type { RunRequest } from '../../src/spec/schema.js';
+import { specError } from '../support/spec-error.js';
 
 /** The tutorial's baseline CNN (Keras code in the tutorial, tfjs-style arguments). */
-export const TUTORIAL_LAYERS: RunRequest['model']['layers'] = [
-  { type: 'Conv2D', filters: 32, kernelSize: [3, 3], activation: 'relu' },
-  { type: 'MaxPooling2D', poolSize: [2, 2] },
-  { type: 'Dropout', rate: 0.25 },
-  { type: 'Conv2D', filters: 64, kernelSize: [3, 3], activation: 'relu' },
-  { type: 'MaxPooling2D', poolSize: [2, 2] },
-  { type: 'Dropout', rate: 0.25 },
-  { type: 'Flatten' },
-  { type: 'Dense', units: 256, activation: 'relu' },
-  { type: 'Dense', units: 47, activation: 'softmax' },
-];
+const TUTORIAL_LAYERS = tutorialLayers();
 
 const ctx = { numClasses: 47, seed: 1 };
-
-function specError(fn: () => unknown): SpecError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SpecError) return err;
-    throw err;
-  }
-  throw new Error('expected a SpecError');
-}
 
 describe('normalizeSpec', () => {
   it("applies the tutorial's defaults", () => {

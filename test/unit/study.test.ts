@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { expandStudy } from '../../src/spec/study.js';
 import { SpecError } from '../../src/spec/errors.js';
+import { PRESET_NAMES } from '../../src/spec/presets.js';
 import { compare, sparsityOf, toCsv, toMarkdown, type ComparedRun } from '../../src/studies/comparison.js';
 import type { Layer } from '../../src/spec/schema.js';
 
@@ -14,16 +15,7 @@ const layers: Layer[] = [
 describe('expandStudy', () => {
   it("expands the tutorial preset into its eight runs with the shared training and dataset", () => {
     const v = expandStudy({ name: 'T', preset: 'tutorial', training: { epochs: 2 }, dataset: { name: 'emnist-balanced', limit: 100 } });
-    expect(v.map((x) => x.label)).toEqual([
-      'baseline',
-      'l1-kernel-bias',
-      'l1-activity',
-      'l2-kernel-bias',
-      'l2-activity',
-      'l2-activity-0.1',
-      'elastic-net-kernel-bias',
-      'elastic-net-activity',
-    ]);
+    expect(v.map((x) => x.label)).toEqual([...PRESET_NAMES]);
     expect(v[4]!.request).toEqual({ name: 'T: l2-activity', preset: 'l2-activity', training: { epochs: 2 }, dataset: { name: 'emnist-balanced', limit: 100 } });
   });
 

@@ -14,19 +14,9 @@ import {
   registerWasmTrainingKernels,
   setForceCpuFallbackForTesting,
 } from '../../src/engine/backends/wasm-kernels.js';
+import { mulberry32 } from '../../src/engine/data/random.js';
 
 const TOL = 1e-5;
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomValues(shape: number[], rand: () => number): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);

@@ -11,17 +11,12 @@
  * exactly as the original. Other backends, noise shapes and non-float32
  * inputs go to the original function.
  */
-import { createRequire } from 'node:module';
 import * as tfc from '@tensorflow/tfjs-core';
 import type { NativeAddon } from './native.js';
 import { allocF32 } from './backend.js';
+import { CorePatch } from './core-patch.js';
 
 type DropoutFn = (x: tfc.Tensor | tfc.TensorLike, rate: number, noiseShape?: number[], seed?: number | string) => tfc.Tensor;
-
-interface CoreExports {
-  dropout: DropoutFn;
-  getBackend: () => string;
-}
 
 /** seedrandom's Mash hash (alea.js), verbatim semantics. */
 function mash(): (data: string) => number {
@@ -133,46 +128,30 @@ function fillDropoutMask(native: NativeAddon, mask: Float32Array, state: Float64
   native.dropoutMask(mask, state, keep);
 }
 
-let original: DropoutFn | undefined;
-
+const patch = new CorePatch<DropoutFn>((core) => core, 'dropout');
 
 /**
  * Installs the fast path for `backendName`. Returns false when tfjs-core's
  * CommonJS exports cannot be patched (the original dropout then stays).
  */
 export function installFastDropout(native: NativeAddon, backendName: string): boolean {
-  const require = createRequire(import.meta.url);
-  const core = require('@tensorflow/tfjs-core') as CoreExports;
-  // Only patch the very tfjs-core instance this package (and tfjs-layers) uses.
-  if (core.getBackend !== tfc.getBackend) return false;
-  if (original) return true;
-  const base = core.dropout;
-  const fast: DropoutFn = (x, rate, noiseShape, seed) => {
+  return patch.install((base) => (x, rate, noiseShape, seed) => {
     if (
       !(x instanceof tfc.Tensor) ||
       x.dtype !== 'float32' ||
       noiseShape != null ||
       !(rate > 0 && rate < 1) ||
-      core.getBackend() !== backendName
+      tfc.getBackend() !== backendName
     ) {
       return base(x, rate, noiseShape, seed);
     }
     const mask = allocF32(x.size);
     fillDropoutMask(native, mask, aleaState(seedString(seed)), Math.fround(1 - rate));
     return tfc.tidy(() => tfc.mul(x, tfc.tensor(mask, x.shape, 'float32')));
-  };
-  const descriptor = Object.getOwnPropertyDescriptor(core, 'dropout');
-  if (!descriptor || !descriptor.writable) return false;
-  core.dropout = fast;
-  original = base;
-  return true;
+  });
 }
 
 /** Restores tfjs' own dropout (tests use this to compare against it). */
 export function uninstallFastDropout(): void {
-  if (!original) return;
-  const require = createRequire(import.meta.url);
-  const core = require('@tensorflow/tfjs-core') as CoreExports;
-  core.dropout = original;
-  original = undefined;
+  patch.uninstall();
 }

@@ -13,19 +13,14 @@
  * (dx = dy * step(y)); only the convolution's summation order differs.
  * Other backends, layouts, activations and dilations use the original.
  */
-import { createRequire } from 'node:module';
 import * as tfc from '@tensorflow/tfjs-core';
+import { CorePatch } from './core-patch.js';
 import { ONEDNN_CONV2D, ONEDNN_RELU_GRAD } from './kernels/fused.js';
 
 type FusedConv2D = typeof tfc.fused.conv2d;
 type FusedConvArgs = Parameters<FusedConv2D>[0];
 
-interface CoreExports {
-  fused: { conv2d: FusedConv2D };
-  getBackend: () => string;
-}
-
-let original: FusedConv2D | undefined;
+const patch = new CorePatch<FusedConv2D>((core) => core.fused as Record<string, unknown>, 'conv2d');
 let gradientRegistered = false;
 
 function isOne(d: unknown): boolean {
@@ -73,20 +68,11 @@ function registerGradient(): void {
 
 /** Installs the fused path for `backendName`; false when tfjs-core cannot be patched. */
 export function installFusedConv(backendName: string): boolean {
-  const require = createRequire(import.meta.url);
-  const core = require('@tensorflow/tfjs-core') as CoreExports;
-  if (core.getBackend !== tfc.getBackend) return false;
-  if (original) return true;
-  const fusedNs = core.fused;
-  const descriptor = Object.getOwnPropertyDescriptor(fusedNs, 'conv2d');
-  if (!descriptor || !descriptor.writable || Object.isFrozen(fusedNs)) return false;
-  registerGradient();
-  const base = fusedNs.conv2d;
-  const fast = ((args: FusedConvArgs) => {
+  const fast = (base: FusedConv2D) => ((args: FusedConvArgs) => {
     const { x, filter, bias } = args;
     const activation = args.activation ?? 'linear';
     if (
-      core.getBackend() !== backendName ||
+      tfc.getBackend() !== backendName ||
       !(x instanceof tfc.Tensor) ||
       !(filter instanceof tfc.Tensor) ||
       x.rank !== 4 ||
@@ -108,15 +94,10 @@ export function installFusedConv(backendName: string): boolean {
     const attrs = { strides: args.strides, pad: args.pad, dimRoundingMode: args.dimRoundingMode, activation };
     return tfc.engine().runKernel(ONEDNN_CONV2D, inputs as never, attrs as never) as tfc.Tensor4D;
   }) as FusedConv2D;
-  fusedNs.conv2d = fast;
-  original = base;
-  return true;
+  return patch.install(fast, registerGradient);
 }
 
 /** Restores tfjs' own fused.conv2d. */
 export function uninstallFusedConv(): void {
-  if (!original) return;
-  const require = createRequire(import.meta.url);
-  (require('@tensorflow/tfjs-core') as CoreExports).fused.conv2d = original;
-  original = undefined;
+  patch.uninstall();
 }

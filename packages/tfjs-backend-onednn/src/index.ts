@@ -29,7 +29,7 @@ import { bufferPool } from './buffer-pool.js';
 export { OnednnBackend } from './backend.js';
 export { loadNative } from './native.js';
 export { OnednnSequentialStep, STEP_ROW, type PenaltyFactors, type SequentialLayer, type SequentialStepResult } from './step.js';
-export { SEEDED_DROPOUT, mix32 } from './kernels/seeded-dropout.js';
+export { SEEDED_DROPOUT } from './kernels/seeded-dropout.js';
 
 export interface OnednnOptions {
   /** Backend name for tf.setBackend (default 'onednn'). */

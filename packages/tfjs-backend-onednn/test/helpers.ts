@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import { onednnKernelStats, registerOnednnBackend } from '../src/index.js';
 import { loadNative } from '../src/native.js';
+import { mulberry32 } from '../../../src/engine/data/random.js';
 
 /**
  * Whether the addon loads. Without libdnnl the suites are skipped with a
@@ -30,17 +31,8 @@ export async function setup(threads = 2): Promise<void> {
   tf.env().set('IS_TEST', true); // silences tfjs' "already registered" warnings in tests
 }
 
-/** mulberry32: a small seeded PRNG for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, the service's seeded PRNG (src/engine/data/random.ts), for test data. */
+export const rng = mulberry32;
 
 export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   const r = rng(seed);

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { onednnPoolStats } from '../src/index.js';
 import { setup, nativeAvailable } from './helpers.js';
+import { tutorialCnn } from './tutorial-cnn.js';
 
 beforeAll(async () => {
   if (nativeAvailable) await setup(2);
@@ -14,20 +15,7 @@ beforeAll(async () => {
 describe.skipIf(!nativeAvailable)('memory', () => {
   it('has no tensor, buffer or RSS growth across 20 fit runs', async () => {
     await tf.setBackend('onednn');
-    const model = tf.sequential({
-      layers: [
-        tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }),
-        tf.layers.maxPooling2d({ poolSize: 2 }),
-        tf.layers.dropout({ rate: 0.25 }),
-        tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
-        tf.layers.maxPooling2d({ poolSize: 2 }),
-        tf.layers.dropout({ rate: 0.25 }),
-        tf.layers.flatten(),
-        tf.layers.dense({ units: 256, activation: 'relu' }),
-        tf.layers.dense({ units: 47, activation: 'softmax' }),
-      ],
-    });
-    model.compile({ optimizer: tf.train.adam(), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+    const model = tutorialCnn();
     const xs = tf.randomUniform([256, 28, 28, 1]);
     const ys = tf.oneHot(tf.randomUniform([256], 0, 47, 'int32'), 47).toFloat();
     const tensors: number[] = [];

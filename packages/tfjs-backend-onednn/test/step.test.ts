@@ -7,22 +7,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { mix32, onednnKernelStats, OnednnSequentialStep, SEEDED_DROPOUT, type PenaltyFactors, type SequentialLayer } from '../src/index.js';
-import { dropoutScale, dropoutThreshold } from '../src/kernels/seeded-dropout.js';
+import { onednnKernelStats, OnednnSequentialStep, SEEDED_DROPOUT, type PenaltyFactors, type SequentialLayer } from '../src/index.js';
+// The JS definition of a seeded dropout mask is the service's: the native kernel must match it bit for bit.
+import { dropoutMultipliers as multipliers, mix32 } from '../../../src/engine/dropout.js';
 import { nativeAvailable, randomArray, rng, setup, worstRatio } from './helpers.js';
 
 beforeAll(async () => {
   if (nativeAvailable) await setup(2);
 });
-
-/** The JS definition of a seeded dropout mask (as in the service's src/engine/dropout.ts). */
-function multipliers(size: number, rate: number, key: number): Float32Array {
-  const threshold = dropoutThreshold(rate);
-  const scale = dropoutScale(rate);
-  const out = new Float32Array(size);
-  for (let i = 0; i < size; i++) if (mix32(key ^ mix32(i)) >= threshold) out[i] = scale;
-  return out;
-}
 
 const sumAbs = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x]);

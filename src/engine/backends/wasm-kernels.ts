@@ -103,14 +103,64 @@ export function setForceCpuFallbackForTesting(on: boolean): void {
   forceFallback = on;
 }
 
-// ---------------------------------------------------------------------------
-// Conv2DBackpropFilter
-
-interface BackpropFilterAttrs {
+/** The attributes both Conv2DBackprop* kernels share. */
+interface BackpropAttrs {
   strides: number | [number, number];
   pad: Pad;
   dataFormat: DataFormat;
   dimRoundingMode: RoundingMode;
+}
+
+/**
+ * The forward convolution's geometry, or null where the XNNPACK formulation does not apply
+ * (non-float32 operands, dilations).
+ */
+function backpropInfo(
+  a: BackpropAttrs,
+  format: DataFormat,
+  xShape: Shape4,
+  filterShape: Shape4,
+  operands: readonly TensorInfo[],
+): tf.backend_util.Conv2DInfo | null {
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    tf.backend_util.convertConv2DDataFormat(format),
+  );
+  if (operands.some((t) => t.dtype !== 'float32')) return null;
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
+  return info;
+}
+
+/**
+ * A Conv2DBackprop* kernel over its two inputs: `impl` (the XNNPACK formulation), or the cpu
+ * backend's reference kernel where `impl` declines or the test hook forces it.
+ */
+function backpropKernel<A>(
+  kernelName: string,
+  [first, second]: readonly [string, string],
+  impl: (backend: Backend, a: TensorInfo, b: TensorInfo, attrs: A) => TensorInfo | null,
+) {
+  return (args: KernelArgs): TensorInfo => {
+    const backend = args.backend as Backend;
+    const attrs = args.attrs ?? {};
+    const a = args.inputs[first];
+    const b = args.inputs[second];
+    if (a === undefined || b === undefined) throw new Error(`${kernelName}: missing ${first} or ${second}`);
+    const out = forceFallback ? null : impl(backend, a, b, attrs as unknown as A);
+    return out ?? fallbackOnCpu(kernelName, backend, { [first]: a, [second]: b }, attrs);
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Conv2DBackpropFilter
+
+interface BackpropFilterAttrs extends BackpropAttrs {
   filterShape: Shape4;
 }
 
@@ -129,18 +179,8 @@ function conv2DBackpropFilterImpl(
   a: BackpropFilterAttrs,
 ): TensorInfo | null {
   const format: DataFormat = a.dataFormat === 'NCHW' ? 'NCHW' : 'NHWC';
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as Shape4,
-    a.filterShape,
-    a.strides,
-    1,
-    a.pad,
-    a.dimRoundingMode,
-    false,
-    tf.backend_util.convertConv2DDataFormat(format),
-  );
-  if (x.dtype !== 'float32' || dy.dtype !== 'float32') return null;
-  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
+  const info = backpropInfo(a, format, x.shape as Shape4, a.filterShape, [x, dy]);
+  if (!info) return null;
   const { inHeight, inWidth, outHeight, outWidth, filterHeight, filterWidth, strideHeight, strideWidth } = info;
 
   const s = new Scratch(backend);
@@ -171,25 +211,12 @@ function conv2DBackpropFilterImpl(
   }
 }
 
-function conv2DBackpropFilterKernel(args: KernelArgs): TensorInfo {
-  const backend = args.backend as Backend;
-  const attrs = args.attrs ?? {};
-  const { x, dy } = args.inputs;
-  if (x === undefined || dy === undefined) throw new Error('Conv2DBackpropFilter: missing x or dy');
-  const out = forceFallback
-    ? null
-    : conv2DBackpropFilterImpl(backend, x, dy, attrs as unknown as BackpropFilterAttrs);
-  return out ?? fallbackOnCpu(tf.Conv2DBackpropFilter, backend, { x, dy }, attrs);
-}
+const conv2DBackpropFilterKernel = backpropKernel(tf.Conv2DBackpropFilter, ['x', 'dy'], conv2DBackpropFilterImpl);
 
 // ---------------------------------------------------------------------------
 // Conv2DBackpropInput
 
-interface BackpropInputAttrs {
-  strides: number | [number, number];
-  pad: Pad;
-  dataFormat: DataFormat;
-  dimRoundingMode: RoundingMode;
+interface BackpropInputAttrs extends BackpropAttrs {
   inputShape: Shape4;
 }
 
@@ -208,18 +235,8 @@ function conv2DBackpropInputImpl(
   a: BackpropInputAttrs,
 ): TensorInfo | null {
   const format: DataFormat = a.dataFormat === 'NCHW' ? 'NCHW' : 'NHWC';
-  const info = tf.backend_util.computeConv2DInfo(
-    a.inputShape,
-    filter.shape as Shape4,
-    a.strides,
-    1,
-    a.pad,
-    a.dimRoundingMode,
-    false,
-    tf.backend_util.convertConv2DDataFormat(format),
-  );
-  if (dy.dtype !== 'float32' || filter.dtype !== 'float32') return null;
-  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
+  const info = backpropInfo(a, format, a.inputShape, filter.shape as Shape4, [dy, filter]);
+  if (!info) return null;
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
   const { filterHeight, filterWidth, strideHeight: sh, strideWidth: sw } = info;
 
@@ -271,16 +288,7 @@ function conv2DBackpropInputImpl(
   }
 }
 
-function conv2DBackpropInputKernel(args: KernelArgs): TensorInfo {
-  const backend = args.backend as Backend;
-  const attrs = args.attrs ?? {};
-  const { dy, filter } = args.inputs;
-  if (dy === undefined || filter === undefined) throw new Error('Conv2DBackpropInput: missing dy or filter');
-  const out = forceFallback
-    ? null
-    : conv2DBackpropInputImpl(backend, dy, filter, attrs as unknown as BackpropInputAttrs);
-  return out ?? fallbackOnCpu(tf.Conv2DBackpropInput, backend, { dy, filter }, attrs);
-}
+const conv2DBackpropInputKernel = backpropKernel(tf.Conv2DBackpropInput, ['dy', 'filter'], conv2DBackpropInputImpl);
 
 // ---------------------------------------------------------------------------
 // Registration

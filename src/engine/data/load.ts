@@ -303,7 +303,13 @@ function checkRange(file: LabelFile, numClasses: number, plan: Plan, ref: FileRe
 }
 
 /** Read and validate the label files; infer or check the class count. */
-async function readAllLabels(plan: Plan, verify: boolean): Promise<{ train: Int32Array; test: Int32Array | null; numClasses: number }> {
+interface AllLabels {
+  train: Int32Array;
+  test: Int32Array | null;
+  numClasses: number;
+}
+
+async function readAllLabels(plan: Plan, verify: boolean): Promise<AllLabels> {
   const [train, test] = await Promise.all([
     readLabels(plan.trainLabels, plan.labelOffset, verify),
     plan.test ? readLabels(plan.test.labels, plan.labelOffset, verify) : null,
@@ -420,21 +426,33 @@ function makeSplit(pixels: Uint8Array, labels: Int32Array, idx: Int32Array, tran
 }
 
 /**
- * Load a dataset: validate the spec and files, un-transpose, normalise to [0,1], hold out / sample.
- * @throws DatasetSpecError, DatasetPathError, DatasetFileMissingError, DatasetChecksumError, IdxFormatError
+ * The spec's plan and its labels (checksums verified unless turned off), handed to `use`; what
+ * either throws names its paths relative to DATA_DIR.
  */
-export async function loadDataset(spec: DatasetSpec, dataDir: string, options: LoadOptions = {}): Promise<LoadedDataset> {
+async function withLabels<T>(
+  spec: DatasetSpec,
+  dataDir: string,
+  options: LoadOptions,
+  use: (plan: Plan, labels: AllLabels, verify: boolean) => Promise<T>,
+): Promise<T> {
   try {
-    return await loadDatasetAbsolute(spec, dataDir, options);
+    const verify = options.verifyChecksums ?? true;
+    const plan = await makePlan(spec, dataDir);
+    return await use(plan, await readAllLabels(plan, verify), verify);
   } catch (err) {
     return rethrowRelative(err, dataDir);
   }
 }
 
-async function loadDatasetAbsolute(spec: DatasetSpec, dataDir: string, options: LoadOptions): Promise<LoadedDataset> {
-  const verify = options.verifyChecksums ?? true;
-  const plan = await makePlan(spec, dataDir);
-  const labels = await readAllLabels(plan, verify);
+/**
+ * Load a dataset: validate the spec and files, un-transpose, normalise to [0,1], hold out / sample.
+ * @throws DatasetSpecError, DatasetPathError, DatasetFileMissingError, DatasetChecksumError, IdxFormatError
+ */
+export async function loadDataset(spec: DatasetSpec, dataDir: string, options: LoadOptions = {}): Promise<LoadedDataset> {
+  return withLabels(spec, dataDir, options, loadPlanned);
+}
+
+async function loadPlanned(plan: Plan, labels: AllLabels, verify: boolean): Promise<LoadedDataset> {
   const sel = select(plan, labels.train, labels.test, labels.numClasses);
 
   let trainPixels: Uint8Array | null = await readImages(plan.trainImages, plan.trainLabels, labels.train.length, verify);
@@ -468,17 +486,10 @@ async function loadDatasetAbsolute(spec: DatasetSpec, dataDir: string, options: 
  * Returns the class count and the split sizes `loadDataset` would produce for this spec.
  */
 export async function readLabelsInfo(spec: DatasetSpec, dataDir: string, options: LoadOptions = {}): Promise<LabelsInfo> {
-  try {
-    return await readLabelsInfoAbsolute(spec, dataDir, options);
-  } catch (err) {
-    return rethrowRelative(err, dataDir);
-  }
+  return withLabels(spec, dataDir, options, labelsInfoOf);
 }
 
-async function readLabelsInfoAbsolute(spec: DatasetSpec, dataDir: string, options: LoadOptions): Promise<LabelsInfo> {
-  const verify = options.verifyChecksums ?? true;
-  const plan = await makePlan(spec, dataDir);
-  const labels = await readAllLabels(plan, verify);
+async function labelsInfoOf(plan: Plan, labels: AllLabels): Promise<LabelsInfo> {
   const [trainHeader, testHeader] = await Promise.all([readImageHeader(plan.trainImages.path), plan.test ? readImageHeader(plan.test.images.path) : null]);
   checkImageDims(trainHeader.dims, plan.trainImages, plan.trainLabels, labels.train.length);
   if (plan.test && labels.test && testHeader) checkImageDims(testHeader.dims, plan.test.images, plan.test.labels, labels.test.length);

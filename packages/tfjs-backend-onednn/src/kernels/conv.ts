@@ -56,35 +56,20 @@ function nhwc(dataFormat: unknown): boolean {
   return dataFormat == null || dataFormat === 'NHWC';
 }
 
-function conv2D({ inputs, backend, attrs }: KernelArgs) {
+/** Conv2D, or FusedConv2D (`fused`: plus bias and activation) in one oneDNN primitive. */
+function convForward({ inputs, backend, attrs }: KernelArgs, fused: boolean) {
   const x = input(inputs, 'x');
   const filter = input(inputs, 'filter');
   const xv = backend.f32(x);
   const wv = backend.f32(filter);
   if (!xv || !wv || x.shape.length !== 4 || !nhwc(attrs.dataFormat)) return null;
-  const c = convInfo(
-    x.shape,
-    filter.shape,
-    attr(attrs, 'strides'),
-    attr(attrs, 'dilations'),
-    attr(attrs, 'pad'),
-    attr(attrs, 'dimRoundingMode'),
-  );
-  const out = allocF32(size(c.outShape));
-  backend.native.convForward(xv, wv, null, out, params(c, false, ACT.linear), 0);
-  return backend.output(out, c.outShape);
-}
-
-function fusedConv2D({ inputs, backend, attrs }: KernelArgs) {
-  const x = input(inputs, 'x');
-  const filter = input(inputs, 'filter');
-  const xv = backend.f32(x);
-  const wv = backend.f32(filter);
-  if (!xv || !wv || x.shape.length !== 4 || !nhwc(attrs.dataFormat)) return null;
-  if (inputs.preluActivationWeights != null) return null;
-  const activation = attr<string>(attrs, 'activation') ?? 'linear';
-  const act = (ACT as Record<string, number>)[activation];
-  if (act === undefined) return null;
+  let act: number = ACT.linear;
+  if (fused) {
+    if (inputs.preluActivationWeights != null) return null;
+    const code = (ACT as Record<string, number>)[attr<string>(attrs, 'activation') ?? 'linear'];
+    if (code === undefined) return null;
+    act = code;
+  }
   const c = convInfo(
     x.shape,
     filter.shape,
@@ -94,46 +79,40 @@ function fusedConv2D({ inputs, backend, attrs }: KernelArgs) {
     attr(attrs, 'dimRoundingMode'),
   );
   let bv: Float32Array | null = null;
-  const bias = inputs.bias;
+  const bias = fused ? inputs.bias : null;
   if (bias != null) {
     bv = backend.f32(bias);
     if (!bv || bv.length !== c.outChannels) return null;
   }
   const out = allocF32(size(c.outShape));
-  const alpha = attr<number | undefined>(attrs, 'leakyreluAlpha') ?? 0.2;
+  const alpha = fused ? (attr<number | undefined>(attrs, 'leakyreluAlpha') ?? 0.2) : 0;
   backend.native.convForward(xv, wv, bv, out, params(c, bv != null, act), alpha);
   return backend.output(out, c.outShape);
 }
 
-function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs) {
-  const dy = input(inputs, 'dy');
-  const filter = input(inputs, 'filter');
-  const dyv = backend.f32(dy);
-  const wv = backend.f32(filter);
-  const inputShape = attr<number[]>(attrs, 'inputShape');
-  if (!dyv || !wv || inputShape.length !== 4 || !nhwc(attrs.dataFormat)) return null;
-  const c = convInfo(inputShape, filter.shape, attr(attrs, 'strides'), 1, attr(attrs, 'pad'), attr(attrs, 'dimRoundingMode'));
-  const dx = allocF32(size(inputShape));
-  backend.native.convBackwardData(dyv, wv, dx, params(c, false, ACT.linear));
-  return backend.output(dx, inputShape);
-}
-
-function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs) {
-  const x = input(inputs, 'x');
-  const dy = input(inputs, 'dy');
-  const xv = backend.f32(x);
-  const dyv = backend.f32(dy);
-  const filterShape = attr<number[]>(attrs, 'filterShape');
-  if (!xv || !dyv || x.shape.length !== 4 || !nhwc(attrs.dataFormat)) return null;
-  const c = convInfo(x.shape, filterShape, attr(attrs, 'strides'), 1, attr(attrs, 'pad'), attr(attrs, 'dimRoundingMode'));
-  const dw = allocF32(size(filterShape));
-  backend.native.convBackwardWeights(xv, dyv, dw, params(c, false, ACT.linear));
-  return backend.output(dw, filterShape);
+/**
+ * The gradients of a convolution: Conv2DBackpropInput (`of` 'input': dx from dy and the filter) and
+ * Conv2DBackpropFilter (`of` 'filter': dW from x and dy).
+ */
+function convBackward({ inputs, backend, attrs }: KernelArgs, of: 'input' | 'filter') {
+  const [a, b] = of === 'input' ? [input(inputs, 'dy'), input(inputs, 'filter')] : [input(inputs, 'x'), input(inputs, 'dy')];
+  const av = backend.f32(a);
+  const bv = backend.f32(b);
+  const xShape = of === 'input' ? attr<number[]>(attrs, 'inputShape') : a.shape;
+  const filterShape = of === 'input' ? b.shape : attr<number[]>(attrs, 'filterShape');
+  if (!av || !bv || xShape.length !== 4 || !nhwc(attrs.dataFormat)) return null;
+  const c = convInfo(xShape, filterShape, attr(attrs, 'strides'), 1, attr(attrs, 'pad'), attr(attrs, 'dimRoundingMode'));
+  const p = params(c, false, ACT.linear);
+  const outShape = of === 'input' ? xShape : filterShape;
+  const out = allocF32(size(outShape));
+  if (of === 'input') backend.native.convBackwardData(av, bv, out, p);
+  else backend.native.convBackwardWeights(av, bv, out, p);
+  return backend.output(out, outShape);
 }
 
 export const convKernels: NativeKernel[] = [
-  { kernelName: 'Conv2D', kernelFunc: conv2D },
-  { kernelName: 'FusedConv2D', kernelFunc: fusedConv2D },
-  { kernelName: 'Conv2DBackpropInput', kernelFunc: conv2DBackpropInput },
-  { kernelName: 'Conv2DBackpropFilter', kernelFunc: conv2DBackpropFilter },
+  { kernelName: 'Conv2D', kernelFunc: (args) => convForward(args, false) },
+  { kernelName: 'FusedConv2D', kernelFunc: (args) => convForward(args, true) },
+  { kernelName: 'Conv2DBackpropInput', kernelFunc: (args) => convBackward(args, 'input') },
+  { kernelName: 'Conv2DBackpropFilter', kernelFunc: (args) => convBackward(args, 'filter') },
 ];

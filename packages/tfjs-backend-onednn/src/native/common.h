@@ -8,15 +8,29 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 namespace odnn {
+
+// oneDNN's memory and its descriptors' vocabulary, as every translation unit spells them.
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
 
 struct ArgError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/** Requires `got >= need` elements, naming the argument in the error. */
+inline void needLen(size_t got, size_t need, const char* what) {
+  if (got < need) {
+    throw ArgError(std::string(what) + ": buffer has " + std::to_string(got) + " elements, needs " + std::to_string(need));
+  }
+}
 
 constexpr size_t kMaxArgs = 12;
 
@@ -39,22 +53,34 @@ struct Args {
     napi_typeof(env, argv[i], &t);
     return t == napi_null || t == napi_undefined;
   }
-  void* typed(size_t i, napi_typedarray_type want, size_t* len, const char* what) const {
+  /** Argument i's typed-array view: its data, element type and length (`what` names it in the error). */
+  void* typedInfo(size_t i, napi_typedarray_type* t, size_t* n, const char* what) const {
     bool isTyped = false;
     napi_is_typedarray(env, at(i), &isTyped);
     if (!isTyped) throw ArgError(std::string("argument ") + std::to_string(i) + " must be a " + what);
-    napi_typedarray_type t;
-    size_t n;
     void* data;
     napi_value ab;
     size_t off;
-    napi_get_typedarray_info(env, argv[i], &t, &n, &data, &ab, &off);
+    napi_get_typedarray_info(env, argv[i], t, n, &data, &ab, &off);
+    return data;
+  }
+  void* typed(size_t i, napi_typedarray_type want, size_t* len, const char* what) const {
+    napi_typedarray_type t;
+    size_t n;
+    void* data = typedInfo(i, &t, &n, what);
     if (t != want) throw ArgError(std::string("argument ") + std::to_string(i) + " must be a " + what);
     if (len) *len = n;
     return data;
   }
   float* f32(size_t i, size_t* len = nullptr) const {
     return static_cast<float*>(typed(i, napi_float32_array, len, "Float32Array"));
+  }
+  /** Argument i as a Float32Array of at least `need` elements (`what` names it in the error). */
+  float* f32(size_t i, size_t need, const char* what) const {
+    size_t n;
+    float* p = f32(i, &n);
+    needLen(n, need, what);
+    return p;
   }
   float* f32OrNull(size_t i, size_t* len = nullptr) const { return isNullish(i) ? nullptr : f32(i, len); }
   int32_t* i32(size_t i, size_t* len = nullptr) const {
@@ -65,15 +91,9 @@ struct Args {
   }
   /** Any typed array of 4-byte elements (float32 / int32 / uint32), as raw words. */
   uint32_t* words(size_t i, size_t* len = nullptr) const {
-    bool isTyped = false;
-    napi_is_typedarray(env, at(i), &isTyped);
-    if (!isTyped) throw ArgError("argument " + std::to_string(i) + " must be a typed array");
     napi_typedarray_type t;
     size_t n;
-    void* data;
-    napi_value ab;
-    size_t off;
-    napi_get_typedarray_info(env, argv[i], &t, &n, &data, &ab, &off);
+    void* data = typedInfo(i, &t, &n, "typed array");
     if (t != napi_float32_array && t != napi_int32_array && t != napi_uint32_array) {
       throw ArgError("argument " + std::to_string(i) + " must hold 4-byte elements");
     }
@@ -94,13 +114,6 @@ struct Args {
     return v;
   }
 };
-
-/** Requires `got >= need` elements, naming the argument in the error. */
-inline void needLen(size_t got, size_t need, const char* what) {
-  if (got < need) {
-    throw ArgError(std::string(what) + ": buffer has " + std::to_string(got) + " elements, needs " + std::to_string(need));
-  }
-}
 
 int threads();
 void setThreads(int n);
@@ -184,5 +197,39 @@ PD firstSafeImpl(PD pd) {
 
 /** Records "kind: impl" lines for describe(). */
 void noteImpl(const std::string& kind, const std::string& impl);
+
+/** A per-thread cache of oneDNN primitives (and what goes with them), by shape key. */
+template <typename T>
+using Cache = std::unordered_map<std::string, std::unique_ptr<T>>;
+
+template <typename T>
+T* lookup(Cache<T>& cache, const std::string& key) {
+  auto it = cache.find(key);
+  return it == cache.end() ? nullptr : it->second.get();
+}
+
+/** Stores a new entry; a cache that reached 256 shapes starts over (an odd workload must not grow it forever). */
+template <typename T>
+T* insert(Cache<T>& cache, const std::string& key, std::unique_ptr<T> e) {
+  if (cache.size() >= 256) cache.clear();
+  T* raw = e.get();
+  cache[key] = std::move(e);
+  return raw;
+}
+
+/**
+ * A parameter block shared with src/native.ts: `count` int32s copied, in order, into the int fields
+ * of a struct starting at `first`.
+ */
+inline void readParams(int* first, const int32_t* p, int count) {
+  for (int i = 0; i < count; i++) first[i] = p[i];
+}
+
+/** A cache key: `kind`, then every field of a parameter block. */
+inline std::string paramsKey(const char* kind, const int* first, int count) {
+  std::string k(kind);
+  for (int i = 0; i < count; i++) k += "," + std::to_string(first[i]);
+  return k;
+}
 
 }  // namespace odnn

@@ -10,22 +10,13 @@ namespace odnn {
 
 namespace {
 
-using dnnl::memory;
-using tag = memory::format_tag;
-using dt = memory::data_type;
-
 // Parameter block layout shared with src/native.ts (CONV_PARAMS).
 struct ConvParams {
   int n, h, w, ic, oc, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr, hasBias, act;
   static constexpr int kCount = 19;
-  explicit ConvParams(const int32_t* p) {
-    int* f = &n;
-    for (int i = 0; i < kCount; i++) f[i] = p[i];
-  }
+  explicit ConvParams(const int32_t* p) { readParams(&n, p, kCount); }
   std::string key(const char* kind, float alpha) const {
-    std::string k(kind);
-    const int* f = &n;
-    for (int i = 0; i < kCount; i++) k += "," + std::to_string(f[i]);
+    std::string k = paramsKey(kind, &n, kCount);
     if (act) k += ",a" + std::to_string(alpha);
     return k;
   }
@@ -93,41 +84,56 @@ struct BwdWeightsEntry {
   memory diffWeights;
 };
 
-template <typename T>
-using Cache = std::unordered_map<std::string, std::unique_ptr<T>>;
-
-template <typename T>
-T* lookup(Cache<T>& cache, const std::string& key) {
-  auto it = cache.find(key);
-  return it == cache.end() ? nullptr : it->second.get();
+/**
+ * Forward and backward-data read the filter: where the primitive wants another layout than tfjs'
+ * HWIO, the entry keeps a reorder into a blocked copy.
+ */
+template <typename Entry>
+void prepareWeights(Entry& ent, const ConvParams& p, dnnl::engine& eng) {
+  ent.reorderWeights = ent.pd.weights_desc() != p.userWeightsMd();
+  if (ent.reorderWeights) {
+    ent.weights = memory(ent.pd.weights_desc(), eng);
+    memory user(p.userWeightsMd(), eng, nullptr);
+    ent.weightsReorder = dnnl::reorder(user, ent.weights);
+  }
 }
 
-template <typename T>
-T* insert(Cache<T>& cache, const std::string& key, std::unique_ptr<T> e) {
-  if (cache.size() >= 256) cache.clear();
-  T* raw = e.get();
-  cache[key] = std::move(e);
-  return raw;
+/** Passes the filter `wu` (HWIO) to the primitive, reordered first where the entry needs it. */
+template <typename Entry>
+void bindWeights(Entry& e, dnnl::stream& s, memory& wu, std::unordered_map<int, memory>& args) {
+  if (e.reorderWeights) {
+    e.weightsReorder.execute(s, wu, e.weights);
+    args.emplace(DNNL_ARG_WEIGHTS, e.weights);
+  } else {
+    args.emplace(DNNL_ARG_WEIGHTS, wu);
+  }
+}
+
+/** Reads the parameter block at argument i. */
+ConvParams params(const Args& a, size_t i) {
+  size_t np;
+  const int32_t* raw = a.i32(i, &np);
+  needLen(np, ConvParams::kCount, "conv params");
+  return ConvParams(raw);
+}
+
+/** The convolution forward primitive that backward primitives take as their hint. */
+dnnl::convolution_forward::primitive_desc hint(const ConvParams& p, dnnl::engine& eng) {
+  return dnnl::convolution_forward::primitive_desc(fwdDesc(p, dnnl::prop_kind::forward_training, false), eng);
 }
 
 }  // namespace
 
 // convForward(x, filter, bias|null, out, params: Int32Array, alpha)
 napi_value convForward(const Args& a) {
-  size_t nx, nw, nb = 0, ny;
-  float* x = a.f32(0, &nx);
-  float* w = a.f32(1, &nw);
+  ConvParams p = params(a, 4);
+  float* x = a.f32(0, p.srcSize(), "conv x");
+  float* w = a.f32(1, p.weightsSize(), "conv filter");
+  size_t nb = 0;
   float* b = a.f32OrNull(2, &nb);
-  float* y = a.f32(3, &ny);
-  size_t np;
-  const int32_t* raw = a.i32(4, &np);
-  needLen(np, ConvParams::kCount, "conv params");
-  ConvParams p(raw);
+  float* y = a.f32(3, p.dstSize(), "conv output");
   const float alpha = a.argc > 5 ? static_cast<float>(a.num(5)) : 0.f;
   const bool withBias = p.hasBias && b != nullptr;
-  needLen(nx, p.srcSize(), "conv x");
-  needLen(nw, p.weightsSize(), "conv filter");
-  needLen(ny, p.dstSize(), "conv output");
   if (withBias) needLen(nb, p.oc, "conv bias");
 
   thread_local Cache<FwdEntry> cache;
@@ -145,24 +151,14 @@ napi_value convForward(const Args& a) {
     auto ent = std::make_unique<FwdEntry>();
     ent->pd = firstSafeImpl(dnnl::convolution_forward::primitive_desc(d, attr, eng));
     ent->prim = dnnl::convolution_forward(ent->pd);
-    ent->reorderWeights = ent->pd.weights_desc() != p.userWeightsMd();
-    if (ent->reorderWeights) {
-      ent->weights = memory(ent->pd.weights_desc(), eng);
-      memory user(p.userWeightsMd(), eng, nullptr);
-      ent->weightsReorder = dnnl::reorder(user, ent->weights);
-    }
+    prepareWeights(*ent, p, eng);
     noteImpl("conv fwd " + key, ent->pd.impl_info_str());
     e = insert(cache, key, std::move(ent));
   }
   auto& s = stream();
   memory xm(p.srcMd(), eng, x), ym(p.dstMd(), eng, y), wu(p.userWeightsMd(), eng, w);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, xm}, {DNNL_ARG_DST, ym}};
-  if (e->reorderWeights) {
-    e->weightsReorder.execute(s, wu, e->weights);
-    args.emplace(DNNL_ARG_WEIGHTS, e->weights);
-  } else {
-    args.emplace(DNNL_ARG_WEIGHTS, wu);
-  }
+  bindWeights(*e, s, wu, args);
   if (withBias) args.emplace(DNNL_ARG_BIAS, memory(p.biasMd(), eng, b));
   e->prim.execute(s, args);
   s.wait();
@@ -171,46 +167,29 @@ napi_value convForward(const Args& a) {
 
 // convBackwardData(dy, filter, dx, params)
 napi_value convBackwardData(const Args& a) {
-  size_t ndy, nw, ndx, np;
-  float* dy = a.f32(0, &ndy);
-  float* w = a.f32(1, &nw);
-  float* dx = a.f32(2, &ndx);
-  const int32_t* raw = a.i32(3, &np);
-  needLen(np, ConvParams::kCount, "conv params");
-  ConvParams p(raw);
-  needLen(ndy, p.dstSize(), "conv dy");
-  needLen(nw, p.weightsSize(), "conv filter");
-  needLen(ndx, p.srcSize(), "conv dx");
+  ConvParams p = params(a, 3);
+  float* dy = a.f32(0, p.dstSize(), "conv dy");
+  float* w = a.f32(1, p.weightsSize(), "conv filter");
+  float* dx = a.f32(2, p.srcSize(), "conv dx");
 
   thread_local Cache<BwdDataEntry> cache;
   const std::string key = p.key("bwd_data", 0.f);
   BwdDataEntry* e = lookup(cache, key);
   auto& eng = engine();
   if (!e) {
-    auto hint = dnnl::convolution_forward::primitive_desc(fwdDesc(p, dnnl::prop_kind::forward_training, false), eng);
     dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, p.srcMd(), p.anyWeightsMd(),
                                             p.dstMd(), p.strides(), p.dilates(), p.padL(), p.padR());
     auto ent = std::make_unique<BwdDataEntry>();
-    ent->pd = firstSafeImpl(dnnl::convolution_backward_data::primitive_desc(d, eng, hint));
+    ent->pd = firstSafeImpl(dnnl::convolution_backward_data::primitive_desc(d, eng, hint(p, eng)));
     ent->prim = dnnl::convolution_backward_data(ent->pd);
-    ent->reorderWeights = ent->pd.weights_desc() != p.userWeightsMd();
-    if (ent->reorderWeights) {
-      ent->weights = memory(ent->pd.weights_desc(), eng);
-      memory user(p.userWeightsMd(), eng, nullptr);
-      ent->weightsReorder = dnnl::reorder(user, ent->weights);
-    }
+    prepareWeights(*ent, p, eng);
     noteImpl("conv bwd_data " + key, ent->pd.impl_info_str());
     e = insert(cache, key, std::move(ent));
   }
   auto& s = stream();
   memory dym(p.dstMd(), eng, dy), dxm(p.srcMd(), eng, dx), wu(p.userWeightsMd(), eng, w);
   std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_SRC, dxm}};
-  if (e->reorderWeights) {
-    e->weightsReorder.execute(s, wu, e->weights);
-    args.emplace(DNNL_ARG_WEIGHTS, e->weights);
-  } else {
-    args.emplace(DNNL_ARG_WEIGHTS, wu);
-  }
+  bindWeights(*e, s, wu, args);
   e->prim.execute(s, args);
   s.wait();
   return undefinedValue(a.env);
@@ -218,27 +197,20 @@ napi_value convBackwardData(const Args& a) {
 
 // convBackwardWeights(x, dy, dw, params)
 napi_value convBackwardWeights(const Args& a) {
-  size_t nx, ndy, ndw, np;
-  float* x = a.f32(0, &nx);
-  float* dy = a.f32(1, &ndy);
-  float* dw = a.f32(2, &ndw);
-  const int32_t* raw = a.i32(3, &np);
-  needLen(np, ConvParams::kCount, "conv params");
-  ConvParams p(raw);
-  needLen(nx, p.srcSize(), "conv x");
-  needLen(ndy, p.dstSize(), "conv dy");
-  needLen(ndw, p.weightsSize(), "conv dw");
+  ConvParams p = params(a, 3);
+  float* x = a.f32(0, p.srcSize(), "conv x");
+  float* dy = a.f32(1, p.dstSize(), "conv dy");
+  float* dw = a.f32(2, p.weightsSize(), "conv dw");
 
   thread_local Cache<BwdWeightsEntry> cache;
   const std::string key = p.key("bwd_weights", 0.f);
   BwdWeightsEntry* e = lookup(cache, key);
   auto& eng = engine();
   if (!e) {
-    auto hint = dnnl::convolution_forward::primitive_desc(fwdDesc(p, dnnl::prop_kind::forward_training, false), eng);
     dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, p.srcMd(), p.anyWeightsMd(),
                                                p.dstMd(), p.strides(), p.dilates(), p.padL(), p.padR());
     auto ent = std::make_unique<BwdWeightsEntry>();
-    ent->pd = firstSafeImpl(dnnl::convolution_backward_weights::primitive_desc(d, eng, hint));
+    ent->pd = firstSafeImpl(dnnl::convolution_backward_weights::primitive_desc(d, eng, hint(p, eng)));
     ent->prim = dnnl::convolution_backward_weights(ent->pd);
     ent->reorderWeights = ent->pd.diff_weights_desc() != p.userWeightsMd();
     if (ent->reorderWeights) {

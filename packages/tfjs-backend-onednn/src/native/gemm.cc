@@ -12,9 +12,6 @@ namespace odnn {
 
 namespace {
 
-using dnnl::memory;
-using dt = memory::data_type;
-
 struct Entry {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;
@@ -51,13 +48,10 @@ napi_value matmul(const Args& a) {
   key += bias ? (nbias == 1 ? "b1," : "bN,") : "b0,";
   key += std::to_string(act) + "," + std::to_string(alpha);
 
-  thread_local std::unordered_map<std::string, std::unique_ptr<Entry>> cache;
+  thread_local Cache<Entry> cache;
   auto& eng = engine();
-  Entry* e;
-  auto it = cache.find(key);
-  if (it != cache.end()) {
-    e = it->second.get();
-  } else {
+  Entry* e = lookup(cache, key);
+  if (!e) {
     auto ent = std::make_unique<Entry>();
     ent->a = memory::desc({batchA, M, K}, dt::f32, tA ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
     ent->b = memory::desc({batchB, K, N}, dt::f32, tB ? memory::dims{K * N, 1, K} : memory::dims{K * N, N, 1});
@@ -79,9 +73,7 @@ napi_value matmul(const Args& a) {
     ent->pd = firstSafeImpl(dnnl::matmul::primitive_desc(*d, attr, eng));
     ent->prim = dnnl::matmul(ent->pd);
     noteImpl("matmul " + key, ent->pd.impl_info_str());
-    if (cache.size() >= 256) cache.clear();
-    e = ent.get();
-    cache[key] = std::move(ent);
+    e = insert(cache, key, std::move(ent));
   }
   auto& s = stream();
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e->a, eng, const_cast<float*>(A))},

@@ -10,24 +10,12 @@ namespace odnn {
 
 namespace {
 
-using dnnl::memory;
-using tag = memory::format_tag;
-using dt = memory::data_type;
-
 // Parameter block layout shared with src/native.ts (POOL_PARAMS).
 struct PoolParams {
   int n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl, pb, pr, alg;
   static constexpr int kCount = 15;
-  explicit PoolParams(const int32_t* p) {
-    int* f = &n;
-    for (int i = 0; i < kCount; i++) f[i] = p[i];
-  }
-  std::string key(const char* kind) const {
-    std::string k(kind);
-    const int* f = &n;
-    for (int i = 0; i < kCount; i++) k += "," + std::to_string(f[i]);
-    return k;
-  }
+  explicit PoolParams(const int32_t* p) { readParams(&n, p, kCount); }
+  std::string key(const char* kind) const { return paramsKey(kind, &n, kCount); }
   dnnl::algorithm algorithm() const {
     // 1: average over the in-bounds window (tfjs AvgPool); 2: divide by the
     // full window size (what tfjs' AvgPoolGrad does on every backend).
@@ -63,19 +51,23 @@ PoolParams params(const Args& a, size_t i) {
 }
 
 FwdEntry* fwdEntry(const PoolParams& p, bool training) {
-  thread_local std::unordered_map<std::string, std::unique_ptr<FwdEntry>> cache;
+  thread_local Cache<FwdEntry> cache;
   const std::string key = p.key(training ? "train" : "infer");
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second.get();
+  if (FwdEntry* e = lookup(cache, key)) return e;
   auto ent = std::make_unique<FwdEntry>();
   ent->pd = dnnl::pooling_forward::primitive_desc(
       p.fwdDesc(training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference), engine());
   ent->prim = dnnl::pooling_forward(ent->pd);
   noteImpl("pool fwd " + key, ent->pd.impl_info_str());
-  if (cache.size() >= 256) cache.clear();
-  FwdEntry* raw = ent.get();
-  cache[key] = std::move(ent);
-  return raw;
+  return insert(cache, key, std::move(ent));
+}
+
+/** Max pooling's workspace (argument i, a Uint8Array of the primitive's workspace size) into `args`. */
+void bindWorkspace(const Args& a, size_t i, const memory::desc& wsMd, std::unordered_map<int, memory>& args) {
+  size_t nws;
+  uint8_t* ws = a.u8(i, &nws);
+  needLen(nws, wsMd.get_size(), "pool workspace");
+  args.emplace(DNNL_ARG_WORKSPACE, memory(wsMd, engine(), ws));
 }
 
 }  // namespace
@@ -89,25 +81,16 @@ napi_value poolWorkspaceSize(const Args& a) {
 
 // poolForward(x, y, params, ws: Uint8Array|null)
 napi_value poolForward(const Args& a) {
-  size_t nx, ny;
-  float* x = a.f32(0, &nx);
-  float* y = a.f32(1, &ny);
   PoolParams p = params(a, 2);
-  needLen(nx, p.srcSize(), "pool x");
-  needLen(ny, p.dstSize(), "pool y");
+  float* x = a.f32(0, p.srcSize(), "pool x");
+  float* y = a.f32(1, p.dstSize(), "pool y");
   const bool training = p.alg == 0 && !a.isNullish(3);
   FwdEntry* e = fwdEntry(p, training);
   auto& eng = engine();
   auto& s = stream();
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(p.srcMd(), eng, x)},
                                        {DNNL_ARG_DST, memory(p.dstMd(), eng, y)}};
-  if (training) {
-    size_t nws;
-    uint8_t* ws = a.u8(3, &nws);
-    auto wsMd = e->pd.workspace_desc();
-    needLen(nws, wsMd.get_size(), "pool workspace");
-    args.emplace(DNNL_ARG_WORKSPACE, memory(wsMd, eng, ws));
-  }
+  if (training) bindWorkspace(a, 3, e->pd.workspace_desc(), args);
   e->prim.execute(s, args);
   s.wait();
   return undefinedValue(a.env);
@@ -115,20 +98,14 @@ napi_value poolForward(const Args& a) {
 
 // poolBackward(dy, ws: Uint8Array|null, dx, params)
 napi_value poolBackward(const Args& a) {
-  size_t ndy, ndx;
-  float* dy = a.f32(0, &ndy);
-  float* dx = a.f32(2, &ndx);
   PoolParams p = params(a, 3);
-  needLen(ndy, p.dstSize(), "pool dy");
-  needLen(ndx, p.srcSize(), "pool dx");
-  thread_local std::unordered_map<std::string, std::unique_ptr<BwdEntry>> cache;
+  float* dy = a.f32(0, p.dstSize(), "pool dy");
+  float* dx = a.f32(2, p.srcSize(), "pool dx");
+  thread_local Cache<BwdEntry> cache;
   const std::string key = p.key("bwd");
   auto& eng = engine();
-  BwdEntry* e;
-  auto it = cache.find(key);
-  if (it != cache.end()) {
-    e = it->second.get();
-  } else {
+  BwdEntry* e = lookup(cache, key);
+  if (!e) {
     auto ent = std::make_unique<BwdEntry>();
     ent->hint = fwdEntry(p, true)->pd;
     dnnl::pooling_backward::desc d(p.algorithm(), p.srcMd(), p.dstMd(), {p.sh, p.sw}, {p.kh, p.kw}, {p.pt, p.pl},
@@ -136,20 +113,12 @@ napi_value poolBackward(const Args& a) {
     ent->pd = dnnl::pooling_backward::primitive_desc(d, eng, ent->hint);
     ent->prim = dnnl::pooling_backward(ent->pd);
     noteImpl("pool bwd " + key, ent->pd.impl_info_str());
-    if (cache.size() >= 256) cache.clear();
-    e = ent.get();
-    cache[key] = std::move(ent);
+    e = insert(cache, key, std::move(ent));
   }
   auto& s = stream();
   std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, memory(p.dstMd(), eng, dy)},
                                        {DNNL_ARG_DIFF_SRC, memory(p.srcMd(), eng, dx)}};
-  if (p.alg == 0) {
-    size_t nws;
-    uint8_t* ws = a.u8(1, &nws);
-    auto wsMd = e->pd.workspace_desc();
-    needLen(nws, wsMd.get_size(), "pool workspace");
-    args.emplace(DNNL_ARG_WORKSPACE, memory(wsMd, eng, ws));
-  }
+  if (p.alg == 0) bindWorkspace(a, 1, e->pd.workspace_desc(), args);
   e->prim.execute(s, args);
   s.wait();
   return undefinedValue(a.env);

@@ -25,10 +25,6 @@ namespace odnn {
 
 namespace {
 
-using dnnl::memory;
-using tag = memory::format_tag;
-using dt = memory::data_type;
-
 enum Kind { kConv = 0, kPool = 1, kDrop = 2, kFlat = 3, kDense = 4 };
 enum Act { aLinear = 0, aRelu = 1, aSoftmax = 2 };
 

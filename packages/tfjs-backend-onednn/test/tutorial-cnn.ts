@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 
-/** The tutorial's CNN as a compiled tf.Sequential (categorical crossentropy, Adam), for backend benchmarks. */
+/**
+ * The tutorial's CNN as a compiled tf.Sequential (categorical crossentropy, Adam): the model of this
+ * package's memory test and of the repository's backend benchmarks (bench/).
+ */
 export function tutorialCnn(): tf.Sequential {
   const model = tf.sequential({
     layers: [
