@@ -130,7 +130,7 @@ async function main(): Promise<boolean> {
       ['POST /v1/runs', `${h.baseUrl}/v1/runs`, { method: 'POST', body }],
       ['GET /v1/runs/:id, AUTH=required + rate limit (Redis)', `${authed.baseUrl}/v1/runs/${authedId}`, { key }],
       ['GET /bare again (drift)', bareUrl, {}],
-    ] as { 0: string; 1: string; 2: { method?: string; body?: string; key?: string } }[]) {
+    ] satisfies [name: string, url: string, opts: { method?: string; body?: string; key?: string }][]) {
       console.log(`[load-http] ${name} …`);
       results.push(await cannon(name, url, opts));
     }

@@ -5,7 +5,7 @@ import { outputLength } from '../../src/spec/shapes.js';
 import type { RunRequest } from '../../src/spec/schema.js';
 
 /** The tutorial's baseline CNN (Keras code in the tutorial, tfjs-style arguments). */
-export const TUTORIAL_LAYERS: RunRequest['model']['layers'] = [
+const TUTORIAL_LAYERS: NonNullable<RunRequest['model']>['layers'] = [
   { type: 'Conv2D', filters: 32, kernelSize: [3, 3], activation: 'relu' },
   { type: 'MaxPooling2D', poolSize: [2, 2] },
   { type: 'Dropout', rate: 0.25 },
