@@ -162,7 +162,7 @@ export function installFastDropout(native: NativeAddon, backendName: string): bo
     return tfc.tidy(() => tfc.mul(x, tfc.tensor(mask, x.shape, 'float32')));
   };
   const descriptor = Object.getOwnPropertyDescriptor(core, 'dropout');
-  if (!descriptor || !descriptor.writable) return false;
+  if (!descriptor?.writable) return false;
   core.dropout = fast;
   original = base;
   return true;

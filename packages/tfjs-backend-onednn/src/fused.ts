@@ -79,7 +79,7 @@ export function installFusedConv(backendName: string): boolean {
   if (original) return true;
   const fusedNs = core.fused;
   const descriptor = Object.getOwnPropertyDescriptor(fusedNs, 'conv2d');
-  if (!descriptor || !descriptor.writable || Object.isFrozen(fusedNs)) return false;
+  if (!descriptor?.writable || Object.isFrozen(fusedNs)) return false;
   registerGradient();
   const base = fusedNs.conv2d;
   const fast = ((args: FusedConvArgs) => {
