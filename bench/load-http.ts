@@ -27,14 +27,29 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import { startHarness, type Harness } from '../test/support/harness.js';
-import { loadSpec } from './support/load.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
 const DURATION_S = Number(process.env.DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
 
-const spec = loadSpec('load-http', { epochs: 1, batchSize: 64 });
+const spec = {
+  name: 'load-http',
+  model: {
+    layers: [
+      { type: 'Conv2D', filters: 8, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l2', l2: 0.001 } },
+      { type: 'MaxPooling2D', poolSize: 2 },
+      { type: 'Flatten' },
+      { type: 'Dense', units: 47, activation: 'softmax' },
+    ],
+  },
+  training: { epochs: 1, batchSize: 64 },
+  dataset: {
+    name: 'idx',
+    train: { images: 'emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-train-labels-idx1-ubyte.gz' },
+    test: { images: 'emnist-mini/emnist-mini-test-images-idx3-ubyte.gz', labels: 'emnist-mini/emnist-mini-test-labels-idx1-ubyte.gz' },
+  },
+};
 
 interface Result {
   name: string;
@@ -115,7 +130,7 @@ async function main(): Promise<boolean> {
       ['POST /v1/runs', `${h.baseUrl}/v1/runs`, { method: 'POST', body }],
       ['GET /v1/runs/:id, AUTH=required + rate limit (Redis)', `${authed.baseUrl}/v1/runs/${authedId}`, { key }],
       ['GET /bare again (drift)', bareUrl, {}],
-    ] as [string, string, { method?: string; body?: string; key?: string }][]) {
+    ] satisfies [name: string, url: string, opts: { method?: string; body?: string; key?: string }][]) {
       console.log(`[load-http] ${name} …`);
       results.push(await cannon(name, url, opts));
     }

@@ -25,7 +25,7 @@ const x = tf.randomUniform([B, 28, 28, 1]);
 const y = tf.oneHot(tf.randomUniform([B], 0, 47, 'int32'), 47).toFloat();
 const keys = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 // OPT=1: also apply the gradients with tfjs Adam (the onednn backend's fused kernel), as the service loop does.
-const opt = process.env.OPT ? tf.train.adam(0.001) : null;
+const opt: tf.Optimizer | null = process.env.OPT ? tf.train.adam(0.001) : null;
 const names = step.variables.map((v) => (v as tf.Variable).name);
 const once = () => {
   const r = step.run(x, y, keys);

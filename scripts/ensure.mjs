@@ -9,9 +9,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
+const mtime = (/** @type {string} */ p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
+/** @param {string} cmd @param {string[]} args */
 function run(cmd, args) {
   console.error(`regula: ${cmd} ${args.join(' ')}`);
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
@@ -38,11 +39,11 @@ const onednn = join(root, 'packages', 'tfjs-backend-onednn');
 const addon = join(onednn, 'build', 'Release', 'tfjs_onednn.node');
 const cacheDir = join(root, 'node_modules', '.cache', 'regula');
 const failedMarker = join(cacheDir, 'onednn-build-failed');
-const npmRun = (script) => spawnSync(npm, ['run', '--silent', script], { cwd: onednn, stdio: 'inherit' }).status === 0;
+const npmRun = (/** @type {string} */ script) => spawnSync(npm, ['run', '--silent', script], { cwd: onednn, stdio: 'inherit' }).status === 0;
 
 const DNNL_HEADERS = ['/usr/include/dnnl.hpp', '/usr/include/oneapi/dnnl/dnnl.hpp', '/usr/local/include/dnnl.hpp'];
 const onednnHeaders = () => DNNL_HEADERS.find((p) => existsSync(p)) ?? null;
-const onPath = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const onPath = (/** @type {string} */ cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const INSTALL = 'apt-get install -y --no-install-recommends libdnnl-dev g++ make python3';
 
 /** Debian or Ubuntu, as root, with apt-get: Regula may install oneDNN itself (REGULA_INSTALL_ONEDNN=0 says no). */

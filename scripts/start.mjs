@@ -11,13 +11,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const step = (args) => {
+const step = (/** @type {string[]} */ args) => {
   const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
-const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
+const mtime = (/** @type {string} */ p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
 
-/** The newest modification time of the files under `dir` (0 if there are none). */
+/**
+ * The newest modification time of the files under `dir` (0 if there are none).
+ * @param {string} dir
+ * @returns {number}
+ */
 function newest(dir) {
   let t = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -48,5 +52,5 @@ if (!existsSync(join(root, 'dist', 'main.js')) || mtime(stamp) < inputs) {
 }
 
 const child = spawn(process.execPath, [join(root, 'dist', 'main.js'), process.argv[2] ?? 'all'], { cwd: root, stdio: 'inherit' });
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
+for (const sig of /** @type {const} */ (['SIGINT', 'SIGTERM'])) process.on(sig, () => child.kill(sig));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
+/** @param {string} script */
 function run(script) {
   const res = spawnSync(npm, ['run', '--silent', script], { cwd: root, stdio: 'inherit' });
   return res.status === 0;

@@ -58,7 +58,7 @@ export function installFusedAdam(backendName: string): boolean {
   if (original) return true;
   const proto = tfc.AdamOptimizer.prototype as unknown as { applyGradients: ApplyGradients };
   const descriptor = Object.getOwnPropertyDescriptor(proto, 'applyGradients');
-  if (!descriptor || !descriptor.writable) return false;
+  if (!descriptor?.writable) return false;
   const base = proto.applyGradients;
   proto.applyGradients = function applyGradients(this: tfc.AdamOptimizer, variableGradients: NamedGradients): void {
     const self = this as unknown as AdamInternals;

@@ -23,7 +23,7 @@ describe.skipIf(!nativeAvailable)('_OnednnReluGrad', () => {
     it(`${rows} x ${channels}`, async () => {
       const n = rows * channels;
       const dyv = randomArray(n, 1 + channels, -1, 1);
-      const yv = randomArray(n, 2 + channels, -1, 1).map((v) => (v < 0 ? 0 : v)); // a relu output: many exact zeros
+      const yv = randomArray(n, 2 + channels, -1, 1).map((v) => Math.max(0, v)); // a relu output: many exact zeros
       await tf.setBackend('cpu');
       const expected = tf.tidy(() => {
         const dx = tf.mul(tf.tensor2d(dyv, [rows, channels]), tf.step(tf.tensor2d(yv, [rows, channels])));

@@ -10,7 +10,7 @@ import '@tensorflow/tfjs-backend-wasm';
 export type TensorInfo = tf.TensorInfo;
 export type Backend = tf.KernelBackend;
 export type Attrs = tf.NamedAttrMap;
-export type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: Attrs };
+export type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: Attrs };
 export type KernelImpl = (args: KernelArgs) => TensorInfo | TensorInfo[];
 
 export const WASM = 'wasm';

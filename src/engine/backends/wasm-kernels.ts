@@ -29,7 +29,6 @@ import * as tf from '@tensorflow/tfjs';
 import { registerWasmBatchMatMul } from './wasm-matmul.js';
 import { registerWasmMaxPoolGrad } from './wasm-maxpool-grad.js';
 import {
-  type Attrs,
   type Backend,
   type KernelArgs,
   type TensorInfo,

@@ -35,8 +35,8 @@ function batchMatMulKernel(args: KernelArgs): TensorInfo | TensorInfo[] {
   if (stock === null) throw new Error('wasm BatchMatMul kernel is not registered');
   const { a, b } = args.inputs;
   const attrs = args.attrs ?? {};
-  const transposeA = attrs['transposeA'] === true;
-  const transposeB = attrs['transposeB'] === true;
+  const transposeA = attrs.transposeA === true;
+  const transposeB = attrs.transposeB === true;
   if (
     a === undefined ||
     b === undefined ||

@@ -26,11 +26,11 @@ function maxPoolGradKernel(args: KernelArgs): TensorInfo {
   if (dy === undefined || input === undefined) throw new Error('MaxPoolGrad: missing dy or input');
   const info = tf.backend_util.computePool2DInfo(
     input.shape as Shape4,
-    attrs['filterSize'] as [number, number] | number,
-    attrs['strides'] as [number, number] | number,
+    attrs.filterSize as [number, number] | number,
+    attrs.strides as [number, number] | number,
     1,
-    attrs['pad'] as 'valid' | 'same' | number | tf.backend_util.ExplicitPadding,
-    attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+    attrs.pad as 'valid' | 'same' | number | tf.backend_util.ExplicitPadding,
+    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
   );
   const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
   const { strideHeight, strideWidth, effectiveFilterHeight, effectiveFilterWidth } = info;

@@ -52,7 +52,7 @@ const NOT_LIMITED = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** Does this route (by its template) need an API key when auth is on? */
 export function needsKey(route: string | undefined): boolean {
-  return route !== undefined && route.startsWith('/v1/') && !OPEN_V1.has(route);
+  return route?.startsWith('/v1/') === true && !OPEN_V1.has(route);
 }
 
 /** The owner whose runs and studies this request may see and create (null: auth off, everything). */

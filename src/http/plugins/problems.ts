@@ -155,7 +155,7 @@ function unstorable(value: unknown): { pointer: string; detail: string } | null 
   const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
   const why = (s: string) =>
     s.includes('\u0000') ? 'contains a NUL character (U+0000), which cannot be stored' : LONE_SURROGATE.test(s) ? 'contains an unpaired UTF-16 surrogate: not valid Unicode text' : null;
-  const escape = (k: string) => k.replaceAll('~', '~0').replaceAll('/', '~1');
+  const escapeToken = (k: string) => k.replaceAll('~', '~0').replaceAll('/', '~1');
   // Iterative: a deeply nested body must not overflow the stack of the process that serves others.
   const stack: [unknown, string][] = [[value, '']];
   while (stack.length > 0) {
@@ -167,7 +167,7 @@ function unstorable(value: unknown): { pointer: string; detail: string } | null 
       for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], `${at}/${i}`]);
     } else if (typeof v === 'object' && v !== null) {
       for (const [k, child] of Object.entries(v)) {
-        const here = `${at}/${escape(k)}`;
+        const here = `${at}/${escapeToken(k)}`;
         if (k === '__proto__') return { pointer: here, detail: 'is not an allowed field name' };
         const d = why(k);
         if (d) return { pointer: here, detail: `the field name ${d}` };
