@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { chartPng, overlayChart, type Series } from '../src/charts/index.js';
-import { PRESETS, PRESET_NAMES } from '../src/spec/presets.js';
+import { PRESETS, PRESET_NAMES } from '../src/run-spec/presets.js';
 import type { EpochRow as StoredEpochRow } from '../src/events/run-events.js';
 import { BYMERGE, BYMERGE_TEST_DIR, ROOT, machine, startService, submit } from './support/service.js';
 

@@ -10,7 +10,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { PRESETS, PRESET_NAMES } from '../src/spec/presets.js';
+import { PRESETS, PRESET_NAMES } from '../src/run-spec/presets.js';
 import { BYMERGE, ROOT as root, TUTORIAL_OPTIONS, machine, startService, submit } from './support/service.js';
 const { values: args } = parseArgs({
   options: {

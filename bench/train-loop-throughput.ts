@@ -76,7 +76,7 @@ async function loadData(trainCount: number) {
 async function childLoop(preset: string, threads: number, steps: number, epochs: number): Promise<ChildResult> {
   const tf = await import('@tensorflow/tfjs');
   const { initBackend } = await import('../src/engine/backends/index.js');
-  const { normalizeSpec } = await import('../src/spec/normalize.js');
+  const { normalizeSpec } = await import('../src/run-spec/normalize.js');
   const { train } = await import('../src/engine/train.js');
   const info = await initBackend('onednn', () => {}, { threads });
   const data = await loadData(steps * BATCH);
@@ -161,7 +161,7 @@ if (opts.child) {
   process.exit(0);
 }
 
-const { PRESET_NAMES } = await import('../src/spec/presets.js');
+const { PRESET_NAMES } = await import('../src/run-spec/presets.js');
 const presets = opts.presets ? opts.presets.split(',') : [...PRESET_NAMES];
 const jobs = presets.flatMap((p) => (opts['tfjs-step'] ? [`loop=${p}`, `tfjsloop=${p}`] : [`loop=${p}`]));
 if (opts.fit) jobs.push('fit=onednn');

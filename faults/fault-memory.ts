@@ -8,7 +8,7 @@
  * it for 1 epoch; the process's peak RSS (VmHWM of /proc/<pid>/status: main thread, training
  * thread, wasm memory, everything) is read once the run has finished. The peak of a tiny spec is the
  * baseline; a spec's measured need is its peak minus the baseline. Checks that the estimate
- * (spec/shapes.ts estimateMemory, the figure validation compares with LIMITS.maxRunMemoryBytes)
+ * (src/run-spec/shapes.ts estimateMemory, the figure validation compares with LIMITS.maxRunMemoryBytes)
  * is not below the measured need, and that the issue's 48 M-parameter Dense spec is refused with a
  * 422 naming /model/layers. Prints a table; exit code 0 when every check passed.
  *
@@ -17,10 +17,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { normalizeSpec } from '../src/spec/normalize.js';
-import { estimateMemory } from '../src/spec/shapes.js';
-import type { RunRequest } from '../src/spec/schema.js';
-import { SpecError } from '../src/spec/errors.js';
+import { normalizeSpec } from '../src/run-spec/normalize.js';
+import { estimateMemory } from '../src/run-spec/shapes.js';
+import type { RunRequest } from '../src/run-spec/schema.js';
+import { SpecError } from '../src/run-spec/errors.js';
 import { fixtureDataset } from '../test/support/client.js';
 import { assertLoopback, check, faultDatabaseUrl, type Proc, runFaultScript, say, serviceEnv, startProc, stopAndDrop, stopProc, submitRun, until, waitForRun } from './support.js';
 

@@ -16,7 +16,7 @@
  * counters, the optimizer's state and the shuffle position.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedSpec } from '../run-spec/normalized.js';
 import type { EarlyStopping } from './early-stopping.js';
 import type { BuiltModel } from './model.js';
 import type { StoppedEarly, TensorSpec, TrainingCheckpoint } from './types.js';

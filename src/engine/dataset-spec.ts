@@ -1,4 +1,4 @@
-import type { NormalizedDataset } from '../spec/normalized.js';
+import type { NormalizedDataset } from '../run-spec/normalized.js';
 import type { DatasetSpec } from './data/types.js';
 
 /** The normalized spec's dataset, in the data layer's terms. */

@@ -26,7 +26,7 @@
  * snapshots that epoch's weights but leaves best_epoch at 0; here bestEpoch names the epoch whose
  * weights were snapshotted (as tf-keras 2.16 does). Comparisons with NaN are false, as in numpy.
  */
-import type { NormalizedTraining } from '../spec/normalized.js';
+import type { NormalizedTraining } from '../run-spec/normalized.js';
 import type { EarlyStoppingState } from './types.js';
 
 export type EarlyStoppingConfig = NonNullable<NormalizedTraining['earlyStopping']>;

@@ -11,7 +11,7 @@
  *    the training loop applies the softmax layer's weights itself, to take the loss from logits.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NormalizedLayer, NormalizedRegularizer, NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedLayer, NormalizedRegularizer, NormalizedSpec } from '../run-spec/normalized.js';
 import { DropoutClock, SeededDropout } from './dropout.js';
 
 export interface WeightPenalty {
@@ -50,7 +50,7 @@ export interface BuiltModel {
    * (Keras takes the cross-entropy of a softmax output from its logits).
    */
   trainModel: tf.LayersModel;
-  /** The softmax layer's weights (the last layer is always Dense + softmax: see spec/shapes.ts). */
+  /** The softmax layer's weights (the last layer is always Dense + softmax: see run-spec/shapes.ts). */
   head: { kernel: tf.Variable; bias: tf.Variable | null };
   /** The position Seeded Dropout layers draw their masks for (set before each training step). */
   dropoutClock: DropoutClock;

@@ -11,7 +11,7 @@
  * tf.variableGrads gives them — so Adam's slots and checkpoints are the same on either path).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NormalizedRegularizer, NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedRegularizer, NormalizedSpec } from '../run-spec/normalized.js';
 import { planNativeStep, type NativePenalty, type NativeStepLayer } from './backends/index.js';
 import { dropoutKey } from './dropout.js';
 import type { BuiltModel } from './model.js';

@@ -14,7 +14,7 @@
  * backend's fused kernel, which reads ε at every call.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedSpec } from '../run-spec/normalized.js';
 
 /** tf.keras defaults. */
 export const KERAS_ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 } as const;

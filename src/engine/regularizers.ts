@@ -5,7 +5,7 @@
  * batch size by the caller, as tf.keras 2 does in Layer._handle_activity_regularization.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NormalizedRegularizer } from '../spec/normalized.js';
+import type { NormalizedRegularizer } from '../run-spec/normalized.js';
 
 /**
  * Σ|x| with TensorFlow's gradient, sign(x). tfjs' own Abs gradient is step(x, -1), i.e. -1 at

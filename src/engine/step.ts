@@ -6,7 +6,7 @@
  * autodiff step below, with the same dropout masks (dropout.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedSpec } from '../run-spec/normalized.js';
 import type { BuiltModel } from './model.js';
 import { nativeTrainStep } from './native-step.js';
 import { penalty } from './regularizers.js';

@@ -24,7 +24,7 @@
  * The step itself (forward pass, Keras' loss from logits, gradients, optimizer) is in step.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedSpec } from '../run-spec/normalized.js';
 import { EarlyStopping, type EarlyStoppingConfig } from './early-stopping.js';
 import { restoreCheckpoint, takeCheckpoint, type CheckpointState } from './checkpoint.js';
 import { TrainingSetupError } from './errors.js';

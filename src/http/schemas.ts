@@ -1,4 +1,4 @@
-/** Response and parameter schemas of the HTTP API (request bodies come from src/spec/schema.ts). */
+/** Response and parameter schemas of the HTTP API (request bodies come from src/run-spec/schema.ts). */
 import { Type, type Static } from 'typebox';
 
 export const Problem = Type.Object(

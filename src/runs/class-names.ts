@@ -1,4 +1,4 @@
-import type { NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedSpec } from '../run-spec/normalized.js';
 import { getDatasetInfo } from '../engine/data/registry.js';
 
 /** An EMNIST split's name in an IDX file name (`emnist-bymerge-test-images-idx3-ubyte.gz`). */

@@ -15,7 +15,7 @@
 import type { RuntimeVersions } from '../engine/backends/index.js';
 import type { CheckpointSpecs, TrainingCheckpoint, TrainingEvent, TrainingResult } from '../engine/types.js';
 import { epochRecord, type RunEventSequence, type RunJournal, type SequenceHandlers } from '../events/run-events.js';
-import type { NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedSpec } from '../run-spec/normalized.js';
 import type { CheckpointRow, RunsRepo } from '../store/runs-repo.js';
 import type { RunRecord } from './records.js';
 

@@ -6,10 +6,10 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { resolve, sep } from 'node:path';
 import { AppError } from '../errors.js';
-import { SpecError } from '../spec/errors.js';
-import { normalizeDataset, normalizeSpec } from '../spec/normalize.js';
-import { DEFAULT_PRIORITY, type RunRequest } from '../spec/schema.js';
-import type { NormalizedSpec } from '../spec/normalized.js';
+import { SpecError } from '../run-spec/errors.js';
+import { normalizeDataset, normalizeSpec } from '../run-spec/normalize.js';
+import { DEFAULT_PRIORITY, type RunRequest } from '../run-spec/schema.js';
+import type { NormalizedSpec } from '../run-spec/normalized.js';
 import { readLabelsInfo } from '../engine/data/load.js';
 import { DatasetError, DatasetFileMissingError, DatasetPathError, DatasetSpecError, IdxFormatError } from '../engine/data/errors.js';
 import { toDatasetSpec } from '../engine/dataset-spec.js';

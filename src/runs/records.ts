@@ -6,7 +6,7 @@
 import type { RuntimeVersions } from '../engine/backends/index.js';
 import type { LayerStats, LossParts } from '../engine/types.js';
 import type { RunStatus } from '../events/run-events.js';
-import type { NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedSpec } from '../run-spec/normalized.js';
 
 export type { RunStatus };
 

@@ -3,7 +3,7 @@
  * predict. Routes call these and stay thin.
  */
 import { AppError, conflict, notFound } from '../errors.js';
-import type { RunRequest } from '../spec/schema.js';
+import type { RunRequest } from '../run-spec/schema.js';
 import type { Predictor } from '../engine/predict.js';
 import { classNamesOf } from './class-names.js';
 import type { RunEventBus } from '../events/bus.js';

@@ -5,7 +5,7 @@
  * transaction), and its runs are enqueued.
  */
 import { AppError } from '../errors.js';
-import { DEFAULT_PRIORITY } from '../spec/schema.js';
+import { DEFAULT_PRIORITY } from '../run-spec/schema.js';
 import type { RunQueue } from '../queue/producer.js';
 import type { RunsRepo } from '../store/runs-repo.js';
 import { ActiveRunLimitError, IdempotentReplayError, type IdempotencyRecord, type SubmissionGuard } from '../store/submissions.js';

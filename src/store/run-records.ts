@@ -4,7 +4,7 @@
  */
 import type { RuntimeVersions } from '../engine/backends/index.js';
 import type { LayerStats } from '../engine/types.js';
-import type { NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedSpec } from '../run-spec/normalized.js';
 import type { NewRun, RunRecord, TestMetrics } from '../runs/records.js';
 import type { RunEventPayloads } from '../events/run-events.js';
 import type { Prisma, Run } from './prisma.js';

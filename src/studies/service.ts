@@ -1,13 +1,13 @@
 /** Study use cases: create (expand, validate every run, store all, enqueue all), read, cancel, compare. */
 import { randomUUID } from 'node:crypto';
 import { AppError, notFound } from '../errors.js';
-import { SpecError } from '../spec/errors.js';
-import { expandStudy, type StudyRequest } from '../spec/study.js';
+import { SpecError } from '../run-spec/errors.js';
+import { expandStudy, type StudyRequest } from '../run-spec/study.js';
 import type { RunsService } from '../runs/service.js';
 import { newRun, type PreparedRun, type RunPreparer } from '../runs/prepare.js';
 import type { Submissions, SubmitOptions, Submitted } from '../runs/submission.js';
 import { inScope, type Scope } from '../auth/principal.js';
-import { DEFAULT_PRIORITY } from '../spec/schema.js';
+import { DEFAULT_PRIORITY } from '../run-spec/schema.js';
 import type { EpochRow, RunsRepo } from '../store/runs-repo.js';
 import type { StudiesRepo } from '../store/studies-repo.js';
 import type { RunRecord } from '../runs/records.js';

@@ -14,7 +14,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { BackendPreference } from '../config.js';
-import type { NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedSpec } from '../run-spec/normalized.js';
 import type { TrainingCheckpoint, TrainingEvent, TrainingResult } from '../engine/types.js';
 import {
   classifyFault,

@@ -1,7 +1,7 @@
 /** Messages between the worker host (main thread) and a training thread. */
 import type { RuntimeVersions } from '../engine/backends/index.js';
 import type { BackendPreference } from '../config.js';
-import type { NormalizedSpec } from '../spec/normalized.js';
+import type { NormalizedSpec } from '../run-spec/normalized.js';
 import type { TrainingCheckpoint, TrainingEvent, TrainingResult } from '../engine/types.js';
 
 export interface ThreadInit {

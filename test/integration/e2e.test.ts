@@ -13,9 +13,9 @@ import { getDatasetInfo } from '../../src/engine/data/registry.js';
 import { readSse, type Harness, type SseEvent } from '../support/harness.js';
 import { suiteHarness } from '../support/suite.js';
 import { fixtureDataset, postJson } from '../support/client.js';
-import { normalizeSpec } from '../../src/spec/normalize.js';
-import { PRESET_NAMES } from '../../src/spec/presets.js';
-import type { RunRequest } from '../../src/spec/schema.js';
+import { normalizeSpec } from '../../src/run-spec/normalize.js';
+import { PRESET_NAMES } from '../../src/run-spec/presets.js';
+import type { RunRequest } from '../../src/run-spec/schema.js';
 
 const dataset = {
   ...fixtureDataset,

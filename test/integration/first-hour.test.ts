@@ -8,7 +8,7 @@ import { call, tinyRun, type Problem } from '../support/client.js';
 import { generateOpenApi } from '../../src/http/openapi.js';
 import { compare } from '../../src/studies/comparison.js';
 import { classNamesOf } from '../../src/runs/class-names.js';
-import type { NormalizedSpec } from '../../src/spec/normalized.js';
+import type { NormalizedSpec } from '../../src/run-spec/normalized.js';
 
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 

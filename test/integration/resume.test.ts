@@ -19,7 +19,7 @@ import { loadDataset } from '../../src/engine/data/load.js';
 import { toDatasetSpec } from '../../src/engine/dataset-spec.js';
 import { train } from '../../src/engine/train.js';
 import type { TrainingCheckpoint, EpochReport } from '../../src/engine/types.js';
-import type { NormalizedSpec } from '../../src/spec/normalized.js';
+import type { NormalizedSpec } from '../../src/run-spec/normalized.js';
 import { RunsRepo, type CheckpointRow, type EpochRow } from '../../src/store/runs-repo.js';
 import type { WorkerHost } from '../../src/worker/host.js';
 import { TrainerPool } from '../../src/worker/pool.js';

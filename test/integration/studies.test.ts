@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { readSse } from '../support/harness.js';
 import { suiteHarness } from '../support/suite.js';
 import { fixtureDataset, postJson } from '../support/client.js';
-import { PRESET_NAMES } from '../../src/spec/presets.js';
+import { PRESET_NAMES } from '../../src/run-spec/presets.js';
 
 const dataset = { ...fixtureDataset, limit: 500 };
 

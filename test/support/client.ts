@@ -1,6 +1,6 @@
 /** A small fetch wrapper for integration tests, and a run request that validates fast. */
 import { expect } from 'vitest';
-import type { Layer } from '../../src/spec/schema.js';
+import type { Layer } from '../../src/run-spec/schema.js';
 import type { Harness } from './harness.js';
 
 export const fixtureDataset = {

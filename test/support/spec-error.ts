@@ -1,4 +1,4 @@
-import { SpecError } from '../../src/spec/errors.js';
+import { SpecError } from '../../src/run-spec/errors.js';
 
 /** The SpecError `fn` throws; fails the test when it throws nothing or something else. */
 export function specError(fn: () => unknown): SpecError {

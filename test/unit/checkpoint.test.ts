@@ -15,10 +15,10 @@ import { initBackend } from '../../src/engine/backends/index.js';
 import { TrainingSetupError } from '../../src/engine/errors.js';
 import { train } from '../../src/engine/train.js';
 import type { TrainingCheckpoint, TrainingEvent, TrainingResult } from '../../src/engine/types.js';
-import { normalizeSpec } from '../../src/spec/normalize.js';
+import { normalizeSpec } from '../../src/run-spec/normalize.js';
 import { bandData } from '../support/band-data.js';
 import { noDropoutLayers } from '../support/client.js';
-import type { RunRequest } from '../../src/spec/schema.js';
+import type { RunRequest } from '../../src/run-spec/schema.js';
 
 const C = 3;
 

@@ -12,9 +12,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { EarlyStopping, type EarlyStoppingConfig } from '../../src/engine/early-stopping.js';
 import { train } from '../../src/engine/train.js';
 import type { TrainingEvent, TrainingResult } from '../../src/engine/types.js';
-import { SpecError } from '../../src/spec/errors.js';
-import { normalizeSpec } from '../../src/spec/normalize.js';
-import type { RunRequest } from '../../src/spec/schema.js';
+import { SpecError } from '../../src/run-spec/errors.js';
+import { normalizeSpec } from '../../src/run-spec/normalize.js';
+import type { RunRequest } from '../../src/run-spec/schema.js';
 import { bandData } from '../support/band-data.js';
 
 const base: EarlyStoppingConfig = {

@@ -16,7 +16,7 @@ import { penalty } from '../../src/engine/regularizers.js';
 import { forward } from '../../src/engine/step.js';
 import { train } from '../../src/engine/train.js';
 import type { TrainingData } from '../../src/engine/types.js';
-import { normalizeSpec } from '../../src/spec/normalize.js';
+import { normalizeSpec } from '../../src/run-spec/normalize.js';
 import { onednnAvailable } from '../support/onednn.js';
 
 const C = 3;

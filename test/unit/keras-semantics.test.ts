@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { normalizeSpec } from '../../src/spec/normalize.js';
+import { normalizeSpec } from '../../src/run-spec/normalize.js';
 import { buildModel } from '../../src/engine/model.js';
 import { train } from '../../src/engine/train.js';
 import type { LossParts, TrainingData, TrainingEvent } from '../../src/engine/types.js';

@@ -5,12 +5,12 @@
  * calibrated by faults/fault-memory.ts (faults/results/fault-memory.md).
  */
 import { describe, expect, it } from 'vitest';
-import { normalizeSpec } from '../../src/spec/normalize.js';
-import type { SpecError } from '../../src/spec/errors.js';
-import { estimateMemory } from '../../src/spec/shapes.js';
-import { LIMITS } from '../../src/spec/limits.js';
-import { PRESETS } from '../../src/spec/presets.js';
-import type { RunRequest } from '../../src/spec/schema.js';
+import { normalizeSpec } from '../../src/run-spec/normalize.js';
+import type { SpecError } from '../../src/run-spec/errors.js';
+import { estimateMemory } from '../../src/run-spec/shapes.js';
+import { LIMITS } from '../../src/run-spec/limits.js';
+import { PRESETS } from '../../src/run-spec/presets.js';
+import type { RunRequest } from '../../src/run-spec/schema.js';
 import { specError } from '../support/spec-error.js';
 
 const ctx = { numClasses: 47, seed: 1 };

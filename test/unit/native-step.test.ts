@@ -13,9 +13,9 @@ import { nativeTrainStep } from '../../src/engine/native-step.js';
 import { makeOptimizer } from '../../src/engine/optimizers.js';
 import { train } from '../../src/engine/train.js';
 import type { EpochReport, TrainingData } from '../../src/engine/types.js';
-import { normalizeSpec } from '../../src/spec/normalize.js';
-import { tutorialLayers } from '../../src/spec/presets.js';
-import type { Layer } from '../../src/spec/schema.js';
+import { normalizeSpec } from '../../src/run-spec/normalize.js';
+import { tutorialLayers } from '../../src/run-spec/presets.js';
+import type { Layer } from '../../src/run-spec/schema.js';
 
 let available = true;
 beforeAll(async () => {

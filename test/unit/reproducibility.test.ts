@@ -12,7 +12,7 @@ import { initBackend } from '../../src/engine/backends/index.js';
 import { dropoutKey, dropoutMultipliers, seededDropout } from '../../src/engine/dropout.js';
 import { train } from '../../src/engine/train.js';
 import type { TrainingCheckpoint, TrainingResult } from '../../src/engine/types.js';
-import { normalizeSpec } from '../../src/spec/normalize.js';
+import { normalizeSpec } from '../../src/run-spec/normalize.js';
 import { bandData } from '../support/band-data.js';
 import { onednnAvailable } from '../support/onednn.js';
 

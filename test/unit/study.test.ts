@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { expandStudy } from '../../src/spec/study.js';
-import { SpecError } from '../../src/spec/errors.js';
-import { PRESET_NAMES } from '../../src/spec/presets.js';
+import { expandStudy } from '../../src/run-spec/study.js';
+import { SpecError } from '../../src/run-spec/errors.js';
+import { PRESET_NAMES } from '../../src/run-spec/presets.js';
 import { compare, sparsityOf, toCsv, toMarkdown, type ComparedRun } from '../../src/studies/comparison.js';
-import type { Layer } from '../../src/spec/schema.js';
+import type { Layer } from '../../src/run-spec/schema.js';
 
 const layers: Layer[] = [
   { type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l1' } },

@@ -11,8 +11,8 @@ import { buildModel } from '../../src/engine/model.js';
 import { train } from '../../src/engine/train.js';
 import type { LayerStats, TensorStats, TrainingData, TrainingEvent } from '../../src/engine/types.js';
 import { layerStats, NEAR_ZERO } from '../../src/engine/weight-stats.js';
-import { normalizeSpec } from '../../src/spec/normalize.js';
-import type { RunRequest } from '../../src/spec/schema.js';
+import { normalizeSpec } from '../../src/run-spec/normalize.js';
+import type { RunRequest } from '../../src/run-spec/schema.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -5,9 +5,9 @@
  * official file names, see registry.ts) or a pair/quad of IDX files below `DATA_DIR`.
  */
 
-/** The named datasets, in the order they are documented (the API's list: src/spec/datasets.ts). */
-export { DATASET_NAMES as NAMED_DATASETS } from '../../spec/datasets.js';
-import type { DATASET_NAMES } from '../../spec/datasets.js';
+/** The named datasets, in the order they are documented (the API's list: src/run-spec/datasets.ts). */
+export { DATASET_NAMES as NAMED_DATASETS } from '../../run-spec/datasets.js';
+import type { DATASET_NAMES } from '../../run-spec/datasets.js';
 export type NamedDatasetName = (typeof DATASET_NAMES)[number];
 
 /** Options shared by every spec. */

@@ -1,7 +1,7 @@
 /** GET /v1/presets: the tutorial's configurations, usable as {"preset": name}. */
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
-import { PRESETS, PRESET_NAMES } from '../../spec/presets.js';
+import { PRESETS, PRESET_NAMES } from '../../run-spec/presets.js';
 
 const PresetView = Type.Object({
   name: Type.String(),

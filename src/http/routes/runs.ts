@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { RunRequest } from '../../spec/schema.js';
+import { RunRequest } from '../../run-spec/schema.js';
 import type { RunsService } from '../../runs/service.js';
 import type { RunEventBus } from '../../events/bus.js';
 import type { RunRecord } from '../../runs/records.js';

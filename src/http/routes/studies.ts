@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { StudyRequest } from '../../spec/study.js';
+import { StudyRequest } from '../../run-spec/study.js';
 import type { StudiesService, StudyRecord, StudySummary } from '../../studies/service.js';
 import { toCsv, toMarkdown } from '../../studies/comparison.js';
 import type { RunEventBus } from '../../events/bus.js';

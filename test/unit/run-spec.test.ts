@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { SpecError } from '../../src/spec/errors.js';
-import { normalizeRegularizer, normalizeSpec } from '../../src/spec/normalize.js';
-import { tutorialLayers } from '../../src/spec/presets.js';
-import { outputLength } from '../../src/spec/shapes.js';
+import { SpecError } from '../../src/run-spec/errors.js';
+import { normalizeRegularizer, normalizeSpec } from '../../src/run-spec/normalize.js';
+import { tutorialLayers } from '../../src/run-spec/presets.js';
+import { outputLength } from '../../src/run-spec/shapes.js';
 import { specError } from '../support/spec-error.js';
 
 /** The tutorial's baseline CNN (Keras code in the tutorial, tfjs-style arguments). */

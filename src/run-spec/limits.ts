@@ -12,8 +12,8 @@ export const LIMITS = {
    */
   maxRunMemoryBytes: 3 * 2 ** 30,
   /**
-   * The estimate's coefficients, in float32 copies, measured (bench/fault-memory.ts, peak RSS of
-   * `node dist/main.js all` on wasm over a tiny spec's; bench/results/fault-memory.md): a run with
+   * The estimate's coefficients, in float32 copies, measured (faults/fault-memory.ts, peak RSS of
+   * `node dist/main.js all` on wasm over a tiny spec's; faults/results/fault-memory.md): a run with
    * Adam needed 146 B (3.3 M parameters) and 131 B (13.3 M) per parameter, i.e. ~37 float32 copies —
    * weights, gradients, the update's temporaries, the weight statistics, the checkpoint packed in
    * the thread and received by the main thread, the wasm allocator's slack and garbage not yet

@@ -111,7 +111,7 @@ export interface MemoryEstimate {
 
 /**
  * What one run needs at its peak, from the parameter count, the optimizer and the activations × batch
- * size; the coefficients are LIMITS' (measured by bench/fault-memory.ts, see there).
+ * size; the coefficients are LIMITS' (measured by faults/fault-memory.ts, see there).
  */
 export function estimateMemory(spec: NormalizedSpec, report: ShapeReport): MemoryEstimate {
   const slots = OPTIMIZER_SLOTS[spec.training.optimizer.type];
