@@ -93,7 +93,7 @@ export class StudiesService {
 
   /** Every run of the study, validated: a study is created whole or not at all. */
   private async prepare(req: StudyRequest): Promise<{ variant: string; run: PreparedRun }[]> {
-    let variants;
+    let variants: ReturnType<typeof expandStudy>;
     try {
       variants = expandStudy(req);
     } catch (err) {

@@ -12,11 +12,21 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startHarness, TEST_DATABASE_URL, type Harness } from '../support/harness.js';
 import { call, tinyRun } from '../support/client.js';
+import type { EpochRow } from '../../src/events/run-events.js';
 
 /** Prisma's default interactive-transaction timeout, plus a margin. */
 const PAST_INTERACTIVE_TIMEOUT_MS = 6500;
 
-const row = (epoch: number) => ({ epoch, loss: 1.5, accuracy: 0.5, valLoss: null, valAccuracy: null, durationMs: 10, details: { train: {} } });
+const train = { loss: 1.5, dataLoss: 1.5, kernelPenalty: 0, biasPenalty: 0, activityPenalty: 0, accuracy: 0.5 };
+const row = (epoch: number): EpochRow => ({
+  epoch,
+  loss: 1.5,
+  accuracy: 0.5,
+  valLoss: null,
+  valAccuracy: null,
+  durationMs: 10,
+  details: { train, val: null, samplesPerSec: 1000, weights: [] },
+});
 
 describe('saveEpoch', () => {
   let h: Harness;
@@ -48,7 +58,9 @@ describe('saveEpoch', () => {
       // transaction pg_stat_activity is a snapshot taken at its first read)
       await vi.waitFor(
         async () => {
-          const r = await h.ctx.prisma.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`;
+          const r = await h.ctx.prisma.$queryRaw<
+            { n: number }[]
+          >`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`;
           expect(r[0]?.n).toBeGreaterThan(0);
         },
         { timeout: 30_000, interval: 50 },

@@ -4,6 +4,7 @@ import { SpecError } from '../../src/run-spec/errors.js';
 import { PRESET_NAMES } from '../../src/run-spec/presets.js';
 import { compare, sparsityOf, toCsv, toMarkdown, type ComparedRun } from '../../src/studies/comparison.js';
 import type { Layer } from '../../src/run-spec/schema.js';
+import type { EpochRow } from '../../src/events/run-events.js';
 
 const layers: Layer[] = [
   { type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l1' } },
@@ -13,7 +14,7 @@ const layers: Layer[] = [
 ];
 
 describe('expandStudy', () => {
-  it("expands the tutorial preset into its eight runs with the shared training and dataset", () => {
+  it('expands the tutorial preset into its eight runs with the shared training and dataset', () => {
     const v = expandStudy({ name: 'T', preset: 'tutorial', training: { epochs: 2 }, dataset: { name: 'emnist-balanced', limit: 100 } });
     expect(v.map((x) => x.label)).toEqual([...PRESET_NAMES]);
     expect(v[4]!.request).toEqual({ name: 'T: l2-activity', preset: 'l2-activity', training: { epochs: 2 }, dataset: { name: 'emnist-balanced', limit: 100 } });
@@ -40,7 +41,10 @@ describe('expandStudy', () => {
       base: { preset: 'baseline', training: { epochs: 3, batchSize: 100 } },
       variants: [{ label: 'a' }, { label: 'b', training: { epochs: 5 } }],
     });
-    expect(v.map((x) => x.request.training)).toEqual([{ epochs: 3, batchSize: 100 }, { epochs: 5, batchSize: 100 }]);
+    expect(v.map((x) => x.request.training)).toEqual([
+      { epochs: 3, batchSize: 100 },
+      { epochs: 5, batchSize: 100 },
+    ]);
     expect(v[1]!.request.preset).toBe('baseline');
     expect(() => expandStudy({ preset: 'tutorial', variants: [{ label: 'x' }] })).toThrow(SpecError);
     expect(() => expandStudy({})).toThrow(/exactly one/);
@@ -50,23 +54,55 @@ describe('expandStudy', () => {
 });
 
 describe('comparison', () => {
-  const epoch = (epoch: number, valAccuracy: number, penalty = 0) => ({
+  const epoch = (epoch: number, valAccuracy: number, penalty = 0): EpochRow => ({
     epoch,
     loss: 1,
     accuracy: 0.5,
     valLoss: 1,
     valAccuracy,
     durationMs: 1500,
-    details: { train: { kernelPenalty: penalty, biasPenalty: 0, activityPenalty: 0 } },
+    details: {
+      train: { loss: 1, dataLoss: 1 - penalty, kernelPenalty: penalty, biasPenalty: 0, activityPenalty: 0, accuracy: 0.5 },
+      val: null,
+      samplesPerSec: 1000,
+      weights: [],
+    },
   });
-  const stats = (nearZero: number) => [
-    { kernel: { count: 100, nearZero } },
-    { kernel: { count: 300, nearZero: nearZero / 2 } },
-  ];
+  const stats = (nearZero: number) => [{ kernel: { count: 100, nearZero } }, { kernel: { count: 300, nearZero: nearZero / 2 } }];
   const runs: ComparedRun[] = [
-    { id: 'a', variant: 'l1', seed: null, majorityRate: 0.05, status: 'succeeded', testLoss: 4, testAccuracy: 0.05, weightStats: stats(0.9), epochs: [epoch(1, 0.05, 2), epoch(2, 0.04, 1.5)] },
-    { id: 'b', variant: 'baseline', seed: null, majorityRate: 0.05, status: 'succeeded', testLoss: 0.4, testAccuracy: 0.85, weightStats: stats(0.02), epochs: [epoch(1, 0.8), epoch(2, 0.84)] },
-    { id: 'c', variant: 'l2', seed: null, majorityRate: 0.05, status: 'succeeded', testLoss: 0.5, testAccuracy: 0.87, weightStats: stats(0.03), epochs: [epoch(1, 0.86, 0.3), epoch(2, 0.85, 0.2)] },
+    {
+      id: 'a',
+      variant: 'l1',
+      seed: null,
+      majorityRate: 0.05,
+      status: 'succeeded',
+      testLoss: 4,
+      testAccuracy: 0.05,
+      weightStats: stats(0.9),
+      epochs: [epoch(1, 0.05, 2), epoch(2, 0.04, 1.5)],
+    },
+    {
+      id: 'b',
+      variant: 'baseline',
+      seed: null,
+      majorityRate: 0.05,
+      status: 'succeeded',
+      testLoss: 0.4,
+      testAccuracy: 0.85,
+      weightStats: stats(0.02),
+      epochs: [epoch(1, 0.8), epoch(2, 0.84)],
+    },
+    {
+      id: 'c',
+      variant: 'l2',
+      seed: null,
+      majorityRate: 0.05,
+      status: 'succeeded',
+      testLoss: 0.5,
+      testAccuracy: 0.87,
+      weightStats: stats(0.03),
+      epochs: [epoch(1, 0.86, 0.3), epoch(2, 0.85, 0.2)],
+    },
     { id: 'd', variant: 'broken', seed: null, majorityRate: 0.05, status: 'failed', testLoss: null, testAccuracy: null, weightStats: null, epochs: [] },
   ];
 
@@ -97,7 +133,9 @@ describe('comparison', () => {
   it('renders CSV and Markdown tables', () => {
     const c = compare(runs);
     const csv = toCsv(c).trim().split('\n');
-    expect(csv[0]).toBe('rank,variant,seed,status,epochs,testLoss,testAccuracy,bestValAccuracy,bestValEpoch,finalPenalty,sparsity,trainingSeconds,deltaVsBaselinePp,runId');
+    expect(csv[0]).toBe(
+      'rank,variant,seed,status,epochs,testLoss,testAccuracy,bestValAccuracy,bestValEpoch,finalPenalty,sparsity,trainingSeconds,deltaVsBaselinePp,runId',
+    );
     expect(csv[1]).toBe('1,l2,,succeeded,2,0.5000,0.8700,0.8600,1,0.2000,0.0187,3.0,+2.00,c');
     const md = toMarkdown(c).split('\n');
     expect(md[0]).toMatch(/^\| rank \| variant \| seed \| status \|/);
@@ -123,7 +161,11 @@ describe('studies with repeated seeds', () => {
       ['L2 kernel λ=0.01', 41],
       ['L2 kernel λ=0.01', 42],
     ]);
-    expect(expandStudy({ preset: 'tutorial', repeats: 2 }).map((x) => x.seed).slice(0, 2)).toEqual([1, 2]);
+    expect(
+      expandStudy({ preset: 'tutorial', repeats: 2 })
+        .map((x) => x.seed)
+        .slice(0, 2),
+    ).toEqual([1, 2]);
   });
 
   it('refuses seeds with repeats, and studies that expand past the run limit, naming the field', () => {

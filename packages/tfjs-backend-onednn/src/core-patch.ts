@@ -32,7 +32,7 @@ export class CorePatch<F> {
     if (this.original) return true;
     const target = this.holder(core);
     const descriptor = Object.getOwnPropertyDescriptor(target, this.key);
-    if (!descriptor || !descriptor.writable || Object.isFrozen(target)) return false;
+    if (!descriptor?.writable || Object.isFrozen(target)) return false;
     beforeSwap?.();
     const base = target[this.key] as F;
     target[this.key] = make(base);
