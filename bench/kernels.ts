@@ -93,9 +93,7 @@ for (let s = 0; s < steps; s++) {
   for (const [key, ms] of stepTimes) perKernel.get(key)?.times.push(ms);
 }
 
-const rows = [...perKernel.values()]
-  .map((e) => ({ ...e, ms: median(e.times) }))
-  .sort((a, b) => b.ms - a.ms);
+const rows = [...perKernel.values()].map((e) => ({ ...e, ms: median(e.times) })).sort((a, b) => b.ms - a.ms);
 const kernelTotal = median(totals);
 const wallMedian = median(wall);
 const byName = new Map<string, number>();
@@ -115,9 +113,7 @@ lines.push(
 lines.push(
   `- step wall time (trainOnBatch, unprofiled, median of ${wall.length}): ${wallMedian.toFixed(1)} ms -> ${((batch * 1000) / wallMedian).toFixed(0)} samples/s; process CPU time per step ${median(cpu).toFixed(1)} ms`,
 );
-lines.push(
-  `- sum of kernel times: ${kernelTotal.toFixed(1)} ms; the rest of a profiled step is tfjs/JS overhead outside kernels`,
-);
+lines.push(`- sum of kernel times: ${kernelTotal.toFixed(1)} ms; the rest of a profiled step is tfjs/JS overhead outside kernels`);
 lines.push('');
 lines.push('| ms (median) | % | calls | kernel | input shapes |');
 lines.push('|---:|---:|---:|---|---|');

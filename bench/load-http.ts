@@ -90,7 +90,16 @@ async function cannon(name: string, url: string, opts: { method?: string; body?:
         errors: number;
         timeouts: number;
       };
-      resolve({ name, bytes, p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, requests: r.requests.total, non2xx: r.non2xx, errors: r.errors + r.timeouts });
+      resolve({
+        name,
+        bytes,
+        p50: r.latency.p50,
+        p99: r.latency.p99,
+        rps: r.requests.average,
+        requests: r.requests.total,
+        non2xx: r.non2xx,
+        errors: r.errors + r.timeouts,
+      });
     });
   });
 }
@@ -116,7 +125,11 @@ async function main(): Promise<boolean> {
     }
     authed = await startHarness({ env: { AUTH: 'required', RATE_LIMIT_PER_MINUTE: '1000000', LOG_LEVEL: 'warn' } });
     const key = await authed.createKey('load-http');
-    const authedRun = await fetch(`${authed.baseUrl}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body });
+    const authedRun = await fetch(`${authed.baseUrl}/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body,
+    });
     if (authedRun.status !== 202) throw new Error(`POST /v1/runs (auth) answered ${authedRun.status}`);
     const authedId = ((await authedRun.json()) as { id: string }).id;
     console.log(`[load-http] app ${h.baseUrl} (schema ${h.schema}), bare ${bareUrl}; ${CONNECTIONS} connections, ${DURATION_S} s each`);
@@ -152,11 +165,17 @@ async function main(): Promise<boolean> {
       `${new Date().toISOString()} · ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version} · loopback, ${CONNECTIONS} connections, ${DURATION_S} s per route, ` +
         `autocannon in a child process; app in process with LOG_LEVEL=warn, RATE_LIMIT_PER_MINUTE=0, AUTH=off, no worker (POSTed runs stay queued), ` +
         `except the AUTH=required row (its own app: RATE_LIMIT_PER_MINUTE=1000000, one API key). ` +
-        `Load average (1, 5, 15 min) before: ${loadBefore.map((x) => x.toFixed(1)).join(', ')}; after: ${os.loadavg().map((x) => x.toFixed(1)).join(', ')}.`,
+        `Load average (1, 5, 15 min) before: ${loadBefore.map((x) => x.toFixed(1)).join(', ')}; after: ${os
+          .loadavg()
+          .map((x) => x.toFixed(1))
+          .join(', ')}.`,
       '',
       '| route | p50 ms | p99 ms | req/s | requests | bytes | non-2xx | errors | p99 / bare p99 |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-      ...results.map((r) => `| ${r.name} | ${r.p50} | ${r.p99} | ${r.rps.toFixed(0)} | ${r.requests} | ${r.bytes} | ${r.non2xx} | ${r.errors} | ${(r.p99 / Math.max(base.p99, 1)).toFixed(1)}× |`),
+      ...results.map(
+        (r) =>
+          `| ${r.name} | ${r.p50} | ${r.p99} | ${r.rps.toFixed(0)} | ${r.requests} | ${r.bytes} | ${r.non2xx} | ${r.errors} | ${(r.p99 / Math.max(base.p99, 1)).toFixed(1)}× |`,
+      ),
       '',
       `Queue after the run: ${JSON.stringify(queued)}. The bare route's p99 is clamped to ≥ 1 ms for the ratio.`,
     ];

@@ -84,7 +84,9 @@ async function main(): Promise<boolean> {
     // Every stream has its queued event, or some failed (they are reported below).
     while (queued + subs.filter((s) => s.error || s.ended).length < SUBSCRIBERS) await new Promise((r) => setTimeout(r, 20));
     if (queued < SUBSCRIBERS) say(`only ${queued}/${SUBSCRIBERS} streams opened`);
-    say(`${SUBSCRIBERS} streams open (each has its queued event) in ${(performance.now() - openStart).toFixed(0)} ms; open on the server: ${h.app.sseStreams.size}`);
+    say(
+      `${SUBSCRIBERS} streams open (each has its queued event) in ${(performance.now() - openStart).toFixed(0)} ms; open on the server: ${h.app.sseStreams.size}`,
+    );
 
     const config = h.config;
     const pool = await TrainerPool.start(1, config.tfjsBackend);
@@ -118,7 +120,12 @@ async function main(): Promise<boolean> {
       if (s.error) problems.push(`subscriber ${i}: ${s.error}`);
       else if (!s.ended) problems.push(`subscriber ${i}: stream not ended`);
       else if (s.events.map((e) => `${e.id}:${e.event}`).join(',') !== expected)
-        problems.push(`subscriber ${i}: got ${s.events.length} events (${s.events.slice(-3).map((e) => `${e.id}:${e.event}`).join(',')}…), expected ${stored.length}`);
+        problems.push(
+          `subscriber ${i}: got ${s.events.length} events (${s.events
+            .slice(-3)
+            .map((e) => `${e.id}:${e.event}`)
+            .join(',')}…), expected ${stored.length}`,
+        );
     });
     const terminal = subs.map((s) => s.terminalAt).filter((x): x is number => x !== null);
     const lag = terminal.length ? Math.max(...terminal) - Math.min(...terminal) : NaN;
@@ -132,7 +139,9 @@ async function main(): Promise<boolean> {
     console.log(`total delivered:             ${delivered} (expected ${SUBSCRIBERS * stored.length})`);
     console.log(`wall time (worker start → every stream ended): ${(wall / 1000).toFixed(2)} s`);
     console.log(`terminal event lag (first → last subscriber):  ${lag.toFixed(1)} ms`);
-    console.log(`subscribers with every event, in order, ending with completed: ${SUBSCRIBERS - problems.filter((p) => p.startsWith('subscriber')).length}/${SUBSCRIBERS}`);
+    console.log(
+      `subscribers with every event, in order, ending with completed: ${SUBSCRIBERS - problems.filter((p) => p.startsWith('subscriber')).length}/${SUBSCRIBERS}`,
+    );
     for (const p of problems.slice(0, 20)) console.log(`MISMATCH ${p}`);
     if (problems.length > 20) console.log(`… and ${problems.length - 20} more`);
     console.log(problems.length === 0 ? 'PASS' : 'FAIL');

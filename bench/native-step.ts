@@ -39,5 +39,7 @@ const t0 = performance.now();
 for (let i = 0; i < N; i++) once();
 const ms = (performance.now() - t0) / N;
 const c = process.cpuUsage(c0);
-console.log(`threads ${threads}: ${ms.toFixed(1)} ms/step wall, ${((c.user + c.system) / 1000 / N).toFixed(1)} CPU ms/step, ${(B * 1000 / ms).toFixed(0)} samples/s`);
-if (process.env.ONEDNN_STEP_PROFILE === "1") console.log(step.profile());
+console.log(
+  `threads ${threads}: ${ms.toFixed(1)} ms/step wall, ${((c.user + c.system) / 1000 / N).toFixed(1)} CPU ms/step, ${((B * 1000) / ms).toFixed(0)} samples/s`,
+);
+if (process.env.ONEDNN_STEP_PROFILE === '1') console.log(step.profile());

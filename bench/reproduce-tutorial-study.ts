@@ -80,10 +80,12 @@ async function main(): Promise<void> {
     .split(',')
     .filter(Boolean)
     .map((id) => ({ id, presets: [], seeds: [] }));
-  for (const [presets, s] of attached ? [] : [
-    [seeded, seeds],
-    [others, otherSeeds],
-  ] as const) {
+  for (const [presets, s] of attached
+    ? []
+    : ([
+        [seeded, seeds],
+        [others, otherSeeds],
+      ] as const)) {
     if (presets.length === 0) continue;
     const body = { name: `tutorial ${epochs}ep`, variants: presets.map((p) => ({ label: p, preset: p })), seeds: s, training: { epochs }, dataset };
     studies.push({ id: await submit(base, '/v1/studies', body, 'study'), presets: [...presets], seeds: [...s] });
@@ -107,7 +109,7 @@ async function main(): Promise<void> {
     variants.push(...cmp.variants);
   }
   const firstStart = Math.min(...runs.map((r) => (r.startedAt ? Date.parse(r.startedAt) : Infinity)));
-  const wallS = ((attached && Number.isFinite(firstStart) ? Date.now() - firstStart : Date.now() - started) / 1000);
+  const wallS = (attached && Number.isFinite(firstStart) ? Date.now() - firstStart : Date.now() - started) / 1000;
   const unfinished = runs.filter((r) => r.status !== 'succeeded').length;
   const curves = new Map<string, EpochRow[]>();
   for (const r of runs) curves.set(r.id, ((await (await fetch(`${base}/v1/runs/${r.id}/metrics`)).json()) as { epochs: EpochRow[] }).epochs);
@@ -131,7 +133,11 @@ async function main(): Promise<void> {
           series.push({ label: `${which} ${kind} (seed ${r.spec.training.seed})`, group: `${which} ${kind}`, points: pts });
         }
       }
-      const svg = await overlayChart(`${preset}: ${kind} (${mine.length} seed${mine.length > 1 ? 's' : ''})`, kind === 'loss' ? 'Loss value' : 'Accuracy value', series);
+      const svg = await overlayChart(
+        `${preset}: ${kind} (${mine.length} seed${mine.length > 1 ? 's' : ''})`,
+        kind === 'loss' ? 'Loss value' : 'Accuracy value',
+        series,
+      );
       const file = path.join(chartDir, `${preset}-${kind}`);
       await writeFile(`${file}.svg`, svg);
       await writeFile(`${file}.png`, await chartPng(svg, 1));
@@ -158,16 +164,24 @@ async function main(): Promise<void> {
       `| ${preset} | ${v.seeds.join(', ')} | ${pm(v.metrics.testAccuracy)} | ${range(v.metrics.testAccuracy)} | ${pm(v.metrics.testLoss)} | ${v.collapsed} of ${v.finished} | ${f(t.testAccuracy)} | ${f(t.testLoss)} | ${t.note} | ${f(secs.reduce((a, b) => a + b, 0) / Math.max(1, secs.length), 0)} | ${f(sps.reduce((a, b) => a + b, 0) / Math.max(1, sps.length), 0)} |`,
     );
   }
-  const perRun = ['| run | preset | seed | status | test accuracy | test loss | final val accuracy | wall s | samples/s |', '| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |'];
+  const perRun = [
+    '| run | preset | seed | status | test accuracy | test loss | final val accuracy | wall s | samples/s |',
+    '| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
   for (const r of runs) {
     const c = curves.get(r.id) ?? [];
     const test = (r as unknown as { test: { accuracy: number; loss: number } | null }).test;
-    perRun.push(`| ${r.id.slice(0, 8)} | ${r.variant} | ${r.spec.training.seed} | ${r.status}${r.error ? ` (${r.error})` : ''} | ${f(test?.accuracy)} | ${f(test?.loss)} | ${f(c.at(-1)?.valAccuracy)} | ${f(runSeconds(r), 0)} | ${f(r.samplesPerSec, 0)} |`);
+    perRun.push(
+      `| ${r.id.slice(0, 8)} | ${r.variant} | ${r.spec.training.seed} | ${r.status}${r.error ? ` (${r.error})` : ''} | ${f(test?.accuracy)} | ${f(test?.loss)} | ${f(c.at(-1)?.valAccuracy)} | ${f(runSeconds(r), 0)} | ${f(r.samplesPerSec, 0)} |`,
+    );
   }
   const text = [
     `# The tutorial's table at ${epochs} epochs, through the service`,
     '',
-    `- date: ${new Date().toISOString()}; machine: ${machine()}; load average at the end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+    `- date: ${new Date().toISOString()}; machine: ${machine()}; load average at the end ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
     `- data: the 116,323-image EMNIST ByMerge test split (47 classes, as Balanced), seeded stratified 85/15 train/test holdout per seed; validation split 0.2 of train (Keras)${args.limit ? `; sample of ${args.limit}` : ''}`,
     `- training: the tutorial's CNN and eight presets, ${epochs} epochs, batch 250, Adam 0.001 (tf.keras ε), λ as in each preset; backend ${runs[0]?.backend ?? '?'}; ${args.workers} training process(es)`,
     `- seeds: ${seeded.join(', ')} × {${seeds.join(', ')}}; ${others.length ? `${others.join(', ')} × {${otherSeeds.join(', ')}}` : ''} (a seed sets weights, shuffles, dropout masks and the holdout)`,
@@ -186,7 +200,14 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   await writeFile(`${outBase}.md`, text);
-  await writeFile(`${outBase}.json`, JSON.stringify({ epochs, seeds, seeded, others, otherSeeds, wallSeconds: wallS, variants, runs: runs.map((r) => ({ ...r, epochs: curves.get(r.id) })) }, null, 2) + '\n');
+  await writeFile(
+    `${outBase}.json`,
+    JSON.stringify(
+      { epochs, seeds, seeded, others, otherSeeds, wallSeconds: wallS, variants, runs: runs.map((r) => ({ ...r, epochs: curves.get(r.id) })) },
+      null,
+      2,
+    ) + '\n',
+  );
   console.log(text);
 }
 

@@ -39,21 +39,46 @@ interface Metrics {
 async function main(): Promise<void> {
   const seeds = args.seeds!.split(',').map(Number);
   const epochs = Number(args.epochs);
-  const { base, stop } = await startService({ source: args.data!, workers: Number(args.concurrency), backend: args.backend!, ...(args.root ? { root: args.root } : {}) });
+  const { base, stop } = await startService({
+    source: args.data!,
+    workers: Number(args.concurrency),
+    backend: args.backend!,
+    ...(args.root ? { root: args.root } : {}),
+  });
   const started = Date.now();
   const ids = new Map<number, string>();
   for (const seed of seeds) {
-    const body = { name: `${args.preset} seed ${seed}`, preset: args.preset, training: { epochs, seed }, dataset: { name: 'idx', train: BYMERGE, testFraction: 0.15 } };
+    const body = {
+      name: `${args.preset} seed ${seed}`,
+      preset: args.preset,
+      training: { epochs, seed },
+      dataset: { name: 'idx', train: BYMERGE, testFraction: 0.15 },
+    };
     ids.set(seed, await submit(base, '/v1/runs', body, `seed ${seed}`));
   }
-  const rows: { seed: number; status: string; backend: string | null; samplesPerSec: number | null; valAccuracy: (number | null)[]; test: Metrics['test'] }[] = [];
+  const rows: { seed: number; status: string; backend: string | null; samplesPerSec: number | null; valAccuracy: (number | null)[]; test: Metrics['test'] }[] =
+    [];
   for (const seed of seeds) {
     for (;;) {
-      const run = (await (await fetch(`${base}/v1/runs/${ids.get(seed)}`)).json()) as { status: string; backend: string | null; samplesPerSec: number | null; error: string | null };
+      const run = (await (await fetch(`${base}/v1/runs/${ids.get(seed)}`)).json()) as {
+        status: string;
+        backend: string | null;
+        samplesPerSec: number | null;
+        error: string | null;
+      };
       if (['succeeded', 'failed', 'cancelled'].includes(run.status)) {
         const m = (await (await fetch(`${base}/v1/runs/${ids.get(seed)}/metrics`)).json()) as Metrics;
-        rows.push({ seed, status: run.status, backend: run.backend, samplesPerSec: run.samplesPerSec, valAccuracy: m.epochs.map((e) => e.valAccuracy), test: m.test });
-        console.error(`seed ${seed}: ${run.status} val=${m.epochs.map((e) => e.valAccuracy?.toFixed(3)).join(' → ')} test=${m.test?.accuracy.toFixed(4)} (${Math.round((Date.now() - started) / 1000)} s)${run.error ? ` ${run.error}` : ''}`);
+        rows.push({
+          seed,
+          status: run.status,
+          backend: run.backend,
+          samplesPerSec: run.samplesPerSec,
+          valAccuracy: m.epochs.map((e) => e.valAccuracy),
+          test: m.test,
+        });
+        console.error(
+          `seed ${seed}: ${run.status} val=${m.epochs.map((e) => e.valAccuracy?.toFixed(3)).join(' → ')} test=${m.test?.accuracy.toFixed(4)} (${Math.round((Date.now() - started) / 1000)} s)${run.error ? ` ${run.error}` : ''}`,
+        );
         break;
       }
       await new Promise((r) => setTimeout(r, 3000));

@@ -108,7 +108,12 @@ async function main(): Promise<void> {
     const table = [
       `# The tutorial study (8 presets), 1 epoch: packed vs one at a time (\`bench/study-packing.ts\`)`,
       '',
-      `Date: ${new Date().toISOString()}. Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, load average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}. Data: EMNIST ByMerge test split${args.limit ? `, limit ${args.limit} images` : ' (full: 79,099 training images per run)'}. Backend ${args.backend}.`,
+      `Date: ${new Date().toISOString()}. Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, load average at the end ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(
+          ' / ',
+        )}. Data: EMNIST ByMerge test split${args.limit ? `, limit ${args.limit} images` : ' (full: 79,099 training images per run)'}. Backend ${args.backend}.`,
       '',
       '| runs at once × threads per run | study wall time s | mean samples/s per run | slowest run s | backend | outcome |',
       '|---|---:|---:|---:|---|---|',

@@ -88,22 +88,26 @@ async function childLoop(preset: string, threads: number, steps: number, epochs:
   const cpuMs: number[] = [];
   const numTensors: number[] = [];
   let first: NodeJS.CpuUsage | null = null;
-  const result = await train(spec, { train: data.train, test: data.test, numClasses: data.numClasses }, {
-    checkpoints: true,
-    progressIntervalMs: 0,
-    onEvent: (e) => {
-      // Process CPU time (all threads) from the end of batch 1 to the end of the last batch.
-      if (e.type === 'batch' && e.batch === 1) first = process.cpuUsage();
-      if (e.type === 'batch' && e.batch === e.batches && first) {
-        const c = process.cpuUsage(first);
-        cpuMs.push((c.user + c.system) / 1000 / (e.batches - 1));
-      }
-      if (e.type === 'epoch') {
-        rates.push(e.samplesPerSec);
-        numTensors.push(tf.memory().numTensors);
-      }
+  const result = await train(
+    spec,
+    { train: data.train, test: data.test, numClasses: data.numClasses },
+    {
+      checkpoints: true,
+      progressIntervalMs: 0,
+      onEvent: (e) => {
+        // Process CPU time (all threads) from the end of batch 1 to the end of the last batch.
+        if (e.type === 'batch' && e.batch === 1) first = process.cpuUsage();
+        if (e.type === 'batch' && e.batch === e.batches && first) {
+          const c = process.cpuUsage(first);
+          cpuMs.push((c.user + c.system) / 1000 / (e.batches - 1));
+        }
+        if (e.type === 'epoch') {
+          rates.push(e.samplesPerSec);
+          numTensors.push(tf.memory().numTensors);
+        }
+      },
     },
-  });
+  );
   if (result.status !== 'completed') throw new Error(`run ${result.status}`);
   const path = process.env.ONEDNN_DISABLE?.includes('SequentialStep') ? 'tfjs step' : 'native step';
   return {
@@ -173,7 +177,11 @@ const results: ChildResult[] = [];
 for (const job of jobs) {
   const args = ['--import', 'tsx', self, '--child', job, '--steps', opts.steps!, '--threads', opts.threads!, '--epochs', opts.epochs!, '--data', opts.data!];
   const env = job.startsWith('tfjsloop=') ? { ...process.env, ONEDNN_DISABLE: 'SequentialStep' } : process.env;
-  const res = spawnSync(process.execPath, args.map((a) => a.replace(/^tfjsloop=/, 'loop=')), { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, cwd: ROOT, env });
+  const res = spawnSync(
+    process.execPath,
+    args.map((a) => a.replace(/^tfjsloop=/, 'loop=')),
+    { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, cwd: ROOT, env },
+  );
   const line = res.stdout.split('\n').find((l) => l.startsWith('RESULT '));
   const r: ChildResult = line
     ? (JSON.parse(line.slice(7)) as ChildResult)
@@ -198,7 +206,9 @@ lines.push('');
 lines.push(`- date: ${new Date().toISOString()}; wall ${Math.round((Date.now() - t0) / 1000)} s`);
 lines.push(`- machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores; Node ${process.version}`);
 lines.push(`- load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start, ${load1.map((l) => l.toFixed(2)).join(' ')} at end`);
-lines.push(`- data: EMNIST ByMerge test split, seeded sample: ${opts.steps} batches of ${BATCH} per epoch (+ ${VALIDATION} validation), ${opts.epochs} epoch(s) per preset`);
+lines.push(
+  `- data: EMNIST ByMerge test split, seeded sample: ${opts.steps} batches of ${BATCH} per epoch (+ ${VALIDATION} validation), ${opts.epochs} epoch(s) per preset`,
+);
 lines.push('- figure: the run\'s own samplesPerSec per epoch (training batches only); "warm" is the best epoch after the first');
 lines.push('');
 lines.push('- CPU ms/step: process CPU time (user + system, all threads) per step from batch 2 to the last, per epoch. Wall time on a busy');
@@ -207,7 +217,9 @@ lines.push('');
 lines.push('- warm CPU ms/step: median over epochs ≥ 2; "idle-core estimate" = 250 · 1000 · threads / warm CPU ms/step (assumes the');
 lines.push('  threads overlap perfectly; the serial JS part of a step does not, so a quiet machine gives somewhat less).');
 lines.push('');
-lines.push('| path | samples/s per epoch | warm samples/s | vs baseline (same path, wall) | CPU ms/step per epoch | warm CPU ms/step | CPU vs baseline | idle-core estimate samples/s | numTensors after each epoch | RSS MiB |');
+lines.push(
+  '| path | samples/s per epoch | warm samples/s | vs baseline (same path, wall) | CPU ms/step per epoch | warm CPU ms/step | CPU vs baseline | idle-core estimate samples/s | numTensors after each epoch | RSS MiB |',
+);
 lines.push('|---|---|---:|---:|---|---:|---:|---:|---|---:|');
 for (const r of results) {
   if (r.error) {

@@ -139,10 +139,16 @@ const lines: string[] = [];
 lines.push('# Training throughput: tutorial CNN through model.fit');
 lines.push('');
 lines.push(`- date: ${new Date().toISOString()}`);
-lines.push(`- machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`);
+lines.push(
+  `- machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`,
+);
 lines.push(`- Node ${process.version}; load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start, ${load1.map((l) => l.toFixed(2)).join(' ')} at end`);
-lines.push(`- model: Conv2D(32,3x3,relu) MaxPool2 Dropout.25 Conv2D(64,3x3,relu) MaxPool2 Dropout.25 Flatten Dense(256,relu) Dense(47,softmax); categorical crossentropy; Adam`);
-lines.push(`- per backend: warm-up fit of 2 batches, then ${opts.runs} fit(s) of ${opts.steps} batches of ${opts.batch} (epochs 1, shuffle false); samples/s and ms/step from the median run`);
+lines.push(
+  `- model: Conv2D(32,3x3,relu) MaxPool2 Dropout.25 Conv2D(64,3x3,relu) MaxPool2 Dropout.25 Flatten Dense(256,relu) Dense(47,softmax); categorical crossentropy; Adam`,
+);
+lines.push(
+  `- per backend: warm-up fit of 2 batches, then ${opts.runs} fit(s) of ${opts.steps} batches of ${opts.batch} (epochs 1, shuffle false); samples/s and ms/step from the median run`,
+);
 lines.push('');
 lines.push(
   '- CPU ms/step: process CPU time (user + system, all threads) per step, median run. On a busy machine wall time includes waiting for a core; CPU time does not, so for 1 thread `batch * 1000 / CPU ms` estimates an idle core.',

@@ -29,8 +29,7 @@ async function step(): Promise<number> {
 for (let i = 0; i < 2; i++) await step(); // warm-up (operator creation, heap growth)
 const before = tf.memory().numTensors;
 // Emscripten's module typings are not installed; HEAPU8 is the wasm heap.
-const heap = (): number =>
-  (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.byteLength / 2 ** 20;
+const heap = (): number => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.byteLength / 2 ** 20;
 const heapBefore = heap();
 const times: number[] = [];
 for (let i = 0; i < steps; i++) times.push(await step());
@@ -41,7 +40,4 @@ console.log(
   `batch ${batch}: median ${median.toFixed(1)} ms/step, mean ${mean.toFixed(1)} ms/step, ` +
     `min ${times[0]?.toFixed(1)} ms -> ${((batch * 1000) / median).toFixed(0)} samples/s (median)`,
 );
-console.log(
-  `tensors leaked over ${steps} steps: ${tf.memory().numTensors - before}; ` +
-    `wasm heap ${heapBefore.toFixed(0)} -> ${heap().toFixed(0)} MiB`,
-);
+console.log(`tensors leaked over ${steps} steps: ${tf.memory().numTensors - before}; ` + `wasm heap ${heapBefore.toFixed(0)} -> ${heap().toFixed(0)} MiB`);

@@ -102,12 +102,20 @@ export async function writeEmnistSlice(srcDir: string, o: SliceOptions): Promise
     ['test', testIdx],
   ] as const) {
     const { px, lb } = slice(idx);
-    await put(`${prefix}-${split}-images-idx3-ubyte.gz`, encodeIdxGz([idx.length, 28, 28], px), `${idx.length} images, magic 0x00000803, dims ${idx.length}x28x28`);
+    await put(
+      `${prefix}-${split}-images-idx3-ubyte.gz`,
+      encodeIdxGz([idx.length, 28, 28], px),
+      `${idx.length} images, magic 0x00000803, dims ${idx.length}x28x28`,
+    );
     await put(`${prefix}-${split}-labels-idx1-ubyte.gz`, encodeIdxGz([idx.length], lb), `${idx.length} labels 0..46, magic 0x00000801`);
   }
   const mapping = info.labelNames.map((ch, i) => `${i} ${ch.charCodeAt(0)}\r\n`).join('');
   await put(`${prefix}-mapping.txt`, mapping, 'label -> ASCII code, same content as emnist-balanced-mapping.txt');
-  await put(`${prefix}-indices.json`, JSON.stringify({ source: imagesFile.name, seed, train: trainIdx, test: testIdx }) + '\n', `source indices (0-based, into the official ByMerge test split) of ${o.indicesWhat}`);
+  await put(
+    `${prefix}-indices.json`,
+    JSON.stringify({ source: imagesFile.name, seed, train: trainIdx, test: testIdx }) + '\n',
+    `source indices (0-based, into the official ByMerge test split) of ${o.indicesWhat}`,
+  );
 
   const md = `# ${doc.title}
 ${doc.intro === undefined ? '' : `\n${doc.intro}\n`}

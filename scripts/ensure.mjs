@@ -60,14 +60,13 @@ function installOnednn() {
   console.error(`regula: installing oneDNN for the fast CPU backend: ${INSTALL} (set REGULA_INSTALL_ONEDNN=0 to skip this)`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const ok =
-    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env }).status === 0 &&
-    spawnSync('sh', ['-c', INSTALL], { stdio: 'inherit', env }).status === 0;
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env }).status === 0 && spawnSync('sh', ['-c', INSTALL], { stdio: 'inherit', env }).status === 0;
   if (!ok) console.error(`regula: apt-get could not install oneDNN; training uses wasm. Try it by hand: sudo ${INSTALL}`);
   return ok && onednnHeaders() !== null;
 }
 
 if (!existsSync(join(onednn, 'dist', 'index.js'))) {
-  console.error('regula: building the oneDNN backend\'s JS entry (packages/tfjs-backend-onednn)');
+  console.error("regula: building the oneDNN backend's JS entry (packages/tfjs-backend-onednn)");
   npmRun('build:ts');
 }
 if (!existsSync(addon)) {

@@ -75,7 +75,13 @@ export function appDeps(ctx: Context, opts: { metrics?: Registry; worker?: () =>
         ? {
             worker: async () => {
               const h = worker();
-              if (!h.ok) throw new Error(Object.entries(h.checks).filter(([, v]) => v !== 'ok').map(([k, v]) => `${k}: ${v}`).join('; '));
+              if (!h.ok)
+                throw new Error(
+                  Object.entries(h.checks)
+                    .filter(([, v]) => v !== 'ok')
+                    .map(([k, v]) => `${k}: ${v}`)
+                    .join('; '),
+                );
             },
           }
         : {}),

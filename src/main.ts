@@ -142,7 +142,9 @@ async function main(): Promise<void> {
     return;
   }
   if (!['api', 'worker', 'all'].includes(role)) {
-    console.error(`usage: main.js api | worker | all | migrate | create-key --owner <owner> [--name <name>] | list-keys [--owner <owner>] | revoke-key <id | prefix> (got "${role}")`);
+    console.error(
+      `usage: main.js api | worker | all | migrate | create-key --owner <owner> [--name <name>] | list-keys [--owner <owner>] | revoke-key <id | prefix> (got "${role}")`,
+    );
     process.exit(2);
   }
   if (role === 'all') await runMigrations(config, log);
@@ -166,7 +168,13 @@ async function main(): Promise<void> {
   }
   if (config.reconcileIntervalMs > 0) {
     // Every API and worker process runs it; a Redis lock lets one pass run at a time.
-    const reconciler = new Reconciler({ repo: ctx.repo, queue: ctx.queue, prefix: config.queuePrefix, log: log.child({ component: 'reconciler' }), intervalMs: config.reconcileIntervalMs });
+    const reconciler = new Reconciler({
+      repo: ctx.repo,
+      queue: ctx.queue,
+      prefix: config.queuePrefix,
+      log: log.child({ component: 'reconciler' }),
+      intervalMs: config.reconcileIntervalMs,
+    });
     reconciler.start();
     stops.push(() => reconciler.stop());
   }

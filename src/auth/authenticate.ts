@@ -13,10 +13,7 @@ export async function authenticate(header: string | string[] | undefined, keys: 
   const bearer = parseBearer(header);
   if ('error' in bearer) {
     return {
-      failure:
-        bearer.error === 'missing'
-          ? 'an API key is required: send "Authorization: Bearer <key>"'
-          : 'the Authorization header must be "Bearer <key>"',
+      failure: bearer.error === 'missing' ? 'an API key is required: send "Authorization: Bearer <key>"' : 'the Authorization header must be "Bearer <key>"',
     };
   }
   // Not one of ours: no need to ask the database.

@@ -33,10 +33,26 @@ export const CHART_HEIGHT = 400;
  * from the grey axes/grid on a white background; beyond twenty they repeat.
  */
 export const SERIES_COLORS: readonly string[] = [
-  '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd',
-  '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#000075',
-  '#f032e6', '#800000', '#008080', '#e6ab02', '#808000',
-  '#4b0082', '#fa8072', '#c71585', '#2f4f4f', '#7b68ee',
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#17becf',
+  '#bcbd22',
+  '#000075',
+  '#f032e6',
+  '#800000',
+  '#008080',
+  '#e6ab02',
+  '#808000',
+  '#4b0082',
+  '#fa8072',
+  '#c71585',
+  '#2f4f4f',
+  '#7b68ee',
 ];
 
 export const EMPTY_SUBTITLE = 'no epochs yet';
@@ -158,10 +174,7 @@ function overlaySpec(title: string, yTitle: string, labels: string[], rows: Row[
         type: 'nominal',
         title: null,
         scale: { domain: labels, range },
-        legend:
-          labels.length === 0
-            ? null
-            : { orient: 'right', labelLimit: 170, symbolType: 'stroke', symbolStrokeWidth: 3 },
+        legend: labels.length === 0 ? null : { orient: 'right', labelLimit: 170, symbolType: 'stroke', symbolStrokeWidth: 3 },
       },
       order: { field: 'epoch', type: 'quantitative' },
     },
@@ -178,8 +191,7 @@ function overlaySpec(title: string, yTitle: string, labels: string[], rows: Row[
 const noLoader = {
   ...vega.loader(),
   load: (uri: string): Promise<string> => Promise.reject(new Error(`charts: refusing to load ${uri}`)),
-  sanitize: (uri: string): Promise<{ href: string }> =>
-    Promise.reject(new Error(`charts: refusing to load ${uri}`)),
+  sanitize: (uri: string): Promise<{ href: string }> => Promise.reject(new Error(`charts: refusing to load ${uri}`)),
 };
 
 async function renderSvg(spec: TopLevelSpec): Promise<string> {

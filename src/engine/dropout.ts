@@ -54,8 +54,7 @@ export function dropoutMultipliers(size: number, rate: number, key: number): Flo
 /** y = x masked and scaled; dy gets the same mask. Uses the backend's native kernel when it has one. */
 export function seededDropout(x: tf.Tensor, rate: number, key: number): tf.Tensor {
   if (tf.getKernel(SEEDED_DROPOUT_KERNEL, tf.getBackend()) !== undefined) {
-    const run = (t: tf.Tensor): tf.Tensor =>
-      tf.engine().runKernel(SEEDED_DROPOUT_KERNEL, { x: t }, { key, rate } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const run = (t: tf.Tensor): tf.Tensor => tf.engine().runKernel(SEEDED_DROPOUT_KERNEL, { x: t }, { key, rate } as unknown as tf.NamedAttrMap) as tf.Tensor;
     const f = tf.customGrad(((t: tf.Tensor) => ({ value: run(t), gradFunc: (dy: tf.Tensor) => run(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]);
     return (f as unknown as (t: tf.Tensor) => tf.Tensor)(x);
   }

@@ -158,7 +158,8 @@ export function buildModel(spec: NormalizedSpec): BuiltModel {
   const weightPenalties: WeightPenalty[] = [];
   for (const { spec: s, layer } of built) {
     if (s.type !== 'Conv2D' && s.type !== 'Dense') continue;
-    if (s.kernelRegularizer) weightPenalties.push({ kind: 'kernel', layer: layer.name, variable: variableOf(layer, 'kernel'), regularizer: s.kernelRegularizer });
+    if (s.kernelRegularizer)
+      weightPenalties.push({ kind: 'kernel', layer: layer.name, variable: variableOf(layer, 'kernel'), regularizer: s.kernelRegularizer });
     if (s.biasRegularizer) weightPenalties.push({ kind: 'bias', layer: layer.name, variable: variableOf(layer, 'bias'), regularizer: s.biasRegularizer });
   }
 

@@ -29,10 +29,10 @@ export class KerasAdam extends tf.AdamOptimizer {
 
   /** The ε tfjs must use at 1-based step t for its update to equal Keras'. */
   static tfjsEpsilon(epsilon: number, beta2: number, t: number): number {
-    return epsilon / Math.sqrt(1 - Math.pow(beta2, t));
+    return epsilon / Math.sqrt(1 - beta2 ** t);
   }
 
-  override applyGradients(variableGradients: Parameters<tf.AdamOptimizer["applyGradients"]>[0]): void {
+  override applyGradients(variableGradients: Parameters<tf.AdamOptimizer['applyGradients']>[0]): void {
     this.epsilon = KerasAdam.tfjsEpsilon(this.kerasEpsilon, this.beta2, this.iterations + 1);
     super.applyGradients(variableGradients);
   }

@@ -41,7 +41,9 @@ export function forward(built: BuiltModel, xs: tf.Tensor4D, ys: tf.Tensor2D, tra
   const all = Array.isArray(outs) ? outs : [outs];
   const features = all[0] as tf.Tensor2D;
   const batch = xs.shape[0];
-  const z = built.head.bias ? tf.add(tf.matMul(features, built.head.kernel as tf.Tensor2D), built.head.bias) : tf.matMul(features, built.head.kernel as tf.Tensor2D);
+  const z = built.head.bias
+    ? tf.add(tf.matMul(features, built.head.kernel as tf.Tensor2D), built.head.bias)
+    : tf.matMul(features, built.head.kernel as tf.Tensor2D);
   const logProbs = tf.logSoftmax(z);
   const dataLoss = tf.neg(tf.mean(tf.sum(tf.mul(ys, logProbs), -1))) as tf.Scalar;
   let kernel: tf.Scalar = tf.scalar(0);
@@ -96,7 +98,11 @@ export function tfjsTrainStep(built: BuiltModel, optimizer: tf.Optimizer): Train
 }
 
 /** The step train() runs, and which path it is (recorded on the run's 'started' event). */
-export function makeTrainStep(built: BuiltModel, optimizer: tf.Optimizer, spec: NormalizedSpec): { step: TrainStep; path: 'native' | 'tfjs'; note: string | null } {
+export function makeTrainStep(
+  built: BuiltModel,
+  optimizer: tf.Optimizer,
+  spec: NormalizedSpec,
+): { step: TrainStep; path: 'native' | 'tfjs'; note: string | null } {
   let note: string | null = null;
   const native = nativeTrainStep(built, optimizer, spec, (why) => (note = why));
   return native ? { step: native, path: 'native', note: null } : { step: tfjsTrainStep(built, optimizer), path: 'tfjs', note };

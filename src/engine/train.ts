@@ -33,16 +33,7 @@ import { buildModel, type BuiltModel } from './model.js';
 import { mulberry32, shuffleInPlace } from './data/random.js';
 import { makeOptimizer } from './optimizers.js';
 import { forward, makeTrainStep, read, type StepValues } from './step.js';
-import type {
-  DataSplit,
-  EpochReport,
-  LossParts,
-  StoppedEarly,
-  TrainingCheckpoint,
-  TrainingData,
-  TrainingEvent,
-  TrainingResult,
-} from './types.js';
+import type { DataSplit, EpochReport, LossParts, StoppedEarly, TrainingCheckpoint, TrainingData, TrainingEvent, TrainingResult } from './types.js';
 import { layerStats, PROBE_SIZE } from './weight-stats.js';
 
 export interface TrainOptions {
@@ -240,7 +231,8 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
   const trainBatcher = new Batcher(data.train, data.numClasses, spec.input.shape, batchSize);
   const testBatcher = new Batcher(data.test, data.numClasses, spec.input.shape, batchSize);
   const reports: EpochReport[] = [];
-  const probe = valIdx.length > 0 ? probeBatch(data.train, spec.input.shape, splitAt, data.train.count) : probeBatch(data.train, spec.input.shape, 0, trainCount);
+  const probe =
+    valIdx.length > 0 ? probeBatch(data.train, spec.input.shape, splitAt, data.train.count) : probeBatch(data.train, spec.input.shape, 0, trainCount);
   const esConfig = spec.training.earlyStopping ?? null; // specs stored before early stopping have no field
   const stopper = esConfig ? new EarlyStopping(esConfig) : null;
   const snapshot = new WeightSnapshot(built.variables);
@@ -253,11 +245,21 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
       try {
         stoppedEarly = await restoreCheckpoint(state, opts.resume);
       } catch (err) {
-        throw new TrainingSetupError(`cannot resume from the checkpoint of epoch ${opts.resume.epoch}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        throw new TrainingSetupError(`cannot resume from the checkpoint of epoch ${opts.resume.epoch}: ${err instanceof Error ? err.message : String(err)}`, {
+          cause: err,
+        });
       }
       firstEpoch = opts.resume.epoch + 1;
     }
-    emit({ type: 'started', trainCount, valCount: valIdx.length, testCount: data.test.count, batchesPerEpoch: batches, epochs, step: { path: stepPath, note: stepNote } });
+    emit({
+      type: 'started',
+      trainCount,
+      valCount: valIdx.length,
+      testCount: data.test.count,
+      batchesPerEpoch: batches,
+      epochs,
+      step: { path: stepPath, note: stepNote },
+    });
     for (let epoch = firstEpoch; epoch <= epochs && !stoppedEarly; epoch++) {
       const started = performance.now();
       const order = shuffle ? permutation(trainCount, shuffleSeed(seed, epoch)) : range(0, trainCount);
@@ -322,7 +324,10 @@ export async function train(spec: NormalizedSpec, data: TrainingData, opts: Trai
     }
     snapshot.dispose();
     if (shouldStop()) return { status: 'cancelled', epochs: reports };
-    const test = { ...(await evaluate(built, testBatcher, range(0, data.test.count), batchSize)), majorityRate: majorityRate(data.test.labels, data.numClasses) };
+    const test = {
+      ...(await evaluate(built, testBatcher, range(0, data.test.count), batchSize)),
+      majorityRate: majorityRate(data.test.labels, data.numClasses),
+    };
     const weights = await layerStats(built, probe);
     const artifact = await exportModel(built.model);
     return { status: 'completed', test, artifact, epochs: reports, weights, stoppedEarly };

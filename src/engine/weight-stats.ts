@@ -22,12 +22,7 @@ const PER_TENSOR = 4;
 
 function tensorFigures(w: tf.Tensor): tf.Scalar[] {
   const abs = tf.abs(w);
-  return [
-    tf.mean(tf.cast(tf.less(abs, NEAR_ZERO), 'float32')),
-    tf.sum(abs),
-    tf.sqrt(tf.sum(tf.square(w))),
-    tf.max(abs),
-  ] as tf.Scalar[];
+  return [tf.mean(tf.cast(tf.less(abs, NEAR_ZERO), 'float32')), tf.sum(abs), tf.sqrt(tf.sum(tf.square(w))), tf.max(abs)] as tf.Scalar[];
 }
 
 function toStats(v: Float32Array, at: number, count: number): TensorStats {

@@ -44,7 +44,11 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
 
   const registry = deps.metrics ?? newRegistry();
   const http = new HttpMetrics(registry);
-  registerQueueDepth(registry, () => deps.queue.counts(), (err) => app.log.warn({ err }, 'metrics: could not read the queue counts'));
+  registerQueueDepth(
+    registry,
+    () => deps.queue.counts(),
+    (err) => app.log.warn({ err }, 'metrics: could not read the queue counts'),
+  );
   app.addHook('onResponse', async (request, reply) => {
     http.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });

@@ -18,7 +18,8 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
  * inflated, because a few hundred KB of IDAT can inflate to gigabytes (a 20000×20000 image).
  */
 export function pngSize(bytes: Buffer): { width: number; height: number; interlaced: boolean } {
-  const ok = bytes.length >= 8 + 8 + 13 && bytes.subarray(0, 8).equals(PNG_SIGNATURE) && bytes.readUInt32BE(8) === 13 && bytes.toString('latin1', 12, 16) === 'IHDR';
+  const ok =
+    bytes.length >= 8 + 8 + 13 && bytes.subarray(0, 8).equals(PNG_SIGNATURE) && bytes.readUInt32BE(8) === 13 && bytes.toString('latin1', 12, 16) === 'IHDR';
   if (!ok) throw new AppError(400, 'Invalid image', 'not a readable PNG: it must start with the PNG signature and an IHDR chunk', '/body');
   return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20), interlaced: bytes[28] !== 0 };
 }

@@ -146,8 +146,6 @@ export const ListQuery = Type.Object({
 export const ModelView = Type.Object({
   format: Type.String(),
   modelTopology: Type.Unknown(),
-  weightsManifest: Type.Array(
-    Type.Object({ paths: Type.Array(Type.String()), weights: Type.Array(Type.Unknown()) }),
-  ),
+  weightsManifest: Type.Array(Type.Object({ paths: Type.Array(Type.String()), weights: Type.Array(Type.Unknown()) })),
   sha256: Type.String(),
 });

@@ -95,7 +95,12 @@ export function lastEventId(request: FastifyRequest, query: { lastEventId?: numb
   // An id we never sent (text, negative) replays from the start, as EventSource ids are opaque; a
   // number past the column's range is a client bug worth a clear 400, not a query the store refuses.
   if (Number.isInteger(n) && n > MAX_EVENT_ID) {
-    throw new AppError(400, 'Invalid request', `Last-Event-ID ${raw ?? n} is above ${MAX_EVENT_ID}, the largest event id`, raw !== undefined ? '/headers/last-event-id' : '/query/lastEventId');
+    throw new AppError(
+      400,
+      'Invalid request',
+      `Last-Event-ID ${raw ?? n} is above ${MAX_EVENT_ID}, the largest event id`,
+      raw !== undefined ? '/headers/last-event-id' : '/query/lastEventId',
+    );
   }
   return Number.isInteger(n) && n > 0 ? n : 0;
 }
@@ -249,7 +254,13 @@ export interface StudySseSource {
  * every run, in the study's run order ("12.3.0.0…"), so Last-Event-ID resumes every run exactly.
  * Ends with a `study-completed` event once every run has delivered its terminal event.
  */
-export async function streamStudyEvents(request: FastifyRequest, reply: FastifyReply, runs: StudyStreamRun[], cursor: string | undefined, src: StudySseSource): Promise<void> {
+export async function streamStudyEvents(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  runs: StudyStreamRun[],
+  cursor: string | undefined,
+  src: StudySseSource,
+): Promise<void> {
   const last = runs.map((_, i) => {
     const n = Number(cursor?.split('.')[i] ?? 0);
     return Number.isInteger(n) && n > 0 ? n : 0;
@@ -268,7 +279,9 @@ export async function streamStudyEvents(request: FastifyRequest, reply: FastifyR
     if (stream.ended || e.seq <= last[i]!) return;
     last[i] = e.seq;
     const run = runs[i]!;
-    stream.write(`id: ${last.join('.')}\nevent: ${e.type}\ndata: ${JSON.stringify({ runId: run.id, variant: run.variant, ...(e.data as object), at: e.createdAt.toISOString() })}\n\n`);
+    stream.write(
+      `id: ${last.join('.')}\nevent: ${e.type}\ndata: ${JSON.stringify({ runId: run.id, variant: run.variant, ...(e.data as object), at: e.createdAt.toISOString() })}\n\n`,
+    );
     if (isTerminalEvent(e.type)) done.add(i);
     if (done.size === runs.length) {
       stream.write(`id: ${last.join('.')}\nevent: study-completed\ndata: {}\n\n`);

@@ -4,15 +4,7 @@
  */
 import { SpecError } from './errors.js';
 import type { Dataset, Layer, Regularizer, RunRequest } from './schema.js';
-import type {
-  NormalizedDataset,
-  NormalizedLayer,
-  NormalizedRegularizer,
-  NormalizedSpec,
-  NormalizedTraining,
-  OptimizerType,
-  Pair,
-} from './normalized.js';
+import type { NormalizedDataset, NormalizedLayer, NormalizedRegularizer, NormalizedSpec, NormalizedTraining, OptimizerType, Pair } from './normalized.js';
 import { inferShapes, type ShapeReport } from './shapes.js';
 import { PRESETS } from './presets.js';
 

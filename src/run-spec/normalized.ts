@@ -53,12 +53,7 @@ export interface NormalizedDense extends RegularizerSlots {
   useBias: boolean;
 }
 
-export type NormalizedLayer =
-  | NormalizedConv2D
-  | NormalizedMaxPooling2D
-  | NormalizedDropout
-  | NormalizedFlatten
-  | NormalizedDense;
+export type NormalizedLayer = NormalizedConv2D | NormalizedMaxPooling2D | NormalizedDropout | NormalizedFlatten | NormalizedDense;
 
 export type OptimizerType = 'adam' | 'sgd' | 'rmsprop';
 

@@ -4,7 +4,6 @@
  */
 import type { Layer, Regularizer } from './schema.js';
 
-
 export const PRESET_NAMES = [
   'baseline',
   'l1-kernel-bias',

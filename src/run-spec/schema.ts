@@ -24,13 +24,9 @@ function TaggedUnion<T extends TSchema[]>(tag: string, members: [...T], options:
 }
 
 const Size2 = (description: string, max: number) =>
-  Type.Union(
-    [
-      Type.Integer({ minimum: 1, maximum: max }),
-      Type.Array(Type.Integer({ minimum: 1, maximum: max }), { minItems: 2, maxItems: 2 }),
-    ],
-    { description },
-  );
+  Type.Union([Type.Integer({ minimum: 1, maximum: max }), Type.Array(Type.Integer({ minimum: 1, maximum: max }), { minItems: 2, maxItems: 2 })], {
+    description,
+  });
 
 export const Activation = Type.Union(
   [
@@ -177,14 +173,16 @@ export const Training = Type.Object(
             Type.Integer({
               minimum: 0,
               default: 0,
-              description: 'Epochs without improvement after which training stops (Keras: stops when the wait counter reaches patience, never after the first epoch).',
+              description:
+                'Epochs without improvement after which training stops (Keras: stops when the wait counter reaches patience, never after the first epoch).',
             }),
           ),
           minDelta: Type.Optional(
             Type.Number({
               minimum: 0,
               default: 0,
-              description: 'An improvement must beat the best value by more than this (min mode: current + minDelta < best; max mode: current - minDelta > best).',
+              description:
+                'An improvement must beat the best value by more than this (min mode: current + minDelta < best; max mode: current - minDelta > best).',
             }),
           ),
           restoreBestWeights: Type.Optional(
@@ -203,16 +201,16 @@ export const Training = Type.Object(
           ),
           baseline: Type.Optional(
             Type.Number({
-              description: 'Keras baseline: the wait counter only resets on epochs that also beat this value, so training stops after `patience` epochs that do not reach it.',
+              description:
+                'Keras baseline: the wait counter only resets on epochs that also beat this value, so training stops after `patience` epochs that do not reach it.',
             }),
           ),
-          startFromEpoch: Type.Optional(
-            Type.Integer({ minimum: 0, default: 0, description: 'Warm-up: the first this many epochs are not monitored.' }),
-          ),
+          startFromEpoch: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: 'Warm-up: the first this many epochs are not monitored.' })),
         },
         {
           additionalProperties: false,
-          description: "Stop training when the monitored figure stops improving: tf.keras 2.x EarlyStopping (2.12–2.15) semantics, checked at the end of every epoch.",
+          description:
+            'Stop training when the monitored figure stops improving: tf.keras 2.x EarlyStopping (2.12–2.15) semantics, checked at the end of every epoch.',
         },
       ),
     ),
@@ -227,8 +225,6 @@ const IdxFiles = Type.Object(
   },
   { additionalProperties: false },
 );
-
-
 
 const limit = Type.Optional(
   Type.Integer({

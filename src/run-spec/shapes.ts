@@ -37,7 +37,10 @@ export function inferShapes(spec: NormalizedSpec): ShapeReport {
       case 'Conv2D':
       case 'MaxPooling2D': {
         if (shape.length !== 3) {
-          throw new SpecError(`${at}/type`, `${layer.type} needs a 3-D input (height, width, channels) but gets [${shape.join(', ')}]: it cannot follow Flatten or Dense`);
+          throw new SpecError(
+            `${at}/type`,
+            `${layer.type} needs a 3-D input (height, width, channels) but gets [${shape.join(', ')}]: it cannot follow Flatten or Dense`,
+          );
         }
         const [h, w, c] = shape as [number, number, number];
         const window = layer.type === 'Conv2D' ? layer.kernelSize : layer.poolSize;

@@ -6,7 +6,7 @@
 import { Type, type Static } from 'typebox';
 import { SpecError } from './errors.js';
 import { PRESET_NAMES } from './presets.js';
-import { Dataset, Layer, Priority, RunRequest, Training, type Regularizer } from './schema.js';
+import { Dataset, type Layer, Priority, RunRequest, Training, type Regularizer } from './schema.js';
 
 const Base = Type.Object(
   {
@@ -24,7 +24,12 @@ type Target = Static<typeof Target>;
 const Grid = Type.Object(
   {
     type: Type.Array(Type.Union([Type.Literal('l1'), Type.Literal('l2'), Type.Literal('l1_l2')]), { minItems: 1, maxItems: 3, uniqueItems: true }),
-    target: Type.Array(Target, { minItems: 1, maxItems: 4, uniqueItems: true, description: 'Which slot of every Conv2D and Dense layer gets the regularizer.' }),
+    target: Type.Array(Target, {
+      minItems: 1,
+      maxItems: 4,
+      uniqueItems: true,
+      description: 'Which slot of every Conv2D and Dense layer gets the regularizer.',
+    }),
     lambda: Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 1000 }), {
       minItems: 1,
       maxItems: 10,
@@ -64,7 +69,8 @@ export const StudyRequest = Type.Object(
         minItems: 1,
         maxItems: 20,
         uniqueItems: true,
-        description: 'Run every variant once per seed (training.seed; it also seeds the data sampling and the holdout). The comparison then reports mean, sd, min and max per variant.',
+        description:
+          'Run every variant once per seed (training.seed; it also seeds the data sampling and the holdout). The comparison then reports mean, sd, min and max per variant.',
         examples: [[1, 2, 3]],
       }),
     ),
@@ -135,17 +141,31 @@ export function expandStudy(req: StudyRequest): StudyVariant[] {
     if (!baseLayers) throw new SpecError('/base/model', 'a grid study needs base.model (the layers to regularize)');
     const g = req.grid;
     variants = [];
-    if (g.includeBaseline ?? true) variants.push({ label: 'baseline', seed: null, pointer: '/base', request: { name: name('baseline'), model: { layers: baseLayers.map(stripRegs) }, ...shared } });
+    if (g.includeBaseline ?? true)
+      variants.push({
+        label: 'baseline',
+        seed: null,
+        pointer: '/base',
+        request: { name: name('baseline'), model: { layers: baseLayers.map(stripRegs) }, ...shared },
+      });
     for (const type of g.type)
       for (const target of g.target)
         for (const lambda of g.lambda) {
           const label = `${TYPE_LABEL[type]} ${target} λ=${lambda}`;
-          variants.push({ label, seed: null, pointer: '/grid', request: { name: name(label), model: { layers: withRegularizer(baseLayers, type, target, lambda) }, ...shared } });
+          variants.push({
+            label,
+            seed: null,
+            pointer: '/grid',
+            request: { name: name(label), model: { layers: withRegularizer(baseLayers, type, target, lambda) }, ...shared },
+          });
         }
   } else {
     variants = (req.variants ?? []).map((v, i) => {
       const vTraining = { ...training, ...v.training };
-      const layersSource = v.model || v.preset ? { ...(v.model ? { model: v.model } : {}), ...(v.preset ? { preset: v.preset } : {}) } : { ...(base.model ? { model: base.model } : {}), ...(base.preset ? { preset: base.preset } : {}) };
+      const layersSource =
+        v.model || v.preset
+          ? { ...(v.model ? { model: v.model } : {}), ...(v.preset ? { preset: v.preset } : {}) }
+          : { ...(base.model ? { model: base.model } : {}), ...(base.preset ? { preset: base.preset } : {}) };
       return {
         label: v.label,
         seed: null,

@@ -13,7 +13,9 @@ export function canonicalJson(value: unknown): string {
 
 /** sha256 of the route and the canonical body: a key reused on another route or body does not match. */
 export function requestHash(route: string, body: unknown): string {
-  return createHash('sha256').update(`${route}\n${canonicalJson(body)}`, 'utf8').digest('hex');
+  return createHash('sha256')
+    .update(`${route}\n${canonicalJson(body)}`, 'utf8')
+    .digest('hex');
 }
 
 export interface IdempotencyRequest {

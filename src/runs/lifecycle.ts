@@ -105,7 +105,10 @@ export class RunLifecycle {
       return 'failed';
     }
     try {
-      await this.journal.record(t.runId, { type: 'retrying', data: { error, attempt: opts.attempt, attempts: opts.attempts, resumeFromEpoch: t.lastEpoch + 1 } });
+      await this.journal.record(t.runId, {
+        type: 'retrying',
+        data: { error, attempt: opts.attempt, attempts: opts.attempts, resumeFromEpoch: t.lastEpoch + 1 },
+      });
     } catch {
       // The store may be what failed; the retry's 'resumed' event tells the story.
     }
@@ -184,7 +187,10 @@ export class Training {
    * goes back to the queue so another worker resumes it at once (`interrupted`).
    */
   async handBack(): Promise<void> {
-    this.events.record({ type: 'interrupted', data: { reason: 'the worker is shutting down; another worker resumes the run', resumeFromEpoch: this.lastEpoch + 1 } });
+    this.events.record({
+      type: 'interrupted',
+      data: { reason: 'the worker is shutting down; another worker resumes the run', resumeFromEpoch: this.lastEpoch + 1 },
+    });
     await this.events.flush();
   }
 

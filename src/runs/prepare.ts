@@ -117,10 +117,20 @@ export class RunPreparer {
       throw this.specError(err);
     }
     if (spec.dataset.name === 'idx' && spec.dataset.classNames && spec.dataset.classNames.length !== numClasses) {
-      throw new AppError(422, 'Invalid dataset', `classNames has ${spec.dataset.classNames.length} names but the labels have ${numClasses} classes`, '/dataset/classNames');
+      throw new AppError(
+        422,
+        'Invalid dataset',
+        `classNames has ${spec.dataset.classNames.length} names but the labels have ${numClasses} classes`,
+        '/dataset/classNames',
+      );
     }
     if (Math.floor(trainCount * (1 - spec.training.validationSplit)) < 1) {
-      throw new AppError(422, 'Invalid spec', `the dataset leaves no training samples after validationSplit ${spec.training.validationSplit}`, '/training/validationSplit');
+      throw new AppError(
+        422,
+        'Invalid spec',
+        `the dataset leaves no training samples after validationSplit ${spec.training.validationSplit}`,
+        '/training/validationSplit',
+      );
     }
     return { id: randomUUID(), request, spec, paramCount, priority: request.priority ?? DEFAULT_PRIORITY };
   }

@@ -163,15 +163,13 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       const id = randomUUID();
       await client.query('BEGIN');
       try {
-        await client.query(
-          `INSERT INTO ${MIGRATIONS_TABLE} (id, checksum, started_at, migration_name) VALUES ($1, $2, now(), $3)`,
-          [id, migration.checksum, migration.name],
-        );
+        await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (id, checksum, started_at, migration_name) VALUES ($1, $2, now(), $3)`, [
+          id,
+          migration.checksum,
+          migration.name,
+        ]);
         await client.query(migration.script); // simple query protocol: multi-statement scripts allowed
-        await client.query(
-          `UPDATE ${MIGRATIONS_TABLE} SET applied_steps_count = applied_steps_count + 1, finished_at = clock_timestamp() WHERE id = $1`,
-          [id],
-        );
+        await client.query(`UPDATE ${MIGRATIONS_TABLE} SET applied_steps_count = applied_steps_count + 1, finished_at = clock_timestamp() WHERE id = $1`, [id]);
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {});

@@ -31,7 +31,6 @@ export interface ArtifactRow {
   sha256: string;
 }
 
-
 /** An epoch row and its checkpoint in one statement (atomic without a transaction), see saveEpoch. */
 const SAVE_EPOCH_SQL = `
   WITH epoch_row AS (
@@ -128,7 +127,10 @@ export class RunsRepo {
    */
   async resume(id: string, backend: string, backendNote: string | null, versions?: RuntimeVersions): Promise<{ checkpoint: CheckpointRow | null } | null> {
     return this.db.$transaction(async (tx) => {
-      const r = await tx.run.updateMany({ where: { id, status: 'running', cancelRequested: false }, data: { backend, backendNote, ...(versions ? { versions: { ...versions } } : {}) } });
+      const r = await tx.run.updateMany({
+        where: { id, status: 'running', cancelRequested: false },
+        data: { backend, backendNote, ...(versions ? { versions: { ...versions } } : {}) },
+      });
       if (r.count !== 1) return null;
       const cp = await tx.checkpoint.findUnique({ where: { runId: id } });
       await tx.epochMetric.deleteMany({ where: { runId: id, ...(cp ? { epoch: { gt: cp.epoch } } : {}) } });
@@ -160,11 +162,7 @@ export class RunsRepo {
     return r.count === 1;
   }
 
-  async finish(
-    id: string,
-    status: 'succeeded' | 'failed' | 'cancelled',
-    fields: FinishFields = {},
-  ): Promise<boolean> {
+  async finish(id: string, status: 'succeeded' | 'failed' | 'cancelled', fields: FinishFields = {}): Promise<boolean> {
     return this.db.$transaction(async (tx) => {
       const done = await finishRun(tx, id, status, fields);
       // A finished run is never resumed: its checkpoint (weights and optimizer state) goes.

@@ -45,7 +45,9 @@ export class SqlPool {
     if (!this.databaseUrl) return undefined;
     if (!this.pool) {
       const { connectionString, schema } = parseDatabaseUrl(this.databaseUrl);
-      const searchPath = quoteIdent(schema ?? 'public').replaceAll('\\', '\\\\').replaceAll(' ', '\\ ');
+      const searchPath = quoteIdent(schema ?? 'public')
+        .replaceAll('\\', '\\\\')
+        .replaceAll(' ', '\\ ');
       // Idle connections close after a few seconds, and an idle pool never keeps a script alive.
       this.pool = new pg.Pool({ connectionString, options: `-c search_path=${searchPath}`, max: POOL_MAX, idleTimeoutMillis: 5000, allowExitOnIdle: true });
       this.pool.on('error', () => {}); // an idle connection dropped by the server: the next query opens another

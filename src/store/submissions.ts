@@ -78,7 +78,9 @@ export async function claim(sql: Sql, g: SubmissionGuard | undefined): Promise<v
   if (g?.activeRuns && g.activeRuns.max > 0) {
     const { owner, max, adding } = g.activeRuns;
     await sql.query(`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtextextended($1, 0))`, [`regula:active-runs:${owner}`]);
-    const [row] = await sql.query<{ active: number }>(`SELECT count(*)::int AS "active" FROM "Run" WHERE "owner" = $1 AND "status" IN ('queued', 'running')`, [owner]);
+    const [row] = await sql.query<{ active: number }>(`SELECT count(*)::int AS "active" FROM "Run" WHERE "owner" = $1 AND "status" IN ('queued', 'running')`, [
+      owner,
+    ]);
     const active = row?.active ?? 0;
     if (active + adding > max) throw new ActiveRunLimitError(active, max, adding);
   }

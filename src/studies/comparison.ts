@@ -163,7 +163,10 @@ function summarize(runs: ComparedRun[], rows: ComparisonRow[]): VariantSummary[]
       const rate = majority.get(r.runId);
       return rate != null && r.testAccuracy !== null && Math.abs(r.testAccuracy - rate) < COLLAPSE_TOLERANCE;
     }).length;
-    const seeds = all.map((r) => r.seed).filter((v): v is number => v !== null).sort((a, b) => a - b);
+    const seeds = all
+      .map((r) => r.seed)
+      .filter((v): v is number => v !== null)
+      .sort((a, b) => a - b);
     return { variant, runs: all.length, finished: done.length, seeds, collapsed, metrics };
   });
   const baseMean = summaries.find((v) => v.variant === 'baseline')?.metrics.testAccuracy?.mean ?? null;
@@ -253,7 +256,11 @@ function variantTable(c: Comparison): Table {
       const d = SPREAD_TITLES[m][1];
       for (const k of ['mean', 'sd', 'min', 'max'] as const) out.push(s ? s[k].toFixed(d) : '');
     }
-    out.push(v.deltaVsBaselinePp === null ? '' : `${v.deltaVsBaselinePp > 0 ? '+' : ''}${v.deltaVsBaselinePp.toFixed(2)}`, v.overlapsWith.join('; '), v.seeds.join(' '));
+    out.push(
+      v.deltaVsBaselinePp === null ? '' : `${v.deltaVsBaselinePp > 0 ? '+' : ''}${v.deltaVsBaselinePp.toFixed(2)}`,
+      v.overlapsWith.join('; '),
+      v.seeds.join(' '),
+    );
     return out;
   });
   return { header, keys, numeric: keys.map((k) => !['variant', 'overlapsWith', 'seeds'].includes(k)), rows };

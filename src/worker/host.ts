@@ -104,7 +104,9 @@ export class WorkerHost {
     // the processor already finished are left alone.)
     this.worker.on('failed', (job, err) => {
       if (!job?.finishedOn) return; // retried: not final
-      void this.lifecycle.fail(job.data.runId, err.message).catch((e: unknown) => this.o.log.error({ err: e, runId: job.data.runId }, 'could not fail the run'));
+      void this.lifecycle
+        .fail(job.data.runId, err.message)
+        .catch((e: unknown) => this.o.log.error({ err: e, runId: job.data.runId }, 'could not fail the run'));
     });
     this.worker.on('stalled', (jobId) => this.o.log.warn({ runId: jobId }, 'job stalled (its worker was lost): back in the queue'));
     await this.worker.waitUntilReady();
@@ -117,7 +119,9 @@ export class WorkerHost {
   /** Marks a run as trained here for three heartbeat periods (see runs/reconciler.ts). */
   private async beat(runId: string): Promise<void> {
     try {
-      const client = (await this.worker?.getBackend().client) as unknown as { set(key: string, value: string, px: 'PX', ms: number): Promise<unknown> } | undefined;
+      const client = (await this.worker?.getBackend().client) as unknown as
+        | { set(key: string, value: string, px: 'PX', ms: number): Promise<unknown> }
+        | undefined;
       await client?.set(heartbeatKey(this.o.prefix, runId), '1', 'PX', 3 * HEARTBEAT_MS);
     } catch {
       // Redis away: the reconciler cannot run either; the next beat writes it again.

@@ -281,7 +281,12 @@ export class TrainerPool {
       case 'done': {
         const flag = Atomics.load(a.cancel, 0);
         this.settle(m.runId, {
-          ok: { result: m.result, numTensors: m.numTensors, stop: flag === STOP_CANCEL ? 'cancel' : flag === STOP_INTERRUPT ? 'interrupt' : null, terminated: false },
+          ok: {
+            result: m.result,
+            numTensors: m.numTensors,
+            stop: flag === STOP_CANCEL ? 'cancel' : flag === STOP_INTERRUPT ? 'interrupt' : null,
+            terminated: false,
+          },
         });
         break;
       }
@@ -361,11 +366,14 @@ export class TrainerPool {
       if (opts.timeLimitMs !== undefined) {
         const limit = opts.timeLimitMs;
         a.timers.push(
-          setTimeout(() => {
-            if (this.active.get(runId) !== a) return;
-            this.settle(runId, { err: new TrainingFailedError(`time limit: the run did not finish within its wall-clock limit`, true, 'time-limit') });
-            this.retire(slot, 'the run reached its wall-clock limit');
-          }, Math.max(0, limit)),
+          setTimeout(
+            () => {
+              if (this.active.get(runId) !== a) return;
+              this.settle(runId, { err: new TrainingFailedError(`time limit: the run did not finish within its wall-clock limit`, true, 'time-limit') });
+              this.retire(slot, 'the run reached its wall-clock limit');
+            },
+            Math.max(0, limit),
+          ),
         );
       }
     });
@@ -391,7 +399,8 @@ export class TrainerPool {
   private stop(runId: string, reason: StopReason): boolean {
     const a = this.active.get(runId);
     if (!a) return false;
-    if (reason === 'cancel') Atomics.store(a.cancel, 0, STOP_CANCEL); // a cancel wins over an interruption
+    if (reason === 'cancel')
+      Atomics.store(a.cancel, 0, STOP_CANCEL); // a cancel wins over an interruption
     else Atomics.compareExchange(a.cancel, 0, 0, STOP_INTERRUPT);
     if (a.stopTimer) return true; // already being enforced
     a.stopTimer = setTimeout(() => {

@@ -76,10 +76,19 @@ export type NativeFault = 'trap' | 'out-of-memory';
  */
 export function classifyFault(err: unknown): NativeFault | null {
   const message = err instanceof Error ? err.message : String(err);
-  if (/out of memory|\bOOM\b|Array buffer allocation failed|Cannot enlarge memory|Invalid typed array length|Invalid array buffer length|allocation failed|heap limit/i.test(message)) {
+  if (
+    /out of memory|\bOOM\b|Array buffer allocation failed|Cannot enlarge memory|Invalid typed array length|Invalid array buffer length|allocation failed|heap limit/i.test(
+      message,
+    )
+  ) {
     return 'out-of-memory';
   }
   if (err instanceof Error && err.name === 'RuntimeError') return 'trap'; // WebAssembly.RuntimeError
-  if (/memory access out of bounds|null function|function signature mismatch|unreachable (?:code|executed)|table index is out of bounds|indirect call|Aborted\(/i.test(message)) return 'trap';
+  if (
+    /memory access out of bounds|null function|function signature mismatch|unreachable (?:code|executed)|table index is out of bounds|indirect call|Aborted\(/i.test(
+      message,
+    )
+  )
+    return 'trap';
   return null;
 }

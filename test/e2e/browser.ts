@@ -25,7 +25,9 @@ export interface BrowserSession {
 
 export async function openBrowser(): Promise<BrowserSession> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the dashboard test drives headless Chromium. Install it with \`apt-get install -y chromium\` (.ci/run does this).`);
+    throw new Error(
+      `${CHROMIUM} is missing: the dashboard test drives headless Chromium. Install it with \`apt-get install -y chromium\` (.ci/run does this).`,
+    );
   }
   const profile = await mkdtemp(join(tmpdir(), 'regula-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {

@@ -134,7 +134,9 @@ describe('dashboard (browser)', () => {
     await shot(page, 'runs');
 
     // 5. A finished study's comparison.
-    const tiny = { layers: [{ type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }] };
+    const tiny = {
+      layers: [{ type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }],
+    };
     const l2 = { type: 'l2', l2: 0.01 };
     const created = await call(h, 'POST', '/v1/studies', {
       body: {
@@ -187,11 +189,15 @@ describe('dashboard (browser)', () => {
 describe('dashboard with AUTH=required (browser)', () => {
   const s = session({ env: { AUTH: 'required' } });
 
-  it("asks for a key, keeps it out of the page, refuses cookie POSTs without the CSRF token, and shows no other owner's run", { timeout: 120_000 }, async () => {
+  it("asks for a key, keeps it out of the page, refuses cookie POSTs without the CSRF token, and shows no other owner's run", {
+    timeout: 120_000,
+  }, async () => {
     const { h, b } = s;
     const alice = await h.createKey('alice');
     const bob = await h.createKey('bob');
-    const tiny = { layers: [{ type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }] };
+    const tiny = {
+      layers: [{ type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }],
+    };
     const run = await call(h, 'POST', '/v1/runs', { key: alice, body: { name: 'alice only', model: tiny, dataset: { name: 'emnist-sample', limit: 200 } } });
     expect(run.status).toBe(202);
     const aliceRun = run.body.id as string;

@@ -63,7 +63,13 @@ describe('API keys (AUTH=required)', () => {
     for (const path of ['/healthz', '/readyz', '/openapi.json', '/docs/', '/metrics', '/v1/presets']) {
       expect((await call(h, 'GET', path)).status, path).toBe(200);
     }
-    const doc = (await call<{ components: { securitySchemes: Record<string, unknown> }; paths: Record<string, Record<string, { security?: unknown[] }>> }>(h, 'GET', '/openapi.json')).body;
+    const doc = (
+      await call<{ components: { securitySchemes: Record<string, unknown> }; paths: Record<string, Record<string, { security?: unknown[] }>> }>(
+        h,
+        'GET',
+        '/openapi.json',
+      )
+    ).body;
     expect(doc.components.securitySchemes.apiKey).toMatchObject({ type: 'http', scheme: 'bearer' });
     expect(doc.paths['/v1/presets']!.get!.security).toEqual([]);
   });
@@ -165,7 +171,9 @@ describe('API keys (AUTH=required)', () => {
     const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
     await client.connect();
     try {
-      const { rows: tables } = await client.query<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1`, [h.schema]);
+      const { rows: tables } = await client.query<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1`, [
+        h.schema,
+      ]);
       expect(tables.length).toBeGreaterThan(5);
       for (const { table_name } of tables) {
         for (const secret of [alice, bob]) {

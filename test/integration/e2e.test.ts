@@ -27,7 +27,14 @@ function tinySpec(epochs: number, extra: Record<string, unknown> = {}) {
     name: 'e2e tiny',
     model: {
       layers: [
-        { type: 'Conv2D', filters: 8, kernelSize: 3, activation: 'relu', kernelRegularizer: { type: 'l2', l2: 0.001 }, activityRegularizer: { type: 'l1', l1: 0.0001 } },
+        {
+          type: 'Conv2D',
+          filters: 8,
+          kernelSize: 3,
+          activation: 'relu',
+          kernelRegularizer: { type: 'l2', l2: 0.001 },
+          activityRegularizer: { type: 'l1', l1: 0.0001 },
+        },
         { type: 'MaxPooling2D', poolSize: 2 },
         { type: 'Dropout', rate: 0.25 },
         { type: 'Flatten' },
@@ -114,10 +121,7 @@ describe('a run end to end', () => {
     const model = await tf.loadLayersModel(`${h.baseUrl}/v1/runs/${run.id}/model`);
 
     // Same predictions: the reloaded model's test accuracy and crossentropy equal the worker's.
-    const data = await loadDataset(
-      { name: 'idx', train: dataset.train, test: dataset.test, transposed: true },
-      h.config.dataDir,
-    );
+    const data = await loadDataset({ name: 'idx', train: dataset.train, test: dataset.test, transposed: true }, h.config.dataDir);
     const { accuracy, dataLoss, top3 } = tf.tidy(() => {
       const xs = tf.tensor4d(data.test.images, [data.test.count, 28, 28, 1]);
       const ys = tf.oneHot(tf.tensor1d(data.test.labels, 'int32'), 47).toFloat();
@@ -140,7 +144,10 @@ describe('a run end to end', () => {
       body: JSON.stringify({ images }),
     });
     expect(predicted.status).toBe(200);
-    const p = (await predicted.json()) as { classNames: string[]; predictions: { class: number; label: string; probability: number; probabilities: number[] }[] };
+    const p = (await predicted.json()) as {
+      classNames: string[];
+      predictions: { class: number; label: string; probability: number; probabilities: number[] }[];
+    };
     expect(p.classNames.slice(0, 12)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'A', 'B']);
     expect(p.predictions.map((x) => x.class)).toEqual(top3);
     for (const x of p.predictions) {
@@ -162,7 +169,11 @@ describe('a run end to end', () => {
     expect(fromPng.status).toBe(200);
     expect(((await fromPng.json()) as typeof p).predictions[0]!.class).toBe(top3[0]);
     const tooBig = new PNG({ width: 32, height: 32 });
-    const rejected = await fetch(`${h.baseUrl}/v1/runs/${run.id}/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: PNG.sync.write(tooBig) });
+    const rejected = await fetch(`${h.baseUrl}/v1/runs/${run.id}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: PNG.sync.write(tooBig),
+    });
     expect(rejected.status).toBe(422);
   }, 180_000);
 

@@ -47,7 +47,9 @@ describe('first hour: dashboard, examples, studies (worker)', () => {
   });
 
   it("Swagger's POST /v1/runs example is accepted as is and trains on the built-in sample; predictions are characters", { timeout: 300_000 }, async () => {
-    const doc = JSON.parse(await generateOpenApi()) as { paths: Record<string, Record<string, { requestBody: { content: Record<string, { example?: unknown }> } }>> };
+    const doc = JSON.parse(await generateOpenApi()) as {
+      paths: Record<string, Record<string, { requestBody: { content: Record<string, { example?: unknown }> } }>>;
+    };
     const example = doc.paths['/v1/runs']!.post!.requestBody.content['application/json']!.example;
     expect(example).toMatchObject({ dataset: { name: 'emnist-sample' } });
     const created = await call(h, 'POST', '/v1/runs', { body: example });
@@ -78,7 +80,10 @@ describe('first hour: dashboard, examples, studies (worker)', () => {
         name: 'first-hour study',
         training: { epochs: 1, batchSize: 50 },
         dataset: { name: 'emnist-sample', limit: 200 },
-        variants: [{ label: 'baseline', model: tinyRun().model }, { label: 'other', model: tinyRun().model }],
+        variants: [
+          { label: 'baseline', model: tinyRun().model },
+          { label: 'other', model: tinyRun().model },
+        ],
       },
     });
     expect(created.status, created.text).toBe(202);
@@ -93,7 +98,10 @@ describe('first hour: dashboard, examples, studies (worker)', () => {
       return s.status === 'completed' ? s : undefined;
     });
     const runs = done.runs as { finishedAt: string }[];
-    const last = runs.map((r) => r.finishedAt).sort().at(-1);
+    const last = runs
+      .map((r) => r.finishedAt)
+      .sort()
+      .at(-1);
     expect(done.finishedAt).toBe(last);
     const summary = (await call<{ items: Record<string, unknown>[] }>(h, 'GET', '/v1/studies?limit=5')).body.items.find((s) => s.id === id)!;
     expect(summary).toMatchObject({ status: 'completed', finishedAt: last, counts: { succeeded: 2 } });
@@ -118,7 +126,11 @@ describe('first hour: error messages (no worker)', () => {
   const h = suiteHarness(undefined, 120_000);
 
   it('an enum error lists the allowed values, once', async () => {
-    const layers = [{ type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relux' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }];
+    const layers = [
+      { type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relux' },
+      { type: 'Flatten' },
+      { type: 'Dense', units: 47, activation: 'softmax' },
+    ];
     const bad = await call<Problem>(h, 'POST', '/v1/runs', { body: tinyRun({ model: { layers } }) });
     expect(bad.status).toBe(400);
     expect(bad.body.errors).toEqual([{ pointer: '/model/layers/0/activation', detail: expect.stringContaining('must be one of "linear", "relu"') }]);
@@ -139,7 +151,17 @@ describe('first hour: error messages (no worker)', () => {
   });
 
   it('rounds deltaVsBaselinePp', () => {
-    const run = (id: string, variant: string, testAccuracy: number) => ({ id, variant, seed: null, majorityRate: null, status: 'succeeded', testLoss: 1, testAccuracy, weightStats: null, epochs: [] });
+    const run = (id: string, variant: string, testAccuracy: number) => ({
+      id,
+      variant,
+      seed: null,
+      majorityRate: null,
+      status: 'succeeded',
+      testLoss: 1,
+      testAccuracy,
+      weightStats: null,
+      epochs: [],
+    });
     expect((0.83 - 0.9) * 100).not.toBe(-7); // the float noise the issue quotes
     const out = compare([run('b', 'baseline', 0.9), run('x', 'v', 0.83)]);
     expect(out.rows.find((r) => r.variant === 'v')!.deltaVsBaselinePp).toBe(-7);
@@ -147,7 +169,10 @@ describe('first hour: error messages (no worker)', () => {
 
   it('EMNIST IDX files get their characters by default; other IDX files their indices', () => {
     const spec = (images: string, numClasses: number, classNames: string[] | null = null) =>
-      ({ dataset: { name: 'idx', train: { images, labels: images.replace('images', 'labels') }, classNames }, input: { numClasses } }) as unknown as NormalizedSpec;
+      ({
+        dataset: { name: 'idx', train: { images, labels: images.replace('images', 'labels') }, classNames },
+        input: { numClasses },
+      }) as unknown as NormalizedSpec;
     expect(classNamesOf(spec('bymerge/emnist-bymerge-test-images-idx3-ubyte.gz', 47)).slice(9, 12)).toEqual(['9', 'A', 'B']);
     expect(classNamesOf(spec('emnist-mini/emnist-mini-train-images-idx3-ubyte.gz', 47))[46]).toBe('t');
     expect(classNamesOf(spec('x/emnist-byclass-train-images-idx3-ubyte.gz', 62))[61]).toBe('z');
@@ -188,7 +213,12 @@ describe('first hour: dashboard sessions with AUTH=required (no worker)', () => 
     expect(studies.body.total).toBe(0);
     expect((await call(h, 'GET', `/v1/studies/${mine.body.id as string}`, { headers: { cookie } })).status).toBe(404);
     const aliceRun = (mine.body.runs as { id: string }[])[0]!.id;
-    for (const path of [`/v1/runs/${aliceRun}`, `/v1/runs/${aliceRun}/events`, `/v1/runs/${aliceRun}/metrics`, `/v1/studies/${mine.body.id as string}/events`]) {
+    for (const path of [
+      `/v1/runs/${aliceRun}`,
+      `/v1/runs/${aliceRun}/events`,
+      `/v1/runs/${aliceRun}/metrics`,
+      `/v1/studies/${mine.body.id as string}/events`,
+    ]) {
       expect((await call(h, 'GET', path, { headers: { cookie } })).status, path).toBe(404);
     }
     expect((await call<{ total: number }>(h, 'GET', '/v1/runs', { headers: { cookie } })).body.total).toBe(0);
@@ -199,7 +229,10 @@ describe('first hour: dashboard sessions with AUTH=required (no worker)', () => 
     const run = await call(h, 'POST', '/v1/runs', { headers: { cookie }, body: tinyRun() });
     expect(run.status).toBe(403);
     expect((run.body as unknown as Problem).detail).toContain('x-csrf-token');
-    const ok = await call(h, 'POST', '/v1/runs', { headers: { cookie, 'x-csrf-token': csrf }, body: tinyRun({ dataset: { name: 'emnist-sample', limit: 200 } }) });
+    const ok = await call(h, 'POST', '/v1/runs', {
+      headers: { cookie, 'x-csrf-token': csrf },
+      body: tinyRun({ dataset: { name: 'emnist-sample', limit: 200 } }),
+    });
     expect(ok.status, ok.text).toBe(202);
     expect((await call(h, 'POST', `/v1/runs/${ok.body.id as string}/cancel`, { headers: { cookie, 'x-csrf-token': 'x'.repeat(43) } })).status).toBe(403);
 

@@ -84,7 +84,10 @@ describe('API hardening (issue 12)', () => {
     const gz = gzipSync(labelsIdx(10, 32 * 1024 * 1024));
     await writeFile(path.join(dataDir, 'bomb', 'cut-labels.gz'), gz.subarray(0, gz.length - 64));
     // A 200-byte file cannot inflate to the 4 GB its header announces.
-    await writeFile(path.join(dataDir, 'bomb', 'liar-labels.gz'), gzipSync(Buffer.concat([Buffer.from([0, 0, 8, 1, 0xff, 0xff, 0xff, 0xff]), Buffer.alloc(64)])));
+    await writeFile(
+      path.join(dataDir, 'bomb', 'liar-labels.gz'),
+      gzipSync(Buffer.concat([Buffer.from([0, 0, 8, 1, 0xff, 0xff, 0xff, 0xff]), Buffer.alloc(64)])),
+    );
     h = await startHarness({ env: { DATA_DIR: dataDir } });
     const r = await call<{ id: string }>(h, 'POST', '/v1/runs', { body: tinyRun() });
     expect(r.status, r.text).toBe(202);
@@ -134,10 +137,14 @@ describe('API hardening (issue 12)', () => {
         await waitFor('the server to see every connection closed', () => serverSide.length === CLIENTS && serverSide.every((s) => s.destroyed));
         release();
         await waitFor('every stream handler to return', () => h.app.sseStreams.stats().handled - before.handled === CLIENTS);
-        await waitFor('no open stream, keep-alive timer or bus subscription', () => {
-          const s = h.app.sseStreams.stats();
-          return s.open === 0 && s.keepAlives === 0 && bus.subscriptionCount === 0;
-        }, 5_000);
+        await waitFor(
+          'no open stream, keep-alive timer or bus subscription',
+          () => {
+            const s = h.app.sseStreams.stats();
+            return s.open === 0 && s.keepAlives === 0 && bus.subscriptionCount === 0;
+          },
+          5_000,
+        );
       } finally {
         h.app.server.off('connection', track);
         release();
@@ -153,7 +160,14 @@ describe('API hardening (issue 12)', () => {
 
     it('the same for a study stream (one subscription per run)', async () => {
       const study = await call<{ id: string; runs: unknown[] }>(h, 'POST', '/v1/studies', {
-        body: { variants: [{ label: 'a', ...tinyRun() }, { label: 'b', ...tinyRun() }].map(({ label, model }) => ({ label, model })), training: { epochs: 1 }, dataset: fixtureDataset },
+        body: {
+          variants: [
+            { label: 'a', ...tinyRun() },
+            { label: 'b', ...tinyRun() },
+          ].map(({ label, model }) => ({ label, model })),
+          training: { epochs: 1 },
+          dataset: fixtureDataset,
+        },
       });
       expect(study.status, study.text).toBe(202);
       await resetWhileSubscribing(`/v1/studies/${study.body.id}/events`, study.body.runs.length);
@@ -216,7 +230,10 @@ describe('API hardening (issue 12)', () => {
       ['a NUL', 'a\u0000b'],
       ['a lone surrogate', 'a\ud800b'],
     ])('%s in name is a 400 naming the field', async (_what, name) => {
-      const r = await request(h.app.server).post('/v1/runs').set('content-type', 'application/json').send(JSON.stringify(tinyRun({ name })));
+      const r = await request(h.app.server)
+        .post('/v1/runs')
+        .set('content-type', 'application/json')
+        .send(JSON.stringify(tinyRun({ name })));
       expect(r.status, r.text).toBe(400);
       expect(r.headers['content-type']).toMatch(/problem\+json/);
       expect((JSON.parse(r.text) as Problem).errors?.[0]?.pointer).toBe('/name');

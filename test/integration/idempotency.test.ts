@@ -4,7 +4,7 @@
  * identical requests store exactly one run, and keys belong to their owner.
  */
 import { describe, expect, it } from 'vitest';
-import { type Harness } from '../support/harness.js';
+import type { Harness } from '../support/harness.js';
 import { suiteHarness } from '../support/suite.js';
 import { call, fixtureDataset, tinyRun, type Problem } from '../support/client.js';
 
@@ -30,7 +30,10 @@ describe('Idempotency-Key (auth off)', () => {
     expect(again.headers.get('location')).toBe(`/v1/runs/${first.body.id}`);
     expect(await h.ctx.prisma.run.count()).toBe(1);
     expect(await jobCount(h)).toBe(1);
-    expect(await h.ctx.prisma.idempotencyKey.findUnique({ where: { owner_key: { owner: '', key: 'run-1' } } })).toMatchObject({ runId: first.body.id, studyId: null });
+    expect(await h.ctx.prisma.idempotencyKey.findUnique({ where: { owner_key: { owner: '', key: 'run-1' } } })).toMatchObject({
+      runId: first.body.id,
+      studyId: null,
+    });
   });
 
   it('answers 409 for the same key with another body or on another endpoint, and stores nothing', async () => {
@@ -46,7 +49,10 @@ describe('Idempotency-Key (auth off)', () => {
 
   it('does not burn a key on a request that was refused', async () => {
     const headers = { 'idempotency-key': 'fix-and-retry' };
-    const bad = await call(h, 'POST', '/v1/runs', { body: tinyRun({ model: { layers: [{ type: 'Flatten' }, { type: 'Dense', units: 3, activation: 'softmax' }] } }), headers });
+    const bad = await call(h, 'POST', '/v1/runs', {
+      body: tinyRun({ model: { layers: [{ type: 'Flatten' }, { type: 'Dense', units: 3, activation: 'softmax' }] } }),
+      headers,
+    });
     expect(bad.status).toBe(422);
     const good = await call(h, 'POST', '/v1/runs', { body: tinyRun(), headers });
     expect(good.status).toBe(202);
@@ -74,10 +80,18 @@ describe('Idempotency-Key (auth off)', () => {
   });
 
   it('replays studies too, also under concurrency', async () => {
-    const body = { name: 'idem study', variants: [{ label: 'a' }, { label: 'b' }], base: { model: tinyRun().model }, training: { epochs: 1 }, dataset: fixtureDataset };
+    const body = {
+      name: 'idem study',
+      variants: [{ label: 'a' }, { label: 'b' }],
+      base: { model: tinyRun().model },
+      training: { epochs: 1 },
+      dataset: fixtureDataset,
+    };
     const before = await h.ctx.prisma.run.count();
     const replies = await Promise.all(
-      Array.from({ length: 5 }, () => call<{ id: string; runs: { id: string }[] }>(h, 'POST', '/v1/studies', { body, headers: { 'idempotency-key': 'study-1' } })),
+      Array.from({ length: 5 }, () =>
+        call<{ id: string; runs: { id: string }[] }>(h, 'POST', '/v1/studies', { body, headers: { 'idempotency-key': 'study-1' } }),
+      ),
     );
     expect(replies.map((r) => r.status)).toEqual(new Array(5).fill(202));
     expect(new Set(replies.map((r) => r.body.id)).size).toBe(1);

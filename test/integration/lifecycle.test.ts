@@ -90,14 +90,42 @@ describe('run lifecycle', () => {
     const training = lifecycle.training(id, backend, start.resume);
     training.onEvent({ type: 'batch', epoch: 1, batch: 1, batches: 2, loss: 1, accuracy: 0, samplesPerSec: 10 });
     const loss = { loss: 1, dataLoss: 1, kernelPenalty: 0, biasPenalty: 0, activityPenalty: 0, accuracy: 0.5 };
-    training.onEvent({ type: 'epoch', epoch: 1, epochs: 2, durationMs: 7, samplesPerSec: 42, train: loss, val: null, weights: [], checkpoint: checkpoint(1) as never });
+    training.onEvent({
+      type: 'epoch',
+      epoch: 1,
+      epochs: 2,
+      durationMs: 7,
+      samplesPerSec: 42,
+      train: loss,
+      val: null,
+      weights: [],
+      checkpoint: checkpoint(1) as never,
+    });
     await training.flush();
     expect(training.lastEpoch).toBe(1);
     expect(await h.ctx.repo.epochs(id)).toEqual([
-      { epoch: 1, loss: 1, accuracy: 0.5, valLoss: null, valAccuracy: null, durationMs: 7, details: { train: loss, val: null, samplesPerSec: 42, weights: [] } },
+      {
+        epoch: 1,
+        loss: 1,
+        accuracy: 0.5,
+        valLoss: null,
+        valAccuracy: null,
+        durationMs: 7,
+        details: { train: loss, val: null, samplesPerSec: 42, weights: [] },
+      },
     ]);
     expect((await h.ctx.repo.events(id)).at(-1)?.data).toEqual({
-      epoch: 1, loss: 1, accuracy: 0.5, valLoss: null, valAccuracy: null, durationMs: 7, epochs: 2, samplesPerSec: 42, train: loss, val: null, weights: [],
+      epoch: 1,
+      loss: 1,
+      accuracy: 0.5,
+      valLoss: null,
+      valAccuracy: null,
+      durationMs: 7,
+      epochs: 2,
+      samplesPerSec: 42,
+      train: loss,
+      val: null,
+      weights: [],
     });
 
     await training.handBack();
@@ -117,7 +145,10 @@ describe('run lifecycle', () => {
     const training = lifecycle.training(id, backend, start.resume);
     expect(await lifecycle.attemptFailed(training, 'database away', { unrecoverable: false, attempt: 1, attempts: 2 })).toBe('retrying');
     expect((await h.ctx.repo.get(id))?.status).toBe('running');
-    expect((await h.ctx.repo.events(id)).at(-1)).toMatchObject({ type: 'retrying', data: { error: 'database away', attempt: 1, attempts: 2, resumeFromEpoch: 1 } });
+    expect((await h.ctx.repo.events(id)).at(-1)).toMatchObject({
+      type: 'retrying',
+      data: { error: 'database away', attempt: 1, attempts: 2, resumeFromEpoch: 1 },
+    });
 
     expect(await lifecycle.attemptFailed(training, 'database away again', { unrecoverable: false, attempt: 2, attempts: 2 })).toBe('failed');
     expect(await h.ctx.repo.get(id)).toMatchObject({ status: 'failed', error: 'database away again' });
@@ -127,7 +158,9 @@ describe('run lifecycle', () => {
     const trap = await submit();
     const s2 = await lifecycle.start(trap, backend, first);
     if (s2.kind !== 'train') throw new Error(`not started: ${s2.kind}`);
-    expect(await lifecycle.attemptFailed(lifecycle.training(trap, backend, undefined), 'trapped', { unrecoverable: true, attempt: 1, attempts: 3 })).toBe('failed');
+    expect(await lifecycle.attemptFailed(lifecycle.training(trap, backend, undefined), 'trapped', { unrecoverable: true, attempt: 1, attempts: 3 })).toBe(
+      'failed',
+    );
     expect((await h.ctx.repo.get(trap))?.status).toBe('failed');
   });
 });

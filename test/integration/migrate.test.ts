@@ -88,18 +88,14 @@ describe('migrate()', () => {
       { column_name: 'started_at', data_type: 'timestamp with time zone', character_maximum_length: null, is_nullable: 'NO', column_default: 'now()' },
       { column_name: 'applied_steps_count', data_type: 'integer', character_maximum_length: null, is_nullable: 'NO', column_default: '0' },
     ]);
-    const { rows: pk } = await admin.query(
-      `SELECT conname FROM pg_constraint WHERE contype = 'p' AND conrelid = $1::regclass`,
-      [`"${schema}"._prisma_migrations`],
-    );
+    const { rows: pk } = await admin.query(`SELECT conname FROM pg_constraint WHERE contype = 'p' AND conrelid = $1::regclass`, [
+      `"${schema}"._prisma_migrations`,
+    ]);
     expect(pk).toEqual([{ conname: '_prisma_migrations_pkey' }]);
   });
 
   it('creates the tables, enum, indexes and cascading foreign keys inside the schema', async () => {
-    const { rows: tables } = await admin.query(
-      `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
-      [schema],
-    );
+    const { rows: tables } = await admin.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`, [schema]);
     expect(tables.map((t: { table_name: string }) => t.table_name)).toEqual([
       'ApiKey',
       'Checkpoint',
@@ -173,9 +169,7 @@ describe('migrate()', () => {
 
   it('serialises concurrent calls: the migration is applied exactly once', async () => {
     const concurrent = freshSchema();
-    const results = await Promise.all(
-      Array.from({ length: 4 }, () => migrate({ databaseUrl: DATABASE_URL, schema: concurrent })),
-    );
+    const results = await Promise.all(Array.from({ length: 4 }, () => migrate({ databaseUrl: DATABASE_URL, schema: concurrent })));
     expect(results.flatMap((r) => r.applied)).toEqual(ALL);
     expect(await migrationRows(concurrent)).toHaveLength(ALL.length);
   });
@@ -202,9 +196,7 @@ describe('migrate()', () => {
       writeFileSync(join(dir, '20000101000000_ok', 'migration.sql'), 'CREATE TABLE "A" ("id" INTEGER NOT NULL);\n');
       mkdirSync(join(dir, '20000102000000_broken'));
       writeFileSync(join(dir, '20000102000000_broken', 'migration.sql'), 'CREATE TABLE "B" ("id" INTEGER);\nSELECT nope;\n');
-      await expect(migrate({ databaseUrl: DATABASE_URL, schema: failing, migrationsDir: dir })).rejects.toThrow(
-        /20000102000000_broken failed/,
-      );
+      await expect(migrate({ databaseUrl: DATABASE_URL, schema: failing, migrationsDir: dir })).rejects.toThrow(/20000102000000_broken failed/);
       const rows = await migrationRows(failing);
       expect(rows.map((r) => r.migration_name)).toEqual(['20000101000000_ok']);
       const { rows: tables } = await admin.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1`, [failing]);

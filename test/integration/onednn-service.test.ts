@@ -21,7 +21,12 @@ describe.skipIf(!available)('the oneDNN backend in the service', () => {
     expect(events.at(-1)?.event).toBe('completed');
     expect(events.find((e) => e.event === 'started')?.data.backend).toBe('onednn');
     expect(events.find((e) => e.event === 'started')?.data.step).toEqual({ path: 'native', note: null });
-    const run = (await (await fetch(`${h.baseUrl}/v1/runs/${id}`)).json()) as { status: string; backend: string; test: { accuracy: number }; versions: { backend: string; backendDetail: string | null } };
+    const run = (await (await fetch(`${h.baseUrl}/v1/runs/${id}`)).json()) as {
+      status: string;
+      backend: string;
+      test: { accuracy: number };
+      versions: { backend: string; backendDetail: string | null };
+    };
     expect(run.status).toBe('succeeded');
     expect(run.backend).toBe('onednn');
     expect(run.versions.backend).toBe('onednn');

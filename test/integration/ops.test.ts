@@ -26,7 +26,13 @@ describe('queue, priorities, metrics, errors', () => {
   });
 
   it('orders waiting runs by priority, then submission order, and tells each run its position', async () => {
-    for (const [name, priority] of [['a', undefined], ['b', 10], ['c', 90], ['d', 10], ['e', 1]] as const) {
+    for (const [name, priority] of [
+      ['a', undefined],
+      ['b', 10],
+      ['c', 90],
+      ['d', 10],
+      ['e', 1],
+    ] as const) {
       const r = await call<{ id: string; priority: number }>(h, 'POST', '/v1/runs', { body: tinyRun({ name, ...(priority ? { priority } : {}) }) });
       expect(r.status, r.text).toBe(202);
       expect(r.body.priority).toBe(priority ?? 50);
@@ -87,7 +93,13 @@ describe('queue, priorities, metrics, errors', () => {
     expect(r.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const lines = r.text.split('\n');
     const count = (method: string, route: string, status: number) =>
-      lines.find((l) => l.startsWith('regula_http_request_duration_seconds_count{') && l.includes(`method="${method}"`) && l.includes(`route="${route}"`) && l.includes(`status_code="${status}"`));
+      lines.find(
+        (l) =>
+          l.startsWith('regula_http_request_duration_seconds_count{') &&
+          l.includes(`method="${method}"`) &&
+          l.includes(`route="${route}"`) &&
+          l.includes(`status_code="${status}"`),
+      );
     expect(r.text).toContain('# TYPE regula_http_request_duration_seconds histogram');
     expect(count('GET', '/v1/runs', 200)).toBeDefined();
     expect(count('GET', '/v1/runs/:id', 200)).toBeDefined();
@@ -99,7 +111,9 @@ describe('queue, priorities, metrics, errors', () => {
   });
 
   it('answers an unexpected error with a generic 500: no message, no stack', async () => {
-    const spy = vi.spyOn(h.ctx.repo, 'list').mockRejectedValueOnce(new Error('connect ECONNREFUSED db-primary.internal:5432\n    at Pool.connect (/app/src/store/pool.ts:42:7)'));
+    const spy = vi
+      .spyOn(h.ctx.repo, 'list')
+      .mockRejectedValueOnce(new Error('connect ECONNREFUSED db-primary.internal:5432\n    at Pool.connect (/app/src/store/pool.ts:42:7)'));
     try {
       const r = await call<Problem>(h, 'GET', '/v1/runs');
       expect(r.status).toBe(500);

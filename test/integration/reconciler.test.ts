@@ -16,8 +16,20 @@ const HEARTBEAT_MS = 300;
 describe('the reconciler', () => {
   const h = suiteHarness(); // no worker until the last test
 
-  const reconciler = () => new Reconciler({ repo: h.ctx.repo, queue: h.ctx.queue, prefix: h.config.queuePrefix, log: pino({ level: 'silent' }), intervalMs: 60_000, heartbeatMs: HEARTBEAT_MS });
-  const redis = async () => (await h.ctx.queue.queue.getBackend().client) as unknown as { set(k: string, v: string, px: 'PX', ms: number): Promise<unknown>; del(k: string): Promise<number> };
+  const reconciler = () =>
+    new Reconciler({
+      repo: h.ctx.repo,
+      queue: h.ctx.queue,
+      prefix: h.config.queuePrefix,
+      log: pino({ level: 'silent' }),
+      intervalMs: 60_000,
+      heartbeatMs: HEARTBEAT_MS,
+    });
+  const redis = async () =>
+    (await h.ctx.queue.queue.getBackend().client) as unknown as {
+      set(k: string, v: string, px: 'PX', ms: number): Promise<unknown>;
+      del(k: string): Promise<number>;
+    };
   /** Each test starts with no unfinished run and an empty queue. */
   const reset = async () => {
     await h.ctx.prisma.run.updateMany({ where: { status: { in: ['queued', 'running'] } }, data: { status: 'cancelled' } });

@@ -147,7 +147,15 @@ describe('resuming runs from their checkpoints', () => {
     await createRun(id);
     expect(await h.ctx.repo.markRunning(id, 'wasm', null)).toBe(true);
     for (const r of reports) {
-      const row = { epoch: r.epoch, loss: r.train.loss, accuracy: r.train.accuracy, valLoss: r.val?.loss ?? null, valAccuracy: r.val?.accuracy ?? null, durationMs: r.durationMs, details: null };
+      const row = {
+        epoch: r.epoch,
+        loss: r.train.loss,
+        accuracy: r.train.accuracy,
+        valLoss: r.val?.loss ?? null,
+        valAccuracy: r.val?.accuracy ?? null,
+        durationMs: r.durationMs,
+        details: null,
+      };
       await h.ctx.repo.saveEpoch(id, row, r.epoch === 2 ? checkpoint : undefined);
     }
     expect((await h.ctx.repo.checkpoint(id))?.epoch).toBe(2);

@@ -60,7 +60,12 @@ describe('studies', () => {
     const k = Math.floor(events.length / 2);
     const resumed = await readSse(`${h.baseUrl}/v1/studies/${study.id}/events`, { headers: { 'last-event-id': events[k]!.rawId } });
     const key = (e: (typeof events)[number]) => `${String(e.data.runId)}|${e.event}|${String(e.data.at)}`;
-    expect(resumed.map(key).sort()).toEqual(events.slice(k + 1).map(key).sort());
+    expect(resumed.map(key).sort()).toEqual(
+      events
+        .slice(k + 1)
+        .map(key)
+        .sort(),
+    );
 
     const got = (await (await fetch(`${h.baseUrl}/v1/studies/${study.id}`)).json()) as { status: string; counts: Record<string, number> };
     expect(got.status).toBe('completed');
@@ -104,7 +109,11 @@ describe('studies', () => {
     expect(await loss.text()).toContain('Validation loss');
     const png = await fetch(`${h.baseUrl}/v1/runs/${study.runs[0]!.id}/charts/accuracy.png`);
     expect(png.headers.get('content-type')).toBe('image/png');
-    expect(Buffer.from(await png.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');
+    expect(
+      Buffer.from(await png.arrayBuffer())
+        .subarray(1, 4)
+        .toString(),
+    ).toBe('PNG');
   }, 600_000);
 
   it('repeats each variant over seeds and reports mean, sd, min and max per variant', async () => {
@@ -134,7 +143,15 @@ describe('studies', () => {
     type Spread = { n: number; mean: number; sd: number; min: number; max: number };
     const cmp = (await (await fetch(`${h.baseUrl}/v1/studies/${study.id}/comparison`)).json()) as {
       rows: { variant: string; seed: number; testAccuracy: number }[];
-      variants: { rank: number; variant: string; runs: number; seeds: number[]; collapsed: number; metrics: Record<string, Spread | null>; overlapsWith: string[] }[];
+      variants: {
+        rank: number;
+        variant: string;
+        runs: number;
+        seeds: number[];
+        collapsed: number;
+        metrics: Record<string, Spread | null>;
+        overlapsWith: string[];
+      }[];
     };
     expect(cmp.rows).toHaveLength(6);
     expect(cmp.variants.map((v) => v.variant).sort()).toEqual(['baseline', 'l2-kernel-bias']);
@@ -168,11 +185,7 @@ describe('studies', () => {
     const res = await postJson(h, '/v1/studies', {
       base: {
         model: {
-          layers: [
-            { type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' },
-            { type: 'Flatten' },
-            { type: 'Dense', units: 47, activation: 'softmax' },
-          ],
+          layers: [{ type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }],
         },
         training: { epochs: 50, batchSize: 32 },
         dataset,

@@ -167,7 +167,9 @@ describe('the wall-clock limit and the heap ceiling of a run', () => {
     const hog = await submit(h, 'fault:exhaust-heap');
     const failed = await finished(h, hog, 60_000);
     expect(failed.status).toBe('failed');
-    expect(failed.error).toMatch(/^training ran out of memory on the wasm engine \(the training thread ran out of memory \(its JS heap limit is 256 MB\)\); its training thread was replaced/);
+    expect(failed.error).toMatch(
+      /^training ran out of memory on the wasm engine \(the training thread ran out of memory \(its JS heap limit is 256 MB\)\); its training thread was replaced/,
+    );
     expect(await eventTypes(h, hog)).not.toContain('retrying');
     const good = await submit(h, 'after the heap');
     expect((await finished(h, good)).status).toBe('succeeded');

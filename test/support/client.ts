@@ -12,11 +12,7 @@ export const fixtureDataset = {
 export function tinyRun(extra: Record<string, unknown> = {}) {
   return {
     model: {
-      layers: [
-        { type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' },
-        { type: 'Flatten' },
-        { type: 'Dense', units: 47, activation: 'softmax' },
-      ],
+      layers: [{ type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }],
     },
     training: { epochs: 1 },
     dataset: fixtureDataset,

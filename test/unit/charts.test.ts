@@ -177,10 +177,14 @@ describe('SVG charts (Vega-Lite → Vega, no DOM)', () => {
     expect(svg).toMatch(/ width="640" height="400"/);
   });
 
-  it('draws every seed of a variant as its own line in the variant\'s colour, with one legend entry per variant', async () => {
+  it("draws every seed of a variant as its own line in the variant's colour, with one legend entry per variant", async () => {
     const base = studySeries(2);
     const series = ['baseline', 'l2-activity'].flatMap((group, g) =>
-      [1, 2, 3].map((seed) => ({ label: `${group} (seed ${seed})`, group, points: base[g]!.points.map((p) => ({ ...p, value: (p.value ?? 0) + seed / 100 })) })),
+      [1, 2, 3].map((seed) => ({
+        label: `${group} (seed ${seed})`,
+        group,
+        points: base[g]!.points.map((p) => ({ ...p, value: (p.value ?? 0) + seed / 100 })),
+      })),
     );
     const svg = await overlayChart('seeds', 'Validation accuracy', series);
     assertWellFormed(svg);

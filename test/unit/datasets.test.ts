@@ -4,13 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  DatasetChecksumError,
-  DatasetFileMissingError,
-  DatasetPathError,
-  DatasetSpecError,
-  IdxFormatError,
-} from '../../src/engine/data/errors.js';
+import { DatasetChecksumError, DatasetFileMissingError, DatasetPathError, DatasetSpecError, IdxFormatError } from '../../src/engine/data/errors.js';
 import { encodeIdx, encodeIdxGz } from '../../src/engine/data/idx.js';
 import { holdoutCount, limitedTestCount, loadDataset, readLabelsInfo } from '../../src/engine/data/load.js';
 import { mulberry32, stratifiedSample, stratifiedSplit } from '../../src/engine/data/random.js';
@@ -72,7 +66,13 @@ const labelOf = (i: number, k: number) => (i * 7) % k;
 async function writeSynthetic(dir: string, prefix: string, n: number, k: number, transposed = true): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, `${prefix}-images.gz`), encodeIdxGz([n, 28, 28], storedImages(n, transposed)));
-  await writeFile(join(dir, `${prefix}-labels.gz`), encodeIdxGz([n], Uint8Array.from({ length: n }, (_, i) => labelOf(i, k))));
+  await writeFile(
+    join(dir, `${prefix}-labels.gz`),
+    encodeIdxGz(
+      [n],
+      Uint8Array.from({ length: n }, (_, i) => labelOf(i, k)),
+    ),
+  );
 }
 const synthSpec = (prefix: string, extra: Partial<IdxDatasetSpec> = {}): IdxDatasetSpec => ({
   name: 'idx',
@@ -98,7 +98,12 @@ describe('stratifiedSample', () => {
   it('takes equal per-class counts from balanced labels; sorted and unique', () => {
     const s = stratifiedSample(balanced, 100, 1);
     expect(s.length).toBe(100);
-    expect(counts(Array.from(s, (i) => balanced[i]!), 10)).toEqual(new Array(10).fill(10));
+    expect(
+      counts(
+        Array.from(s, (i) => balanced[i]!),
+        10,
+      ),
+    ).toEqual(new Array(10).fill(10));
     expect(new Set(s).size).toBe(100);
     expect([...s]).toEqual([...s].sort((x, y) => x - y));
   });
@@ -110,9 +115,24 @@ describe('stratifiedSample', () => {
 
   it('keeps class proportions on unbalanced labels, at least one per class', () => {
     const labels = Int32Array.from([...new Array(900).fill(0), ...new Array(90).fill(1), ...new Array(10).fill(2)]);
-    expect(counts(Array.from(stratifiedSample(labels, 100, 3), (i) => labels[i]!), 3)).toEqual([90, 9, 1]);
-    expect(counts(Array.from(stratifiedSample(labels, 3, 3), (i) => labels[i]!), 3)).toEqual([1, 1, 1]);
-    expect(counts(Array.from(stratifiedSample(labels, 11, 3), (i) => labels[i]!), 3)).toEqual([9, 1, 1]);
+    expect(
+      counts(
+        Array.from(stratifiedSample(labels, 100, 3), (i) => labels[i]!),
+        3,
+      ),
+    ).toEqual([90, 9, 1]);
+    expect(
+      counts(
+        Array.from(stratifiedSample(labels, 3, 3), (i) => labels[i]!),
+        3,
+      ),
+    ).toEqual([1, 1, 1]);
+    expect(
+      counts(
+        Array.from(stratifiedSample(labels, 11, 3), (i) => labels[i]!),
+        3,
+      ),
+    ).toEqual([9, 1, 1]);
   });
 
   it('returns everything when count >= n, and nothing for 0', () => {
@@ -125,7 +145,12 @@ describe('stratifiedSample', () => {
     expect(test.length).toBe(50);
     expect(train.length).toBe(450);
     expect(new Set([...train, ...test]).size).toBe(500);
-    expect(counts(Array.from(test, (i) => balanced[i]!), 10)).toEqual(new Array(10).fill(5));
+    expect(
+      counts(
+        Array.from(test, (i) => balanced[i]!),
+        10,
+      ),
+    ).toEqual(new Array(10).fill(5));
   });
 });
 
@@ -274,13 +299,11 @@ describe('loadDataset: idx synthetic', () => {
     expect(wide.numClasses).toBe(10);
     expect(wide.labelNames.length).toBe(10);
     await writeFile(join(dir, 'few-labels.gz'), encodeIdxGz([29], new Uint8Array(29).fill(1)));
-    await expect(
-      loadDataset({ name: 'idx', train: { images: 'a-images.gz', labels: 'few-labels.gz' } }, dir),
-    ).rejects.toThrow(/a-images\.gz holds 30 images but .*few-labels\.gz holds 29 labels/);
+    await expect(loadDataset({ name: 'idx', train: { images: 'a-images.gz', labels: 'few-labels.gz' } }, dir)).rejects.toThrow(
+      /a-images\.gz holds 30 images but .*few-labels\.gz holds 29 labels/,
+    );
     await writeFile(join(dir, 'small-images.gz'), encodeIdxGz([30, 14, 14], new Uint8Array(30 * 196)));
-    await expect(
-      loadDataset({ name: 'idx', train: { images: 'small-images.gz', labels: 'a-labels.gz' } }, dir),
-    ).rejects.toThrow(IdxFormatError);
+    await expect(loadDataset({ name: 'idx', train: { images: 'small-images.gz', labels: 'a-labels.gz' } }, dir)).rejects.toThrow(IdxFormatError);
     await expect(readLabelsInfo({ name: 'idx', train: { images: 'small-images.gz', labels: 'a-labels.gz' } }, dir)).rejects.toThrow(
       /small-images\.gz: expected 28x28 images, got 14x14/,
     );
@@ -303,8 +326,14 @@ describe('path safety', () => {
       [{ name: 'idx', train: { images: '../outside-images.gz', labels: 'ok-labels.gz' } }, 'train.images'],
       [{ name: 'idx', train: { images: 'ok-images.gz', labels: join(root, 'outside-labels.gz') } }, 'train.labels'],
       [{ name: 'idx', train: { images: 'link-images.gz', labels: 'ok-labels.gz' } }, 'train.images'],
-      [{ name: 'idx', train: { images: 'ok-images.gz', labels: 'ok-labels.gz' }, test: { images: 'updir/outside-images.gz', labels: 'ok-labels.gz' } }, 'test.images'],
-      [{ name: 'idx', train: { images: 'ok-images.gz', labels: 'ok-labels.gz' }, test: { images: 'ok-images.gz', labels: 'x/../../../../etc/passwd' } }, 'test.labels'],
+      [
+        { name: 'idx', train: { images: 'ok-images.gz', labels: 'ok-labels.gz' }, test: { images: 'updir/outside-images.gz', labels: 'ok-labels.gz' } },
+        'test.images',
+      ],
+      [
+        { name: 'idx', train: { images: 'ok-images.gz', labels: 'ok-labels.gz' }, test: { images: 'ok-images.gz', labels: 'x/../../../../etc/passwd' } },
+        'test.labels',
+      ],
       [{ name: 'idx', train: { images: '.', labels: 'ok-labels.gz' } }, 'train.images'],
     ];
     for (const [spec, field] of cases) {
@@ -389,9 +418,21 @@ describe('named datasets', () => {
     await mkdir(dir, { recursive: true });
     const f = DATASETS.mnist.files;
     await writeFile(join(dir, f.trainImages.name.replace(/\.gz$/, '')), encodeIdx([20, 28, 28], storedImages(20, false)));
-    await writeFile(join(dir, f.trainLabels.name.replace(/\.gz$/, '')), encodeIdx([20], Uint8Array.from({ length: 20 }, (_, i) => i % 10)));
+    await writeFile(
+      join(dir, f.trainLabels.name.replace(/\.gz$/, '')),
+      encodeIdx(
+        [20],
+        Uint8Array.from({ length: 20 }, (_, i) => i % 10),
+      ),
+    );
     await writeFile(join(dir, f.testImages.name.replace(/\.gz$/, '')), encodeIdx([10, 28, 28], storedImages(10, false)));
-    await writeFile(join(dir, f.testLabels.name.replace(/\.gz$/, '')), encodeIdx([10], Uint8Array.from({ length: 10 }, (_, i) => i)));
+    await writeFile(
+      join(dir, f.testLabels.name.replace(/\.gz$/, '')),
+      encodeIdx(
+        [10],
+        Uint8Array.from({ length: 10 }, (_, i) => i),
+      ),
+    );
     const d = await loadDataset({ name: 'mnist' }, dataDir); // no hash for uncompressed copies
     expect(d.train.count).toBe(20);
     expect(d.train.images[3 * 28 + 10]).toBeCloseTo(200 / 255, 6);
@@ -434,11 +475,19 @@ describe('committed fixture: test/fixtures/emnist-mini (real EMNIST ByMerge)', (
       let colVar = 0;
       for (let k = 0; k < labels.length; k++) {
         if (labels[k] !== want) continue;
-        let m = 0, mr = 0, mc = 0, rr = 0, cc = 0;
+        let m = 0,
+          mr = 0,
+          mc = 0,
+          rr = 0,
+          cc = 0;
         for (let r = 0; r < 28; r++)
           for (let c = 0; c < 28; c++) {
             const v = images[k * 784 + r * 28 + c]!;
-            m += v; mr += v * r; mc += v * c; rr += v * r * r; cc += v * c * c;
+            m += v;
+            mr += v * r;
+            mc += v * c;
+            rr += v * r * r;
+            cc += v * c * c;
           }
         rowVar += rr / m - (mr / m) ** 2;
         colVar += cc / m - (mc / m) ** 2;

@@ -151,7 +151,9 @@ describe('earlyStopping in the spec', () => {
     expect(normalizeSpec({ model: layers, training: { earlyStopping: {} } }, ctx).spec.training.earlyStopping).toEqual(base);
     const acc = normalizeSpec({ model: layers, training: { earlyStopping: { monitor: 'accuracy', baseline: 0.9, startFromEpoch: 2 } } }, ctx);
     expect(acc.spec.training.earlyStopping).toMatchObject({ monitor: 'accuracy', mode: 'max', baseline: 0.9, startFromEpoch: 2 });
-    expect(normalizeSpec({ model: layers, training: { earlyStopping: { monitor: 'val_accuracy', mode: 'min' } } }, ctx).spec.training.earlyStopping?.mode).toBe('min');
+    expect(normalizeSpec({ model: layers, training: { earlyStopping: { monitor: 'val_accuracy', mode: 'min' } } }, ctx).spec.training.earlyStopping?.mode).toBe(
+      'min',
+    );
     expect(normalizeSpec({ model: layers, training: { earlyStopping: { monitor: 'loss', mode: 'auto' } } }, ctx).spec.training.earlyStopping?.mode).toBe('min');
   });
 
@@ -166,7 +168,9 @@ describe('earlyStopping in the spec', () => {
       expect(err).toBeInstanceOf(SpecError);
       expect((err as SpecError).pointer).toBe('/training/earlyStopping/monitor');
     }
-    expect(normalizeSpec({ model: layers, training: { validationSplit: 0, earlyStopping: { monitor: 'loss' } } }, ctx).spec.training.earlyStopping?.monitor).toBe('loss');
+    expect(
+      normalizeSpec({ model: layers, training: { validationSplit: 0, earlyStopping: { monitor: 'loss' } } }, ctx).spec.training.earlyStopping?.monitor,
+    ).toBe('loss');
   });
 });
 
@@ -178,7 +182,13 @@ describe('early stopping through train()', () => {
   function spec(training: NonNullable<RunRequest['training']>) {
     return normalizeSpec(
       {
-        model: { layers: [{ type: 'Flatten' }, { type: 'Dense', units: 8, activation: 'relu', kernelRegularizer: { type: 'l1', l1: 0.001 } }, { type: 'Dense', units: C, activation: 'softmax' }] },
+        model: {
+          layers: [
+            { type: 'Flatten' },
+            { type: 'Dense', units: 8, activation: 'relu', kernelRegularizer: { type: 'l1', l1: 0.001 } },
+            { type: 'Dense', units: C, activation: 'softmax' },
+          ],
+        },
         training: { batchSize: 30, validationSplit: 0.25, seed: 4, optimizer: { type: 'sgd', learningRate: 0.01 }, ...training },
       },
       { numClasses: C, seed: 4 },

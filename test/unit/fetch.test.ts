@@ -10,13 +10,7 @@ import { join } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DatasetChecksumError } from '../../src/engine/data/errors.js';
-import {
-  datasetFileStatus,
-  DatasetDownloadError,
-  fetchDataset,
-  fetchDatasetFiles,
-  type FetchableDataset,
-} from '../../src/datasets/download/fetch.js';
+import { datasetFileStatus, DatasetDownloadError, fetchDataset, fetchDatasetFiles, type FetchableDataset } from '../../src/datasets/download/fetch.js';
 import { encodeIdxGz, readIdxFile, sha256 } from '../../src/engine/data/idx.js';
 import { DATASETS, DATASET_FILE_ROLES, type DatasetFileRole, type OfficialFile } from '../../src/engine/data/registry.js';
 
@@ -28,7 +22,10 @@ function images(n: number, seed: number): Buffer {
   return encodeIdxGz([n, 28, 28], px);
 }
 function labels(n: number, seed: number): Buffer {
-  return encodeIdxGz([n], Uint8Array.from({ length: n }, (_, i) => (i + seed) % 10));
+  return encodeIdxGz(
+    [n],
+    Uint8Array.from({ length: n }, (_, i) => (i + seed) % 10),
+  );
 }
 
 const LECUN = {
@@ -165,10 +162,7 @@ function filesEntry(over: Partial<FetchableDataset> = {}): FetchableDataset {
 function zipEntry(over: Partial<FetchableDataset> = {}): FetchableDataset {
   return {
     name: 'emnist-digits',
-    files: officialFiles(
-      Object.fromEntries(DATASET_FILE_ROLES.map((r) => [r, DIGITS.files[r].name])) as Record<DatasetFileRole, string>,
-      EMNIST_DATA,
-    ),
+    files: officialFiles(Object.fromEntries(DATASET_FILE_ROLES.map((r) => [r, DIGITS.files[r].name])) as Record<DatasetFileRole, string>, EMNIST_DATA),
     mappingFile: 'emnist-digits-mapping.txt',
     download: { kind: 'zip-archive', url: `${base}/cs_links/EMNIST/gzip.zip`, memberDir: 'gzip/', homepage: 'http://example.invalid/' },
     ...over,

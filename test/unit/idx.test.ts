@@ -5,15 +5,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdxFormatError, DatasetChecksumError } from '../../src/engine/data/errors.js';
-import {
-  encodeIdx,
-  encodeIdxGz,
-  isGzip,
-  parseIdx,
-  readIdxFile,
-  readIdxHeader,
-  sha256File,
-} from '../../src/engine/data/idx.js';
+import { encodeIdx, encodeIdxGz, isGzip, parseIdx, readIdxFile, readIdxHeader, sha256File } from '../../src/engine/data/idx.js';
 
 let dir: string;
 beforeAll(async () => {

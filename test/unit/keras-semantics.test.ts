@@ -187,4 +187,3 @@ describe('Keras loss semantics (hand-computed)', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
-

@@ -45,7 +45,13 @@ describe('label info cache', () => {
 
     // Another labels file under the same name: 3 classes now, and a count that no longer matches the images.
     const n = first.trainCount + first.testCount;
-    await writeFile(path.join(dir, files.labels), encodeIdxGz([n], Uint8Array.from({ length: n }, (_, i) => i % 3)));
+    await writeFile(
+      path.join(dir, files.labels),
+      encodeIdxGz(
+        [n],
+        Uint8Array.from({ length: n }, (_, i) => i % 3),
+      ),
+    );
     const changed = await readLabelsInfo(spec, dir);
     expect(changed.numClasses).toBe(3);
     expect(readFile).toHaveBeenCalledTimes(2);

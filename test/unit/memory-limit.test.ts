@@ -15,7 +15,10 @@ import { specError } from '../support/spec-error.js';
 
 const ctx = { numClasses: 47, seed: 1 };
 const denseNet = (units: number, extra: Record<string, unknown> = {}) =>
-  ({ model: { layers: [{ type: 'Flatten' }, { type: 'Dense', units }, { type: 'Dense', units: 47, activation: 'softmax' }] }, ...extra }) as unknown as RunRequest;
+  ({
+    model: { layers: [{ type: 'Flatten' }, { type: 'Dense', units }, { type: 'Dense', units: 47, activation: 'softmax' }] },
+    ...extra,
+  }) as unknown as RunRequest;
 
 function refusal(req: RunRequest): SpecError {
   return specError(() => normalizeSpec(req, ctx));
@@ -25,12 +28,20 @@ describe('memory limit at validation', () => {
   it("refuses the issue's 58,000-unit Dense layer (48 M parameters, under the parameter limit) naming /model/layers", () => {
     const e = refusal(denseNet(58_000));
     expect(e.pointer).toBe('/model/layers');
-    expect(e.message).toMatch(/^training this model needs about \d+ MB \(\d+ MB for 48\d{6} parameters with the adam optimizer's state and checkpoints, \d+ MB for activations at batch size 250\); the limit is 3072 MB: use fewer or smaller layers$/);
+    expect(e.message).toMatch(
+      /^training this model needs about \d+ MB \(\d+ MB for 48\d{6} parameters with the adam optimizer's state and checkpoints, \d+ MB for activations at batch size 250\); the limit is 3072 MB: use fewer or smaller layers$/,
+    );
   });
 
   it('names /training/batchSize when the activations of a big batch are what does not fit', () => {
     const req = {
-      model: { layers: [{ type: 'Conv2D', filters: 512, kernelSize: 3, padding: 'same', activation: 'relu' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }] },
+      model: {
+        layers: [
+          { type: 'Conv2D', filters: 512, kernelSize: 3, padding: 'same', activation: 'relu' },
+          { type: 'Flatten' },
+          { type: 'Dense', units: 47, activation: 'softmax' },
+        ],
+      },
       training: { batchSize: 4096 },
     } as unknown as RunRequest;
     const e = refusal(req);

@@ -45,10 +45,7 @@ const data: TrainingData = {
 };
 
 function specOf(layers: Layer[]) {
-  return normalizeSpec(
-    { model: { layers }, training: { epochs: 2, batchSize: 16, validationSplit: 0.2, seed: 41 } },
-    { numClasses: CLASSES, seed: 41 },
-  ).spec;
+  return normalizeSpec({ model: { layers }, training: { epochs: 2, batchSize: 16, validationSplit: 0.2, seed: 41 } }, { numClasses: CLASSES, seed: 41 }).spec;
 }
 
 const l1 = { type: 'l1' as const, l1: 0.01 };
@@ -86,7 +83,11 @@ describe('native training step (onednn) vs the tfjs step in train()', () => {
     const opt = makeOptimizer(specOf(tutorialLayers()));
     expect(nativeTrainStep(built, opt, specOf(tutorialLayers()))).not.toBeNull();
     built.dispose();
-    const tanh: Layer[] = [{ type: 'Conv2D', filters: 4, kernelSize: [3, 3], activation: 'tanh' }, { type: 'Flatten' }, { type: 'Dense', units: CLASSES, activation: 'softmax' }];
+    const tanh: Layer[] = [
+      { type: 'Conv2D', filters: 4, kernelSize: [3, 3], activation: 'tanh' },
+      { type: 'Flatten' },
+      { type: 'Dense', units: CLASSES, activation: 'softmax' },
+    ];
     const other = buildModel(specOf(tanh));
     let reason = '';
     expect(nativeTrainStep(other, opt, specOf(tanh), (r) => (reason = r))).toBeNull();

@@ -88,7 +88,11 @@ describe('worker run metrics', () => {
 describe('operations config', () => {
   it('defaults: auth off, 600 requests/min, 20 active runs, no worker metrics port', () => {
     expect(loadConfig({})).toMatchObject({ auth: 'off', rateLimitPerMinute: 600, maxActiveRunsPerKey: 20, metricsPort: null });
-    expect(loadConfig({ AUTH: 'required', RATE_LIMIT_PER_MINUTE: '0', METRICS_PORT: '9464' })).toMatchObject({ auth: 'required', rateLimitPerMinute: 0, metricsPort: 9464 });
+    expect(loadConfig({ AUTH: 'required', RATE_LIMIT_PER_MINUTE: '0', METRICS_PORT: '9464' })).toMatchObject({
+      auth: 'required',
+      rateLimitPerMinute: 0,
+      metricsPort: 9464,
+    });
     expect(() => loadConfig({ AUTH: 'on' })).toThrow(ConfigError);
     expect(() => loadConfig({ METRICS_PORT: '0' })).toThrow(/METRICS_PORT/);
   });

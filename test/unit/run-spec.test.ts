@@ -73,7 +73,10 @@ describe('normalizeSpec', () => {
 
   it('rejects a negative spatial size, naming the layer', () => {
     const e = specError(() =>
-      normalizeSpec({ model: { layers: [{ type: 'Conv2D', filters: 4, kernelSize: 30 }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }] } }, ctx),
+      normalizeSpec(
+        { model: { layers: [{ type: 'Conv2D', filters: 4, kernelSize: 30 }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }] } },
+        ctx,
+      ),
     );
     expect(e.pointer).toBe('/model/layers/0/kernelSize');
     expect(e.message).toMatch(/-1x-1/);
@@ -81,7 +84,17 @@ describe('normalizeSpec', () => {
 
   it('rejects Dense on a 4-D input (missing Flatten)', () => {
     const e = specError(() =>
-      normalizeSpec({ model: { layers: [{ type: 'Conv2D', filters: 4, kernelSize: 3 }, { type: 'Dense', units: 47, activation: 'softmax' }] } }, ctx),
+      normalizeSpec(
+        {
+          model: {
+            layers: [
+              { type: 'Conv2D', filters: 4, kernelSize: 3 },
+              { type: 'Dense', units: 47, activation: 'softmax' },
+            ],
+          },
+        },
+        ctx,
+      ),
     );
     expect(e.pointer).toBe('/model/layers/1/type');
     expect(e.message).toMatch(/Flatten/);
@@ -99,7 +112,10 @@ describe('normalizeSpec', () => {
     );
     expect(
       specError(() =>
-        normalizeSpec({ model: { layers: [{ type: 'Flatten' }, { type: 'Conv2D', filters: 2, kernelSize: 1 }, { type: 'Dense', units: 47, activation: 'softmax' }] } }, ctx),
+        normalizeSpec(
+          { model: { layers: [{ type: 'Flatten' }, { type: 'Conv2D', filters: 2, kernelSize: 1 }, { type: 'Dense', units: 47, activation: 'softmax' }] } },
+          ctx,
+        ),
       ).pointer,
     ).toBe('/model/layers/1/type');
   });
@@ -107,7 +123,16 @@ describe('normalizeSpec', () => {
   it('rejects models over the parameter limit', () => {
     const e = specError(() =>
       normalizeSpec(
-        { model: { layers: [{ type: 'Flatten' }, { type: 'Dense', units: 65536 }, { type: 'Dense', units: 65536 }, { type: 'Dense', units: 47, activation: 'softmax' }] } },
+        {
+          model: {
+            layers: [
+              { type: 'Flatten' },
+              { type: 'Dense', units: 65536 },
+              { type: 'Dense', units: 65536 },
+              { type: 'Dense', units: 47, activation: 'softmax' },
+            ],
+          },
+        },
         ctx,
       ),
     );

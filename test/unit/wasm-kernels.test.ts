@@ -9,11 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cpuFallbackCount,
-  registerWasmTrainingKernels,
-  setForceCpuFallbackForTesting,
-} from '../../src/engine/backends/wasm-kernels.js';
+import { cpuFallbackCount, registerWasmTrainingKernels, setForceCpuFallbackForTesting } from '../../src/engine/backends/wasm-kernels.js';
 import { mulberry32 } from '../../src/engine/data/random.js';
 
 const TOL = 1e-5;
@@ -60,7 +56,18 @@ const convCases: ConvCase[] = [
   { name: 'batch 1, stride 2, valid', x: [1, 11, 11, 2], f: [3, 3, 2, 3], strides: 2, pad: 'valid' },
   { name: 'strides [3,2], 5x5 same', x: [2, 10, 11, 3], f: [5, 5, 3, 4], strides: [3, 2], pad: 'same' },
   { name: 'numeric pad 1, stride 2', x: [2, 10, 11, 3], f: [3, 3, 3, 4], strides: 2, pad: 1 },
-  { name: 'explicit pads larger than the filter', x: [2, 10, 11, 3], f: [2, 2, 3, 4], strides: 2, pad: [[0, 0], [3, 0], [1, 4], [0, 0]] },
+  {
+    name: 'explicit pads larger than the filter',
+    x: [2, 10, 11, 3],
+    f: [2, 2, 3, 4],
+    strides: 2,
+    pad: [
+      [0, 0],
+      [3, 0],
+      [1, 4],
+      [0, 0],
+    ],
+  },
   { name: '1x1 filter, stride 2', x: [2, 6, 7, 4], f: [1, 1, 4, 3], strides: 2, pad: 'valid' },
 ];
 
@@ -81,7 +88,10 @@ async function convGrads(backend: string, c: ConvCase, seed: number): Promise<Gr
   const tensorsBefore = tf.memory().numTensors;
   const idsBefore = tf.engine().backend.numDataIds();
   const loss = (a: tf.Tensor, b: tf.Tensor): tf.Scalar =>
-    tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad).mul(r).sum();
+    tf
+      .conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad)
+      .mul(r)
+      .sum();
   const [dxT, dfT] = tf.grads(loss)([x, f]);
   if (dxT === undefined || dfT === undefined) throw new Error('missing gradient');
   const dx = (await dxT.data()) as Float32Array;
@@ -229,7 +239,12 @@ describe('MaxPoolGrad', () => {
     const x = tf.tensor4d(xValues, xShape);
     const yShape = tf.tidy(() => tf.maxPool(x, filterSize, strides, pad).shape);
     const r = tf.tensor(randomValues(yShape, mulberry32(seed)), yShape);
-    const g = tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, filterSize, strides, pad).mul(r).sum())(x);
+    const g = tf.grad((t: tf.Tensor) =>
+      tf
+        .maxPool(t as tf.Tensor4D, filterSize, strides, pad)
+        .mul(r)
+        .sum(),
+    )(x);
     const v = (await g.data()) as Float32Array;
     tf.dispose([x, r, g]);
     return v;

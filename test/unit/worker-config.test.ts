@@ -8,11 +8,23 @@ import { failureReason } from '../../src/metrics/runs.js';
 describe('worker configuration', () => {
   it('has defaults: a day of wall clock per run, 10 s to honour a stop, a 4 GiB heap per thread, a reconciler pass a minute, threads shared out', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ runTimeLimitMs: 86_400_000, trainingStopGraceMs: 10_000, trainingHeapLimitMb: 4096, reconcileIntervalMs: 60_000, trainingThreadsPerRun: 0 });
+    expect(c).toMatchObject({
+      runTimeLimitMs: 86_400_000,
+      trainingStopGraceMs: 10_000,
+      trainingHeapLimitMb: 4096,
+      reconcileIntervalMs: 60_000,
+      trainingThreadsPerRun: 0,
+    });
   });
 
   it('reads and bounds them, naming the variable', () => {
-    const c = loadConfig({ RUN_TIME_LIMIT_S: '90', TRAINING_STOP_GRACE_MS: '500', TRAINING_HEAP_LIMIT_MB: '0', RECONCILE_INTERVAL_MS: '0', TRAINING_THREADS_PER_RUN: '1' });
+    const c = loadConfig({
+      RUN_TIME_LIMIT_S: '90',
+      TRAINING_STOP_GRACE_MS: '500',
+      TRAINING_HEAP_LIMIT_MB: '0',
+      RECONCILE_INTERVAL_MS: '0',
+      TRAINING_THREADS_PER_RUN: '1',
+    });
     expect(c).toMatchObject({ runTimeLimitMs: 90_000, trainingStopGraceMs: 500, trainingHeapLimitMb: 0, reconcileIntervalMs: 0, trainingThreadsPerRun: 1 });
     expect(() => loadConfig({ RUN_TIME_LIMIT_S: '-1' })).toThrow(ConfigError);
     expect(() => loadConfig({ TRAINING_STOP_GRACE_MS: '10' })).toThrow(/TRAINING_STOP_GRACE_MS/);

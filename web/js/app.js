@@ -43,16 +43,20 @@ function renderWho() {
   replace(
     who,
     `signed in as ${session.owner} `,
-    h('button', {
-      id: 'logout',
-      onclick: async () => {
-        await api('/auth/session', { method: 'DELETE' }).catch(() => {});
-        session = { auth: 'required', owner: null, csrfToken: null };
-        setCsrfToken(null);
-        renderWho();
-        route();
+    h(
+      'button',
+      {
+        id: 'logout',
+        onclick: async () => {
+          await api('/auth/session', { method: 'DELETE' }).catch(() => {});
+          session = { auth: 'required', owner: null, csrfToken: null };
+          setCsrfToken(null);
+          renderWho();
+          route();
+        },
       },
-    }, 'Sign out'),
+      'Sign out',
+    ),
   );
 }
 
@@ -62,7 +66,13 @@ function loginPage() {
   replace(
     main,
     h('h1', null, 'Sign in'),
-    h('p', { class: 'muted' }, 'This server requires an API key (AUTH=required). Create one with ', h('code', null, 'node dist/main.js create-key --owner <you>'), '.'),
+    h(
+      'p',
+      { class: 'muted' },
+      'This server requires an API key (AUTH=required). Create one with ',
+      h('code', null, 'node dist/main.js create-key --owner <you>'),
+      '.',
+    ),
     h('p', { class: 'muted' }, 'The key is sent once to open a session: the browser keeps an HttpOnly session cookie, not the key.'),
     h(
       'form',

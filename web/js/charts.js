@@ -6,7 +6,11 @@ import { h } from './lib.js';
 
 /** @param {number} i */
 export function color(i) {
-  return getComputedStyle(document.documentElement).getPropertyValue(`--c${i % 10}`).trim() || '#4c78a8';
+  return (
+    getComputedStyle(document.documentElement)
+      .getPropertyValue(`--c${i % 10}`)
+      .trim() || '#4c78a8'
+  );
 }
 function themeColor(/** @type {string} */ name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -31,17 +35,20 @@ export function lineChart(opts) {
   const el = h('div', { class: 'chart', dataset: { points: '0', chart: opts.title } });
   const fg = themeColor('--muted') || '#656d76';
   const grid = themeColor('--line') || '#d8dee4';
-  const axis = (/** @type {string | undefined} */ label) => ({ stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, label, labelSize: 18 });
+  const axis = (/** @type {string | undefined} */ label) => ({
+    stroke: fg,
+    grid: { stroke: grid, width: 1 },
+    ticks: { stroke: grid, width: 1 },
+    label,
+    labelSize: 18,
+  });
   /** @type {import('uplot').Options} */
   const options = {
     title: opts.title,
     width: 500,
     height: 220,
     scales: { x: { time: false }, y: opts.logY ? { distr: 3 } : {} },
-    axes: [
-      axis(opts.xLabel ?? 'epoch'),
-      { ...axis(opts.yLabel), size: 56, values: opts.percent ? (_u, vals) => percentTicks(vals) : undefined },
-    ],
+    axes: [axis(opts.xLabel ?? 'epoch'), { ...axis(opts.yLabel), size: 56, values: opts.percent ? (_u, vals) => percentTicks(vals) : undefined }],
     series: [
       { label: opts.xLabel ?? 'epoch', value: (_u, v) => (v === null || v === undefined ? '—' : Number.isInteger(v) ? String(v) : v.toFixed(2)) },
       ...opts.series.map((s, i) => ({
@@ -51,7 +58,8 @@ export function lineChart(opts) {
         dash: s.dash ? [6, 4] : undefined,
         points: { show: true, size: 5 },
         spanGaps: true,
-        value: (/** @type {unknown} */ _u, /** @type {number | null} */ v) => (v === null || v === undefined ? '—' : opts.percent ? `${(v * 100).toFixed(2)}%` : v.toPrecision(4)),
+        value: (/** @type {unknown} */ _u, /** @type {number | null} */ v) =>
+          v === null || v === undefined ? '—' : opts.percent ? `${(v * 100).toFixed(2)}%` : v.toPrecision(4),
       })),
     ],
     legend: { live: true },

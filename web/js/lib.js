@@ -118,7 +118,17 @@ export function modelSummary(spec) {
   if (!spec?.model?.layers) return '—';
   if (spec.preset) return `preset ${spec.preset}`;
   const short = spec.model.layers.map((/** @type {any} */ l) =>
-    l.type === 'Conv2D' ? `C${l.filters}` : l.type === 'Dense' ? `${l.units}` : l.type === 'MaxPooling2D' ? 'P' : l.type === 'Dropout' ? 'D' : l.type === 'Flatten' ? 'F' : l.type,
+    l.type === 'Conv2D'
+      ? `C${l.filters}`
+      : l.type === 'Dense'
+        ? `${l.units}`
+        : l.type === 'MaxPooling2D'
+          ? 'P'
+          : l.type === 'Dropout'
+            ? 'D'
+            : l.type === 'Flatten'
+              ? 'F'
+              : l.type,
   );
   const regs = new Set();
   for (const l of spec.model.layers) {

@@ -4,7 +4,17 @@
 // a JSON pointer each, shown at the form field that pointer names (or under the JSON).
 import { api, ApiError, h, replace, requestFromSpec } from './lib.js';
 
-const DATASETS = ['emnist-sample', 'emnist-balanced', 'emnist-bymerge', 'emnist-byclass', 'emnist-digits', 'emnist-letters', 'emnist-mnist', 'mnist', 'fashion-mnist'];
+const DATASETS = [
+  'emnist-sample',
+  'emnist-balanced',
+  'emnist-bymerge',
+  'emnist-byclass',
+  'emnist-digits',
+  'emnist-letters',
+  'emnist-mnist',
+  'mnist',
+  'fashion-mnist',
+];
 
 /** Form fields and the request pointer each one edits. */
 const FIELDS = /** @type {const} */ ([
@@ -13,13 +23,22 @@ const FIELDS = /** @type {const} */ ([
   { id: 'limit', label: 'Training images (limit)', pointer: '/dataset/limit', type: 'number' },
   { id: 'epochs', label: 'Epochs', pointer: '/training/epochs', type: 'number' },
   { id: 'batchSize', label: 'Batch size', pointer: '/training/batchSize', type: 'number', placeholder: '250 (default)' },
-  { id: 'learningRate', label: 'Learning rate', pointer: '/training/optimizer/learningRate', type: 'number', placeholder: "the optimizer's default (Adam: 0.001)" },
+  {
+    id: 'learningRate',
+    label: 'Learning rate',
+    pointer: '/training/optimizer/learningRate',
+    type: 'number',
+    placeholder: "the optimizer's default (Adam: 0.001)",
+  },
   { id: 'priority', label: 'Priority (1 soonest … 100)', pointer: '/priority', type: 'number', placeholder: '50 (default)' },
 ]);
 
 /** @param {any} obj @param {string} pointer */
 function getAt(obj, pointer) {
-  return pointer.split('/').slice(1).reduce((o, k) => (o == null ? undefined : o[k]), obj);
+  return pointer
+    .split('/')
+    .slice(1)
+    .reduce((o, k) => (o == null ? undefined : o[k]), obj);
 }
 /** @param {any} obj @param {string} pointer @param {unknown} value */
 function setAt(obj, pointer, value) {
@@ -36,7 +55,7 @@ function setAt(obj, pointer, value) {
 
 /** @param {HTMLElement} main @param {URLSearchParams} query */
 export function newPage(main, query) {
-  let kind = query.get('kind') === 'study' ? 'study' : 'run';
+  const kind = query.get('kind') === 'study' ? 'study' : 'run';
   const from = query.get('from');
   let closed = false;
   /** The request being edited: the JSON is the truth, the form edits parts of it. */
@@ -71,8 +90,21 @@ export function newPage(main, query) {
   const fields = FIELDS.map((f) => {
     const input =
       f.type === 'select'
-        ? /** @type {HTMLSelectElement} */ (h('select', { id: `f-${f.id}` }, DATASETS.map((d) => h('option', { value: d }, d))))
-        : /** @type {HTMLInputElement} */ (h('input', { id: `f-${f.id}`, type: f.type, step: f.id === 'learningRate' ? 'any' : undefined, placeholder: 'placeholder' in f ? f.placeholder : undefined }));
+        ? /** @type {HTMLSelectElement} */ (
+            h(
+              'select',
+              { id: `f-${f.id}` },
+              DATASETS.map((d) => h('option', { value: d }, d)),
+            )
+          )
+        : /** @type {HTMLInputElement} */ (
+            h('input', {
+              id: `f-${f.id}`,
+              type: f.type,
+              step: f.id === 'learningRate' ? 'any' : undefined,
+              placeholder: 'placeholder' in f ? f.placeholder : undefined,
+            })
+          );
     inputs[f.id] = input;
     errors[f.id] = h('div', { class: 'field-error', id: `e-${f.id}` });
     input.addEventListener('input', () => {
@@ -80,7 +112,8 @@ export function newPage(main, query) {
       const v = f.type === 'number' ? (raw === '' ? undefined : Number(raw)) : raw === '' ? undefined : raw;
       setAt(request, f.pointer, v);
       // The schema requires the optimizer's type next to its learning rate: Adam, Regula's default.
-      if (f.id === 'learningRate' && v !== undefined && getAt(request, '/training/optimizer/type') === undefined) setAt(request, '/training/optimizer/type', 'adam');
+      if (f.id === 'learningRate' && v !== undefined && getAt(request, '/training/optimizer/type') === undefined)
+        setAt(request, '/training/optimizer/type', 'adam');
       syncJson();
     });
     return [h('label', { for: `f-${f.id}` }, f.label), h('div', { class: 'field' }, input, errors[f.id])];
@@ -164,16 +197,24 @@ export function newPage(main, query) {
     'div',
     { class: 'tabs' },
     ['run', 'study'].map((k) =>
-      h('button', { type: 'button', 'aria-pressed': String(k === kind), onclick: () => (location.hash = k === 'study' ? '#/new?kind=study' : '#/new') }, k === 'run' ? 'Run' : 'Study'),
+      h(
+        'button',
+        { type: 'button', 'aria-pressed': String(k === kind), onclick: () => (location.hash = k === 'study' ? '#/new?kind=study' : '#/new') },
+        k === 'run' ? 'Run' : 'Study',
+      ),
     ),
   );
 
   replace(
     main,
     h('h1', null, kind === 'study' ? 'New study' : 'New run'),
-    h('p', { class: 'muted' }, kind === 'study'
-      ? 'A study trains one run per variant and ranks them. Start from the tutorial’s eight configurations or a λ grid, then edit.'
-      : 'Start from one of the tutorial’s presets or an earlier run, then change what you like in the form or the JSON.'),
+    h(
+      'p',
+      { class: 'muted' },
+      kind === 'study'
+        ? 'A study trains one run per variant and ranks them. Start from the tutorial’s eight configurations or a λ grid, then edit.'
+        : 'Start from one of the tutorial’s presets or an earlier run, then change what you like in the form or the JSON.',
+    ),
     tabs,
     formError,
     h(
@@ -183,7 +224,13 @@ export function newPage(main, query) {
       h('div', { class: 'field' }, presetSelect),
       fields,
       h('label', { for: 'json' }, 'Request (JSON)'),
-      h('div', { class: 'field' }, json, jsonError, h('span', { class: 'muted' }, kind === 'study' ? 'POST /v1/studies' : 'POST /v1/runs', ' — the form and this JSON edit the same request.')),
+      h(
+        'div',
+        { class: 'field' },
+        json,
+        jsonError,
+        h('span', { class: 'muted' }, kind === 'study' ? 'POST /v1/studies' : 'POST /v1/runs', ' — the form and this JSON edit the same request.'),
+      ),
       h('span'),
       h('div', null, h('button', { class: 'primary', type: 'submit', id: 'submit' }, kind === 'study' ? 'Start study' : 'Start run')),
     ),
@@ -191,14 +238,20 @@ export function newPage(main, query) {
 
   void (async () => {
     // The defaults: the built-in sample, small enough to train in about a minute on a laptop.
-    request = kind === 'study' ? { training: { epochs: 2 }, dataset: { name: 'emnist-sample', limit: 2000 } } : { training: { epochs: 2 }, dataset: { name: 'emnist-sample', limit: 2000 } };
+    request =
+      kind === 'study'
+        ? { training: { epochs: 2 }, dataset: { name: 'emnist-sample', limit: 2000 } }
+        : { training: { epochs: 2 }, dataset: { name: 'emnist-sample', limit: 2000 } };
     const { items: presets } = await api('/v1/presets');
     if (closed) return;
     baselineLayers = presets.find((/** @type {any} */ p) => p.name === 'baseline')?.model.layers ?? [];
     /** @type {HTMLElement[]} */
     const options = [];
     if (kind === 'study') {
-      options.push(h('option', { value: 'study:tutorial' }, "the tutorial's eight configurations"), h('option', { value: 'study:grid' }, 'a grid: l2 on kernels × three λ'));
+      options.push(
+        h('option', { value: 'study:tutorial' }, "the tutorial's eight configurations"),
+        h('option', { value: 'study:grid' }, 'a grid: l2 on kernels × three λ'),
+      );
     } else {
       for (const p of presets) options.push(h('option', { value: `preset:${p.name}` }, `preset ${p.name}: ${p.description}`));
       if (from) options.unshift(h('option', { value: `run:${from}` }, `run ${from.slice(0, 8)} (its spec)`));

@@ -56,7 +56,9 @@ export function runsPage(main, query) {
     total.textContent = `${page.total} run${page.total === 1 ? '' : 's'}`;
     replace(
       body,
-      page.items.length === 0 ? h('tr', null, h('td', { colspan: 8, class: 'muted' }, status ? `No ${status} runs.` : 'No runs yet: start one from “New run”.')) : null,
+      page.items.length === 0
+        ? h('tr', null, h('td', { colspan: 8, class: 'muted' }, status ? `No ${status} runs.` : 'No runs yet: start one from “New run”.'))
+        : null,
       page.items.map((/** @type {any} */ r) =>
         h(
           'tr',
@@ -76,8 +78,20 @@ export function runsPage(main, query) {
 }
 
 const EVENT_TYPES = [
-  'queued', 'started', 'batch', 'epoch', 'early-stopped', 'completed', 'failed', 'cancelled',
-  'cancel-requested', 'interrupted', 'retrying', 'resumed', 'restarted', 'shutdown',
+  'queued',
+  'started',
+  'batch',
+  'epoch',
+  'early-stopped',
+  'completed',
+  'failed',
+  'cancelled',
+  'cancel-requested',
+  'interrupted',
+  'retrying',
+  'resumed',
+  'restarted',
+  'shutdown',
 ];
 
 /** One line about an event for the log. @param {string} type @param {any} d */
@@ -149,7 +163,16 @@ export function runPage(main, id) {
     h('h2', null, 'Spec (every default applied)'),
     spec,
     h('h2', null, 'Events'),
-    h('div', { class: 'events' }, h('table', { id: 'events' }, h('thead', null, h('tr', null, h('th', null, '#'), h('th', null, 'event'), h('th', null, 'time'), h('th', null, 'details'))), log)),
+    h(
+      'div',
+      { class: 'events' },
+      h(
+        'table',
+        { id: 'events' },
+        h('thead', null, h('tr', null, h('th', null, '#'), h('th', null, 'event'), h('th', null, 'time'), h('th', null, 'details'))),
+        log,
+      ),
+    ),
   );
   for (const c of [loss, acc, batches, parts]) c.mount();
 
@@ -195,7 +218,10 @@ export function runPage(main, id) {
       const all = new Set();
       for (const t of layerRows.values()) for (const e of t.keys()) all.add(e);
       const xs = /** @type {number[]} */ ([...all]).sort((a, b) => a - b);
-      chart.set(xs, layers.map((l) => xs.map((e) => layerRows.get(l)?.get(e)?.[idx] ?? null)));
+      chart.set(
+        xs,
+        layers.map((l) => xs.map((e) => layerRows.get(l)?.get(e)?.[idx] ?? null)),
+      );
     }
   };
 
@@ -204,14 +230,24 @@ export function runPage(main, id) {
     if (type === 'batch') {
       batchEvents++;
       const text = `${batchEvents} batch events; last: epoch ${d.epoch} batch ${d.batch}/${d.batches}, loss ${num(d.loss)}`;
-      if (batchLogRow) replace(batchLogRow, h('td', null, seq), h('td', null, 'batch'), h('td', null, d.at ? new Date(d.at).toLocaleTimeString() : ''), h('td', null, text));
+      if (batchLogRow)
+        replace(batchLogRow, h('td', null, seq), h('td', null, 'batch'), h('td', null, d.at ? new Date(d.at).toLocaleTimeString() : ''), h('td', null, text));
       else {
         batchLogRow = h('tr', null, h('td', null, seq), h('td', null, 'batch'), h('td', null, ''), h('td', null, text));
         log.prepend(batchLogRow);
       }
       return;
     }
-    log.prepend(h('tr', { dataset: { event: type } }, h('td', null, seq), h('td', null, type), h('td', null, d.at ? new Date(d.at).toLocaleTimeString() : ''), h('td', null, describe(type, d))));
+    log.prepend(
+      h(
+        'tr',
+        { dataset: { event: type } },
+        h('td', null, seq),
+        h('td', null, type),
+        h('td', null, d.at ? new Date(d.at).toLocaleTimeString() : ''),
+        h('td', null, describe(type, d)),
+      ),
+    );
   };
 
   /** @param {string} type @param {MessageEvent} m */
@@ -283,23 +319,43 @@ export function runPage(main, id) {
     renderActions();
     replace(
       facts,
-      h('dt', null, 'id'), h('dd', { class: 'mono' }, run.id),
-      h('dt', null, 'model'), h('dd', { class: 'mono' }, modelSummary(run.spec), ` · ${int(run.paramCount)} parameters`),
-      h('dt', null, 'dataset'), h('dd', null, run.dataset, run.spec?.dataset?.limit ? ` (limit ${int(run.spec.dataset.limit)})` : ''),
-      h('dt', null, 'backend'), h('dd', null, run.backend ?? '—', run.backendNote ? h('span', { class: 'muted' }, ` (${run.backendNote})`) : null),
-      h('dt', null, 'created'), h('dd', { title: run.createdAt }, age(run.createdAt)),
+      h('dt', null, 'id'),
+      h('dd', { class: 'mono' }, run.id),
+      h('dt', null, 'model'),
+      h('dd', { class: 'mono' }, modelSummary(run.spec), ` · ${int(run.paramCount)} parameters`),
+      h('dt', null, 'dataset'),
+      h('dd', null, run.dataset, run.spec?.dataset?.limit ? ` (limit ${int(run.spec.dataset.limit)})` : ''),
+      h('dt', null, 'backend'),
+      h('dd', null, run.backend ?? '—', run.backendNote ? h('span', { class: 'muted' }, ` (${run.backendNote})`) : null),
+      h('dt', null, 'created'),
+      h('dd', { title: run.createdAt }, age(run.createdAt)),
       run.error ? [h('dt', null, 'error'), h('dd', { class: 'error' }, run.error)] : null,
     );
     if (run.test) {
-      replace(testBox, h('div', { class: 'notice', id: 'test-metrics' }, `Test accuracy ${pct(run.test.accuracy)} · test loss ${num(run.test.loss)} · ${int(run.samplesPerSec)} samples/s in the last epoch`));
+      replace(
+        testBox,
+        h(
+          'div',
+          { class: 'notice', id: 'test-metrics' },
+          `Test accuracy ${pct(run.test.accuracy)} · test loss ${num(run.test.loss)} · ${int(run.samplesPerSec)} samples/s in the last epoch`,
+        ),
+      );
     }
     spec.textContent = JSON.stringify(run.spec, null, 2);
     const self = `/v1/runs/${run.id}`;
     replace(
       downloads,
       h('a', { href: `${self}/metrics`, target: '_blank' }, 'metrics.json'),
-      run.status === 'succeeded' ? [h('a', { href: `${self}/model`, target: '_blank' }, 'model.json'), h('a', { href: `${self}/model/weights.bin`, download: 'weights.bin' }, 'weights.bin')] : null,
-      ['loss', 'accuracy'].map((c) => [h('a', { href: `${self}/charts/${c}.svg`, target: '_blank' }, `${c}.svg`), h('a', { href: `${self}/charts/${c}.png`, target: '_blank' }, `${c}.png`)]),
+      run.status === 'succeeded'
+        ? [
+            h('a', { href: `${self}/model`, target: '_blank' }, 'model.json'),
+            h('a', { href: `${self}/model/weights.bin`, download: 'weights.bin' }, 'weights.bin'),
+          ]
+        : null,
+      ['loss', 'accuracy'].map((c) => [
+        h('a', { href: `${self}/charts/${c}.svg`, target: '_blank' }, `${c}.svg`),
+        h('a', { href: `${self}/charts/${c}.png`, target: '_blank' }, `${c}.png`),
+      ]),
     );
     if (run.status === 'succeeded' && !predictBox.firstChild) replace(predictBox, predictPanel(run.id));
   };
@@ -320,9 +376,11 @@ export function runPage(main, id) {
     source = new EventSource(`/v1/runs/${id}/events`);
     for (const t of EVENT_TYPES) source.addEventListener(t, (m) => onEvent(t, /** @type {MessageEvent} */ (m)));
     // The status line (cancelRequested, finishedAt) is not in the events: a light poll keeps it true.
-    cleanups.push(every(async () => {
-      if (run && !TERMINAL.has(run.status)) await refresh();
-    }, 3000));
+    cleanups.push(
+      every(async () => {
+        if (run && !TERMINAL.has(run.status)) await refresh();
+      }, 3000),
+    );
   })();
 
   return () => {
@@ -393,7 +451,13 @@ function predictPanel(runId) {
         top.map((/** @type {any} */ t) => {
           const fill = h('div', { class: 'fill' });
           fill.style.width = `${Math.max(1, t.prob * 100)}%`;
-          return h('div', { class: 'bar' }, h('span', { class: 'label' }, t.label), h('div', null, fill), h('span', { class: 'p' }, `${(t.prob * 100).toFixed(1)}%`));
+          return h(
+            'div',
+            { class: 'bar' },
+            h('span', { class: 'label' }, t.label),
+            h('div', null, fill),
+            h('span', { class: 'p' }, `${(t.prob * 100).toFixed(1)}%`),
+          );
         }),
       );
     } catch (err) {
@@ -409,7 +473,26 @@ function predictPanel(runId) {
       'div',
       { class: 'predict' },
       canvas,
-      h('div', null, h('div', { class: 'toolbar' }, h('button', { class: 'primary', id: 'predict', onclick: predict }, 'Predict'), h('button', { onclick: () => { clear(); replace(bars); } }, 'Clear')), bars),
+      h(
+        'div',
+        null,
+        h(
+          'div',
+          { class: 'toolbar' },
+          h('button', { class: 'primary', id: 'predict', onclick: predict }, 'Predict'),
+          h(
+            'button',
+            {
+              onclick: () => {
+                clear();
+                replace(bars);
+              },
+            },
+            'Clear',
+          ),
+        ),
+        bars,
+      ),
     ),
   );
 }
@@ -420,7 +503,10 @@ function predictPanel(runId) {
  */
 function toEmnist(ctx, size) {
   const img = ctx.getImageData(0, 0, size, size).data;
-  let x0 = size, y0 = size, x1 = -1, y1 = -1;
+  let x0 = size,
+    y0 = size,
+    x1 = -1,
+    y1 = -1;
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       if ((img[(y * size + x) * 4] ?? 0) > 32) {

@@ -9,11 +9,22 @@ export function studiesPage(main) {
   const total = h('span', { class: 'muted' });
   replace(
     main,
-    h('div', { class: 'toolbar' }, h('h1', null, 'Studies'), total, h('span', { class: 'spacer' }), h('a', { class: 'button', href: '#/new?kind=study' }, 'New study')),
+    h(
+      'div',
+      { class: 'toolbar' },
+      h('h1', null, 'Studies'),
+      total,
+      h('span', { class: 'spacer' }),
+      h('a', { class: 'button', href: '#/new?kind=study' }, 'New study'),
+    ),
     h(
       'table',
       { id: 'studies' },
-      h('thead', null, h('tr', null, h('th', null, 'status'), h('th', null, 'name'), h('th', null, 'runs'), h('th', null, 'created'), h('th', null, 'finished'))),
+      h(
+        'thead',
+        null,
+        h('tr', null, h('th', null, 'status'), h('th', null, 'name'), h('th', null, 'runs'), h('th', null, 'created'), h('th', null, 'finished')),
+      ),
       body,
     ),
   );
@@ -29,7 +40,13 @@ export function studiesPage(main) {
           { dataset: { studyId: s.id } },
           h('td', null, badge(s.status)),
           h('td', null, h('a', { href: `#/studies/${s.id}` }, s.name ?? s.id.slice(0, 8))),
-          h('td', null, Object.entries(s.counts).map(([k, v]) => `${v} ${k}`).join(', ')),
+          h(
+            'td',
+            null,
+            Object.entries(s.counts)
+              .map(([k, v]) => `${v} ${k}`)
+              .join(', '),
+          ),
           h('td', { title: s.createdAt }, age(s.createdAt)),
           h('td', { title: s.finishedAt ?? '' }, s.finishedAt ? age(s.finishedAt) : '—'),
         ),
@@ -90,13 +107,17 @@ export function studyPage(main, id) {
     replace(
       actions,
       study.status === 'queued' || study.status === 'running'
-        ? h('button', {
-            class: 'danger',
-            onclick: async () => {
-              await api(`/v1/studies/${id}/cancel`, { method: 'POST' });
-              await load();
+        ? h(
+            'button',
+            {
+              class: 'danger',
+              onclick: async () => {
+                await api(`/v1/studies/${id}/cancel`, { method: 'POST' });
+                await load();
+              },
             },
-          }, 'Cancel study')
+            'Cancel study',
+          )
         : null,
     );
     const seeded = (cmp.variants ?? []).some((/** @type {any} */ v) => v.runs > 1);
@@ -104,7 +125,16 @@ export function studyPage(main, id) {
     const extra = cmp.rows.length ? Object.keys(cmp.rows[0]).filter((k) => !known.has(k) && typeof cmp.rows[0][k] !== 'object') : [];
     replace(
       table,
-      h('thead', null, h('tr', null, COLUMNS.map(([key, label]) => h('th', { class: key === 'variant' || key === 'status' ? '' : 'num' }, label)), extra.map((k) => h('th', { class: 'num' }, k)))),
+      h(
+        'thead',
+        null,
+        h(
+          'tr',
+          null,
+          COLUMNS.map(([key, label]) => h('th', { class: key === 'variant' || key === 'status' ? '' : 'num' }, label)),
+          extra.map((k) => h('th', { class: 'num' }, k)),
+        ),
+      ),
       h(
         'tbody',
         null,
@@ -133,7 +163,17 @@ export function studyPage(main, id) {
             h(
               'table',
               { id: 'variants' },
-              h('thead', null, h('tr', null, ['rank', 'variant', 'runs', 'seeds', 'test accuracy mean ± sd', 'min – max', 'Δ vs baseline (pp)', 'collapsed', 'overlaps with'].map((t) => h('th', null, t)))),
+              h(
+                'thead',
+                null,
+                h(
+                  'tr',
+                  null,
+                  ['rank', 'variant', 'runs', 'seeds', 'test accuracy mean ± sd', 'min – max', 'Δ vs baseline (pp)', 'collapsed', 'overlaps with'].map((t) =>
+                    h('th', null, t),
+                  ),
+                ),
+              ),
               h(
                 'tbody',
                 null,
@@ -184,7 +224,10 @@ export function studyPage(main, id) {
         lineChart({ title: 'Validation accuracy', series: labels.map((/** @type {string} */ l) => ({ label: l })), percent: true }),
         lineChart({ title: 'Validation loss', series: labels.map((/** @type {string} */ l) => ({ label: l })) }),
       ];
-      replace(charts, plots.map((p) => h('div', { class: 'panel' }, p.el)));
+      replace(
+        charts,
+        plots.map((p) => h('div', { class: 'panel' }, p.el)),
+      );
       for (const p of plots) p.mount();
     }
     plots[0]?.set(xs, col('valAccuracy'));

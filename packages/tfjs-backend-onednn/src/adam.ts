@@ -64,8 +64,7 @@ export function installFusedAdam(backendName: string): boolean {
     const self = this as unknown as AdamInternals;
     const list = Array.isArray(variableGradients) ? variableGradients : null;
     const varNames = list ? list.map((v) => v.name) : Object.keys(variableGradients);
-    const gradientOf = (name: string, i: number): tfc.Tensor | undefined =>
-      list ? list[i]?.tensor : (variableGradients as tfc.NamedTensorMap)[name];
+    const gradientOf = (name: string, i: number): tfc.Tensor | undefined => (list ? list[i]?.tensor : (variableGradients as tfc.NamedTensorMap)[name]);
     const registered = tfc.engine().registeredVariables;
     const eligible =
       tfc.getBackend() === backendName &&
@@ -83,16 +82,7 @@ export function installFusedAdam(backendName: string): boolean {
       const oneMinusAccBeta1 = Math.fround(1 - self.accBeta1.dataSync()[0]!);
       const oneMinusAccBeta2 = Math.fround(1 - self.accBeta2.dataSync()[0]!);
       const scalars = Array.from(
-        Float32Array.of(
-          self.beta1,
-          1 - self.beta1,
-          self.beta2,
-          1 - self.beta2,
-          oneMinusAccBeta1,
-          oneMinusAccBeta2,
-          self.epsilon,
-          -self.learningRate,
-        ),
+        Float32Array.of(self.beta1, 1 - self.beta1, self.beta2, 1 - self.beta2, oneMinusAccBeta1, oneMinusAccBeta2, self.epsilon, -self.learningRate),
       );
       varNames.forEach((name, i) => {
         const value = registered[name]!;
@@ -113,11 +103,13 @@ export function installFusedAdam(backendName: string): boolean {
         if (gradient == null) return;
         const firstMoment = self.accumulatedFirstMoment[i]!.variable;
         const secondMoment = self.accumulatedSecondMoment[i]!.variable;
-        const [newValue, newFirst, newSecond] = tfc
-          .engine()
-          .runKernel(ONEDNN_ADAM, { value, m: firstMoment, v: secondMoment, grad: gradient } as never, {
+        const [newValue, newFirst, newSecond] = tfc.engine().runKernel(
+          ONEDNN_ADAM,
+          { value, m: firstMoment, v: secondMoment, grad: gradient } as never,
+          {
             scalars,
-          } as never) as tfc.Tensor[];
+          } as never,
+        ) as tfc.Tensor[];
         firstMoment.assign(newFirst!);
         secondMoment.assign(newSecond!);
         value.assign(newValue!);

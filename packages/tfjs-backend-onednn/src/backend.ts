@@ -25,13 +25,7 @@ export class OnednnBackend extends MathBackendCPU {
     return id;
   }
 
-  override move(
-    dataId: DataId,
-    values: backend_util.BackendValues,
-    shape: number[],
-    dtype: DataType,
-    refCount: number,
-  ): void {
+  override move(dataId: DataId, values: backend_util.BackendValues, shape: number[], dtype: DataType, refCount: number): void {
     super.move(dataId, values, shape, dtype, refCount);
     bufferPool.retain(values);
   }

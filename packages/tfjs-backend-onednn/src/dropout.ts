@@ -136,13 +136,7 @@ const patch = new CorePatch<DropoutFn>((core) => core, 'dropout');
  */
 export function installFastDropout(native: NativeAddon, backendName: string): boolean {
   return patch.install((base) => (x, rate, noiseShape, seed) => {
-    if (
-      !(x instanceof tfc.Tensor) ||
-      x.dtype !== 'float32' ||
-      noiseShape != null ||
-      !(rate > 0 && rate < 1) ||
-      tfc.getBackend() !== backendName
-    ) {
+    if (!(x instanceof tfc.Tensor) || x.dtype !== 'float32' || noiseShape != null || !(rate > 0 && rate < 1) || tfc.getBackend() !== backendName) {
       return base(x, rate, noiseShape, seed);
     }
     const mask = allocF32(x.size);

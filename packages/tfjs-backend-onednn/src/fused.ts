@@ -51,15 +51,23 @@ function registerGradient(): void {
       const convAttrs = { strides, pad, dataFormat: 'NHWC', dimRoundingMode };
       return {
         x: () =>
-          tfc.engine().runKernel('Conv2DBackpropInput', { dy: dz, filter } as never, {
-            ...convAttrs,
-            inputShape: x.shape,
-          } as never) as tfc.Tensor,
+          tfc.engine().runKernel(
+            'Conv2DBackpropInput',
+            { dy: dz, filter } as never,
+            {
+              ...convAttrs,
+              inputShape: x.shape,
+            } as never,
+          ) as tfc.Tensor,
         filter: () =>
-          tfc.engine().runKernel('Conv2DBackpropFilter', { x, dy: dz } as never, {
-            ...convAttrs,
-            filterShape: filter.shape,
-          } as never) as tfc.Tensor,
+          tfc.engine().runKernel(
+            'Conv2DBackpropFilter',
+            { x, dy: dz } as never,
+            {
+              ...convAttrs,
+              filterShape: filter.shape,
+            } as never,
+          ) as tfc.Tensor,
         bias: () => dbias ?? tfc.sum(dz, [0, 1, 2]),
       };
     },
@@ -68,32 +76,33 @@ function registerGradient(): void {
 
 /** Installs the fused path for `backendName`; false when tfjs-core cannot be patched. */
 export function installFusedConv(backendName: string): boolean {
-  const fast = (base: FusedConv2D) => ((args: FusedConvArgs) => {
-    const { x, filter, bias } = args;
-    const activation = args.activation ?? 'linear';
-    if (
-      tfc.getBackend() !== backendName ||
-      !(x instanceof tfc.Tensor) ||
-      !(filter instanceof tfc.Tensor) ||
-      x.rank !== 4 ||
-      filter.rank !== 4 ||
-      x.dtype !== 'float32' ||
-      filter.dtype !== 'float32' ||
-      x.shape[3] !== filter.shape[2] ||
-      (args.dataFormat ?? 'NHWC') !== 'NHWC' ||
-      !isOne(args.dilations) ||
-      args.preluActivationWeights != null ||
-      (activation !== 'relu' && activation !== 'linear')
-    ) {
-      return base(args);
-    }
-    if (bias != null && (!(bias instanceof tfc.Tensor) || bias.dtype !== 'float32' || bias.rank !== 1 || bias.size !== filter.shape[3])) {
-      return base(args);
-    }
-    const inputs = bias != null ? { x, filter, bias } : { x, filter };
-    const attrs = { strides: args.strides, pad: args.pad, dimRoundingMode: args.dimRoundingMode, activation };
-    return tfc.engine().runKernel(ONEDNN_CONV2D, inputs as never, attrs as never) as tfc.Tensor4D;
-  }) as FusedConv2D;
+  const fast = (base: FusedConv2D) =>
+    ((args: FusedConvArgs) => {
+      const { x, filter, bias } = args;
+      const activation = args.activation ?? 'linear';
+      if (
+        tfc.getBackend() !== backendName ||
+        !(x instanceof tfc.Tensor) ||
+        !(filter instanceof tfc.Tensor) ||
+        x.rank !== 4 ||
+        filter.rank !== 4 ||
+        x.dtype !== 'float32' ||
+        filter.dtype !== 'float32' ||
+        x.shape[3] !== filter.shape[2] ||
+        (args.dataFormat ?? 'NHWC') !== 'NHWC' ||
+        !isOne(args.dilations) ||
+        args.preluActivationWeights != null ||
+        (activation !== 'relu' && activation !== 'linear')
+      ) {
+        return base(args);
+      }
+      if (bias != null && (!(bias instanceof tfc.Tensor) || bias.dtype !== 'float32' || bias.rank !== 1 || bias.size !== filter.shape[3])) {
+        return base(args);
+      }
+      const inputs = bias != null ? { x, filter, bias } : { x, filter };
+      const attrs = { strides: args.strides, pad: args.pad, dimRoundingMode: args.dimRoundingMode, activation };
+      return tfc.engine().runKernel(ONEDNN_CONV2D, inputs as never, attrs as never) as tfc.Tensor4D;
+    }) as FusedConv2D;
   return patch.install(fast, registerGradient);
 }
 

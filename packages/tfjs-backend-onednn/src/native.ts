@@ -69,29 +69,14 @@ export interface NativeAddon {
   getThreads(): number;
   info(): string;
   describe(): string;
-  convForward(
-    x: Float32Array,
-    filter: Float32Array,
-    bias: Float32Array | null,
-    out: Float32Array,
-    params: Int32Array,
-    alpha: number,
-  ): void;
+  convForward(x: Float32Array, filter: Float32Array, bias: Float32Array | null, out: Float32Array, params: Int32Array, alpha: number): void;
   convBackwardData(dy: Float32Array, filter: Float32Array, dx: Float32Array, params: Int32Array): void;
   convBackwardWeights(x: Float32Array, dy: Float32Array, dw: Float32Array, params: Int32Array): void;
   poolForward(x: Float32Array, y: Float32Array, params: Int32Array, workspace: Uint8Array | null): void;
   poolBackward(dy: Float32Array, workspace: Uint8Array | null, dx: Float32Array, params: Int32Array): void;
   poolWorkspaceSize(params: Int32Array): number;
   /** params: [batchA, batchB, M, N, K, transposeA, transposeB] */
-  matmul(
-    a: Float32Array,
-    b: Float32Array,
-    out: Float32Array,
-    params: Int32Array,
-    bias: Float32Array | null,
-    activation: number,
-    alpha: number,
-  ): void;
+  matmul(a: Float32Array, b: Float32Array, out: Float32Array, params: Int32Array, bias: Float32Array | null, activation: number, alpha: number): void;
   binary(a: Float32Array, aShape: Int32Array, b: Float32Array, bShape: Int32Array, out: Float32Array, op: number): void;
   unary(x: Float32Array, out: Float32Array, op: number, alpha: number, beta: number): void;
   reduce(x: Float32Array, out: Float32Array, outer: number, reduced: number, inner: number, op: number): void;
@@ -111,14 +96,7 @@ export interface NativeAddon {
     scalars: Float32Array,
   ): void;
   /** out[o, j, :] = x[o, indices[j], :] for float32 or int32 data. */
-  gather(
-    x: Float32Array | Int32Array,
-    indices: Int32Array,
-    out: Float32Array | Int32Array,
-    outer: number,
-    dim: number,
-    inner: number,
-  ): void;
+  gather(x: Float32Array | Int32Array, indices: Int32Array, out: Float32Array | Int32Array, outer: number, dim: number, inner: number): void;
   /** dx = dy * step(y) (y: relu output); dbias = sum of dx per channel (last axis). */
   reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, dbias: Float32Array | null, channels: number): void;
   addN(out: Float32Array, ...xs: Float32Array[]): void;
@@ -191,8 +169,7 @@ export function loadNative(): NativeAddon {
   if (cached) return cached;
   if (!existsSync(ADDON_PATH)) {
     throw new Error(
-      `The oneDNN addon is not built (${ADDON_PATH} is missing): ` +
-        'apt-get install libdnnl-dev, then run `npm run build` in packages/tfjs-backend-onednn',
+      `The oneDNN addon is not built (${ADDON_PATH} is missing): ` + 'apt-get install libdnnl-dev, then run `npm run build` in packages/tfjs-backend-onednn',
     );
   }
   const require = createRequire(import.meta.url);

@@ -110,14 +110,43 @@ export class OnednnSequentialStep {
           if (L.kernel.dtype !== 'float32' || ks.length !== 4 || ks[2] !== c) return `layer ${i}: Conv2D kernel shape ${JSON.stringify(ks)}`;
           const info = backend_util.computeConv2DInfo([1, h, w, c], ks as [number, number, number, number], L.strides, 1, L.padding);
           row[0] = KIND.conv;
-          row.splice(4, 12, info.outHeight, info.outWidth, info.outChannels, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.padInfo.bottom, info.padInfo.right, ACTIVATION[L.activation]);
+          row.splice(
+            4,
+            12,
+            info.outHeight,
+            info.outWidth,
+            info.outChannels,
+            info.filterHeight,
+            info.filterWidth,
+            info.strideHeight,
+            info.strideWidth,
+            info.padInfo.top,
+            info.padInfo.left,
+            info.padInfo.bottom,
+            info.padInfo.right,
+            ACTIVATION[L.activation],
+          );
           [h, w, c] = [info.outHeight, info.outWidth, info.outChannels];
           break;
         }
         case 'maxPooling2d': {
           const info = backend_util.computePool2DInfo([1, h, w, c], L.poolSize, L.strides, 1, L.padding);
           row[0] = KIND.pool;
-          row.splice(4, 11, info.outHeight, info.outWidth, c, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.padInfo.bottom, info.padInfo.right);
+          row.splice(
+            4,
+            11,
+            info.outHeight,
+            info.outWidth,
+            c,
+            info.filterHeight,
+            info.filterWidth,
+            info.strideHeight,
+            info.strideWidth,
+            info.padInfo.top,
+            info.padInfo.left,
+            info.padInfo.bottom,
+            info.padInfo.right,
+          );
           [h, w] = [info.outHeight, info.outWidth];
           break;
         }

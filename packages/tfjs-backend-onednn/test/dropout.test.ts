@@ -64,7 +64,9 @@ describe.skipIf(!nativeAvailable)('fast dropout', () => {
       await tf.setBackend(backend);
       const layer = tf.layers.dropout({ rate: 0.3, seed: 99 });
       const g = tf.tidy(() =>
-        tf.grad((t: tf.Tensor) => tf.sum(tf.mul(layer.apply(t, { training: true }) as tf.Tensor, 3)))(tf.tensor(x, [6, 10])).dataSync(),
+        tf
+          .grad((t: tf.Tensor) => tf.sum(tf.mul(layer.apply(t, { training: true }) as tf.Tensor, 3)))(tf.tensor(x, [6, 10]))
+          .dataSync(),
       );
       grads.push(Float32Array.from(g));
     }

@@ -90,11 +90,7 @@ export const ACCUM: Tolerance = { atol: 1e-4, rtol: 1e-4 };
  * Runs f on cpu and onednn, asserts equal shapes and values within tol, and
  * that `kernel` ran natively (not through the cpu fallback) at least once.
  */
-export async function expectSame(
-  f: () => tf.Tensor | tf.Tensor[],
-  tol: Tolerance,
-  kernel?: string | string[],
-): Promise<void> {
+export async function expectSame(f: () => tf.Tensor | tf.Tensor[], tol: Tolerance, kernel?: string | string[]): Promise<void> {
   const expected = await runOn('cpu', f);
   onednnKernelStats(true);
   const actual = await runOn(BACKEND, f);

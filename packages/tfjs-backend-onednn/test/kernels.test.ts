@@ -31,14 +31,24 @@ const convCases: ConvCase[] = [
   { name: 'odd same s2', x: [2, 9, 8, 3], f: [3, 3, 3, 4], strides: 2, pad: 'same' },
   { name: 'valid s2x1', x: [2, 10, 11, 6], f: [5, 3, 6, 8], strides: [2, 1], pad: 'valid' },
   { name: 'valid s2 even', x: [2, 12, 12, 4], f: [3, 3, 4, 6], strides: 2, pad: 'valid' },
-  { name: 'explicit pad', x: [2, 6, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
+  {
+    name: 'explicit pad',
+    x: [2, 6, 7, 3],
+    f: [3, 3, 3, 4],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [1, 2],
+      [2, 0],
+      [0, 0],
+    ],
+  },
   { name: '1x1', x: [3, 5, 5, 8], f: [1, 1, 8, 16], strides: 1, pad: 'valid' },
   { name: 'dilation 2', x: [2, 9, 9, 3], f: [3, 3, 3, 5], strides: 1, pad: 'same', dilations: 2 },
 ];
 
 function convOutShape(c: ConvCase): number[] {
-  return tf.backend_util.computeConv2DInfo(c.x, c.f, c.strides, c.dilations ?? 1, c.pad, undefined, false, 'channelsLast')
-    .outShape;
+  return tf.backend_util.computeConv2DInfo(c.x, c.f, c.strides, c.dilations ?? 1, c.pad, undefined, false, 'channelsLast').outShape;
 }
 
 describe.skipIf(!nativeAvailable)('convolution', () => {
@@ -56,12 +66,7 @@ describe.skipIf(!nativeAvailable)('convolution', () => {
 
     it(`FusedConv2D + bias + relu ${c.name}`, async () => {
       await expectSame(
-        () =>
-          runKernel(
-            'FusedConv2D',
-            { x: tf.tensor(xv, c.x), filter: tf.tensor(fv, c.f), bias: tf.tensor(bv, [c.f[3]]) },
-            { ...attrs, activation: 'relu' },
-          ),
+        () => runKernel('FusedConv2D', { x: tf.tensor(xv, c.x), filter: tf.tensor(fv, c.f), bias: tf.tensor(bv, [c.f[3]]) }, { ...attrs, activation: 'relu' }),
         ACCUM,
         'FusedConv2D',
       );
@@ -176,11 +181,7 @@ describe.skipIf(!nativeAvailable)('pooling', () => {
     });
 
     it(`AvgPoolGrad ${c.name}`, async () => {
-      await expectSame(
-        () => runKernel('AvgPoolGrad', { dy: tf.tensor(dyv, outShape), input: tf.tensor(xv, c.x) }, attrs),
-        FP32,
-        'AvgPoolGrad',
-      );
+      await expectSame(() => runKernel('AvgPoolGrad', { dy: tf.tensor(dyv, outShape), input: tf.tensor(xv, c.x) }, attrs), FP32, 'AvgPoolGrad');
     });
   }
 });
@@ -236,14 +237,26 @@ describe.skipIf(!nativeAvailable)('matmul', () => {
 
 describe.skipIf(!nativeAvailable)('element-wise', () => {
   const shapes: Array<[number[], number[]]> = [
-    [[4, 5], [4, 5]],
+    [
+      [4, 5],
+      [4, 5],
+    ],
     [[4, 5], []],
     [[], [4, 5]],
     [[250, 26, 26, 32], [32]],
-    [[3, 1, 5], [4, 1]],
-    [[2, 3, 1, 5], [3, 4, 1]],
+    [
+      [3, 1, 5],
+      [4, 1],
+    ],
+    [
+      [2, 3, 1, 5],
+      [3, 4, 1],
+    ],
     [[1600, 256], []],
-    [[250, 47], [250, 1]],
+    [
+      [250, 47],
+      [250, 1],
+    ],
     [[1], [7]],
   ];
   const ops = ['Add', 'Sub', 'Multiply', 'RealDiv', 'Maximum', 'Minimum', 'SquaredDifference', 'Pow'];
@@ -285,7 +298,10 @@ describe.skipIf(!nativeAvailable)('element-wise', () => {
   ];
   for (const [i, u] of unary.entries()) {
     it(`${u.op} ${JSON.stringify(u.attrs ?? {})}`, async () => {
-      for (const shape of [[7, 13], [250, 26, 26, 32]]) {
+      for (const shape of [
+        [7, 13],
+        [250, 26, 26, 32],
+      ]) {
         const xv = randomArray(sizeOf(shape), 1000 + i, u.lo, u.hi);
         await expectSame(() => runKernel(u.op, { x: tf.tensor(xv, shape) }, u.attrs ?? {}), FP32, u.op);
       }
@@ -316,15 +332,11 @@ describe.skipIf(!nativeAvailable)('gather', () => {
     it(`GatherV2 ${JSON.stringify(c)}`, async () => {
       const xv = randomArray(sizeOf(c.x), 1400, -50, 50);
       const data = c.dtype === 'int32' ? Int32Array.from(xv, Math.round) : xv;
-      await expectSame(
-        () => tf.gather(tf.tensor(data, c.x, c.dtype), tf.tensor(c.idx, c.idxShape, 'int32'), c.axis).toFloat(),
-        FP32,
-        'GatherV2',
-      );
+      await expectSame(() => tf.gather(tf.tensor(data, c.x, c.dtype), tf.tensor(c.idx, c.idxShape, 'int32'), c.axis).toFloat(), FP32, 'GatherV2');
     });
   }
 
-  it('GatherV2 with an out-of-range index reports tfjs\' error', async () => {
+  it("GatherV2 with an out-of-range index reports tfjs' error", async () => {
     await tf.setBackend('onednn');
     expect(() => tf.gather(tf.ones([3, 2]), tf.tensor1d([0, 3], 'int32'))).toThrow(/not in \[0, 2\]/);
   });
@@ -346,11 +358,7 @@ describe.skipIf(!nativeAvailable)('reductions', () => {
       for (const [i, c] of cases.entries()) {
         const xv = randomArray(sizeOf(c.shape), 1300 + i, -3, 3);
         const axisAttr = op === 'Max' ? 'reductionIndices' : 'axis';
-        await expectSame(
-          () => runKernel(op, { x: tf.tensor(xv, c.shape) }, { [axisAttr]: c.axes, keepDims: c.keepDims }),
-          ACCUM,
-          c.native ? op : undefined,
-        );
+        await expectSame(() => runKernel(op, { x: tf.tensor(xv, c.shape) }, { [axisAttr]: c.axes, keepDims: c.keepDims }), ACCUM, c.native ? op : undefined);
       }
     });
   }

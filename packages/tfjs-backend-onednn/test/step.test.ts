@@ -116,7 +116,10 @@ function reference(layers: SequentialLayer[], x: tf.Tensor4D, y: tf.Tensor2D, ke
       switch (L.type) {
         case 'conv2d':
         case 'dense': {
-          let z = L.type === 'conv2d' ? tf.conv2d(h as tf.Tensor4D, L.kernel as tf.Tensor4D, L.strides, L.padding) : tf.matMul(h as tf.Tensor2D, L.kernel as tf.Tensor2D);
+          let z =
+            L.type === 'conv2d'
+              ? tf.conv2d(h as tf.Tensor4D, L.kernel as tf.Tensor4D, L.strides, L.padding)
+              : tf.matMul(h as tf.Tensor2D, L.kernel as tf.Tensor2D);
           if (L.bias) z = tf.add(z, L.bias);
           kernel = tf.add(kernel, penalty(L.kernelPenalty, L.kernel));
           if (L.bias) bias = tf.add(bias, penalty(L.biasPenalty, L.bias));
@@ -161,7 +164,18 @@ describe.skipIf(!nativeAvailable)('OnednnSequentialStep vs tfjs autodiff on cpu'
       const xv = randomArray(c.batch * h * w * ch, 5, 0, 1);
       const yv = new Float32Array(c.batch * c.classes);
       for (let b = 0; b < c.batch; b++) yv[b * c.classes + Math.floor(r() * c.classes)] = 1;
-      const make = (shape: number[], seed: number) => tf.variable(tf.tensor(randomArray(shape.reduce((a, b) => a * b, 1), 100 + seed, -0.4, 0.4), shape));
+      const make = (shape: number[], seed: number) =>
+        tf.variable(
+          tf.tensor(
+            randomArray(
+              shape.reduce((a, b) => a * b, 1),
+              100 + seed,
+              -0.4,
+              0.4,
+            ),
+            shape,
+          ),
+        );
       const keys = Array.from({ length: 12 }, (_, i) => mix32(1234 + i));
 
       await tf.setBackend('cpu');
@@ -169,7 +183,9 @@ describe.skipIf(!nativeAvailable)('OnednnSequentialStep vs tfjs autodiff on cpu'
       // A zero in a biased weight checks sign(0) = 0 under L1.
       const ref = tf.tidy(() => reference(cpuLayers, tf.tensor4d(xv, [c.batch, h, w, ch]), tf.tensor2d(yv, [c.batch, c.classes]), keys));
       const refGrads = ref.grads.map((g) => Float32Array.from(g.dataSync()));
-      const values = cpuLayers.flatMap((L) => (L.type === 'conv2d' || L.type === 'dense' ? [L.kernel, ...(L.bias ? [L.bias] : [])] : [])).map((v) => Float32Array.from(v.dataSync()));
+      const values = cpuLayers
+        .flatMap((L) => (L.type === 'conv2d' || L.type === 'dense' ? [L.kernel, ...(L.bias ? [L.bias] : [])] : []))
+        .map((v) => Float32Array.from(v.dataSync()));
       tf.dispose(ref.grads);
 
       await tf.setBackend('onednn');
@@ -208,9 +224,21 @@ describe.skipIf(!nativeAvailable)('OnednnSequentialStep vs tfjs autodiff on cpu'
   it('declines what it does not implement, with the reason', () => {
     const k = tf.zeros([3, 3, 1, 4]);
     const d = tf.zeros([4 * 26 * 26, 5]);
-    expect(OnednnSequentialStep.plan([28, 28, 1], [{ type: 'conv2d', kernel: k, bias: null, strides: [1, 1], padding: 'valid', activation: 'tanh' }])).toMatch(/activation 'tanh'/);
-    expect(OnednnSequentialStep.plan([28, 28, 1], [{ type: 'conv2d', kernel: k, bias: null, strides: [1, 1], padding: 'valid', activation: 'relu' }, { type: 'dense', kernel: d, bias: null, activation: 'softmax' }])).toMatch(/no Flatten/);
-    expect(OnednnSequentialStep.plan([28, 28, 1], [{ type: 'flatten' }, { type: 'dense', kernel: tf.zeros([784, 5]), bias: null, activation: 'relu' }])).toMatch(/not Dense \+ softmax/);
+    expect(OnednnSequentialStep.plan([28, 28, 1], [{ type: 'conv2d', kernel: k, bias: null, strides: [1, 1], padding: 'valid', activation: 'tanh' }])).toMatch(
+      /activation 'tanh'/,
+    );
+    expect(
+      OnednnSequentialStep.plan(
+        [28, 28, 1],
+        [
+          { type: 'conv2d', kernel: k, bias: null, strides: [1, 1], padding: 'valid', activation: 'relu' },
+          { type: 'dense', kernel: d, bias: null, activation: 'softmax' },
+        ],
+      ),
+    ).toMatch(/no Flatten/);
+    expect(
+      OnednnSequentialStep.plan([28, 28, 1], [{ type: 'flatten' }, { type: 'dense', kernel: tf.zeros([784, 5]), bias: null, activation: 'relu' }]),
+    ).toMatch(/not Dense \+ softmax/);
     tf.dispose([k, d]);
   });
 });

@@ -122,7 +122,7 @@ describe.skipIf(!nativeAvailable)('training the tutorial CNN', () => {
     expectSameRun(onednn, cpu);
   });
 
-  it('fused Adam is bit-identical to tfjs\' AdamOptimizer on the same backend', async () => {
+  it("fused Adam is bit-identical to tfjs' AdamOptimizer on the same backend", async () => {
     const fused = await train('onednn');
     uninstallFusedAdam();
     try {
@@ -138,7 +138,7 @@ describe.skipIf(!nativeAvailable)('training the tutorial CNN', () => {
     }
   });
 
-  it('gives the same loss curve with tfjs\' own fused.conv2d, dropout and Adam (kernel path only)', async () => {
+  it("gives the same loss curve with tfjs' own fused.conv2d, dropout and Adam (kernel path only)", async () => {
     uninstallFusedConv();
     uninstallFastDropout();
     uninstallFusedAdam();

@@ -47,11 +47,7 @@ class HttpStatusError extends Error {
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
 /** GET `url` and stream the body to `dest` (via `dest.part`), checking the sha256 when known. */
-export async function downloadTo(
-  url: string,
-  dest: string,
-  a: { expectedSha256: string | null; opts: HttpOptions; log: (m: string) => void },
-): Promise<void> {
+export async function downloadTo(url: string, dest: string, a: { expectedSha256: string | null; opts: HttpOptions; log: (m: string) => void }): Promise<void> {
   const fetchImpl = a.opts.fetchImpl ?? fetch;
   const idleMs = a.opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const ctrl = new AbortController();

@@ -24,11 +24,7 @@ export interface FileStatus {
 }
 
 /** State of each official file (and of the mapping file, unless `mapping: false`) in `DATA_DIR/<name>/`. */
-export async function datasetFileStatus(
-  info: FetchableDataset,
-  dataDir: string,
-  opts: { mapping?: boolean } = {},
-): Promise<FileStatus[]> {
+export async function datasetFileStatus(info: FetchableDataset, dataDir: string, opts: { mapping?: boolean } = {}): Promise<FileStatus[]> {
   checkName(info.name);
   const dir = join(dataDir, info.name);
   const out: FileStatus[] = [];

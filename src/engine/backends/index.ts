@@ -114,11 +114,29 @@ async function useWasm(): Promise<void> {
 
 /** The weights and configuration of one layer, as the onednn whole-step planner takes them. */
 export type NativeStepLayer =
-  | { type: 'conv2d'; kernel: tf.Tensor; bias: tf.Tensor | null; strides: [number, number]; padding: 'valid' | 'same'; activation: string; kernelPenalty: NativePenalty | null; biasPenalty: NativePenalty | null; activityPenalty: NativePenalty | null }
+  | {
+      type: 'conv2d';
+      kernel: tf.Tensor;
+      bias: tf.Tensor | null;
+      strides: [number, number];
+      padding: 'valid' | 'same';
+      activation: string;
+      kernelPenalty: NativePenalty | null;
+      biasPenalty: NativePenalty | null;
+      activityPenalty: NativePenalty | null;
+    }
   | { type: 'maxPooling2d'; poolSize: [number, number]; strides: [number, number]; padding: 'valid' | 'same' }
   | { type: 'dropout'; rate: number }
   | { type: 'flatten' }
-  | { type: 'dense'; kernel: tf.Tensor; bias: tf.Tensor | null; activation: string; kernelPenalty: NativePenalty | null; biasPenalty: NativePenalty | null; activityPenalty: NativePenalty | null };
+  | {
+      type: 'dense';
+      kernel: tf.Tensor;
+      bias: tf.Tensor | null;
+      activation: string;
+      kernelPenalty: NativePenalty | null;
+      biasPenalty: NativePenalty | null;
+      activityPenalty: NativePenalty | null;
+    };
 
 export interface NativePenalty {
   l1: number;
@@ -211,11 +229,7 @@ async function tryPreference(pref: ConcretePreference, options: BackendOptions):
  * wasm → cpu and records every failure in `fallbacks`; an explicit preference that
  * cannot be activated throws an Error naming the reason.
  */
-export async function initBackend(
-  pref: BackendPreference,
-  log: (msg: string) => void = () => {},
-  options: BackendOptions = {},
-): Promise<BackendInfo> {
+export async function initBackend(pref: BackendPreference, log: (msg: string) => void = () => {}, options: BackendOptions = {}): Promise<BackendInfo> {
   const candidates: readonly ConcretePreference[] = pref === 'auto' ? AUTO_ORDER : [pref];
   const fallbacks: BackendFallback[] = [];
   for (const candidate of candidates) {
@@ -234,9 +248,7 @@ export async function initBackend(
     log(`tfjs backend: ${info.name} (requested ${pref})`);
     return info;
   }
-  throw new Error(
-    `No tfjs backend could be initialized: ${fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; ')}`,
-  );
+  throw new Error(`No tfjs backend could be initialized: ${fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; ')}`);
 }
 
 /** The active tfjs backend's name (`tf.getBackend()`). */

@@ -19,12 +19,7 @@ export const WASM = 'wasm';
  * Calls a kernel of the wasm backend directly (no engine bookkeeping, no
  * tape); the caller owns the result and must `backend.disposeData` it.
  */
-export function runWasm(
-  name: string,
-  backend: Backend,
-  inputs: Record<string, TensorInfo>,
-  attrs: Attrs = {},
-): TensorInfo {
+export function runWasm(name: string, backend: Backend, inputs: Record<string, TensorInfo>, attrs: Attrs = {}): TensorInfo {
   const config = tf.getKernel(name, WASM);
   if (config === undefined) {
     throw new Error(`wasm kernel '${name}' is not registered`);
@@ -106,12 +101,7 @@ export function cpuFallbackCount(): number {
  * of the data and returns the result as a wasm tensor. Slow, but exact: used
  * for configurations the fast paths do not cover.
  */
-export function fallbackOnCpu(
-  kernelName: string,
-  backend: Backend,
-  inputs: Record<string, TensorInfo>,
-  attrs: Attrs,
-): TensorInfo {
+export function fallbackOnCpu(kernelName: string, backend: Backend, inputs: Record<string, TensorInfo>, attrs: Attrs): TensorInfo {
   const cpu = tf.findBackend('cpu') as Backend | null;
   const kernel = tf.getKernel(kernelName, 'cpu');
   if (cpu === null || kernel === undefined) {

@@ -28,15 +28,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmBatchMatMul } from './wasm-matmul.js';
 import { registerWasmMaxPoolGrad } from './wasm-maxpool-grad.js';
-import {
-  type Backend,
-  type KernelArgs,
-  type TensorInfo,
-  Scratch,
-  fallbackOnCpu,
-  overrideWasmKernel,
-  sameShape,
-} from './wasm-kernel-util.js';
+import { type Backend, type KernelArgs, type TensorInfo, Scratch, fallbackOnCpu, overrideWasmKernel, sameShape } from './wasm-kernel-util.js';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 type Shape4 = [number, number, number, number];
@@ -56,11 +48,7 @@ interface SpatialPads {
  * non-negative remainder is returned as explicit padding for the Conv2D
  * kernel (XNNPACK pads implicitly, no copy).
  */
-function cropNegativePads(
-  s: Scratch,
-  t: TensorInfo,
-  p: SpatialPads,
-): { t: TensorInfo; pad: tf.backend_util.ExplicitPadding } {
+function cropNegativePads(s: Scratch, t: TensorInfo, p: SpatialPads): { t: TensorInfo; pad: tf.backend_util.ExplicitPadding } {
   const [n, h, w, c] = t.shape as Shape4;
   const cropTop = Math.max(0, -p.top);
   const cropBottom = Math.max(0, -p.bottom);
@@ -171,12 +159,7 @@ interface BackpropFilterAttrs extends BackpropAttrs {
  * i.e. a stride-1 convolution with filter dilation (sh, sw), whose output
  * [Ci,fh,fw,Co] is transposed back to [fh,fw,Ci,Co].
  */
-function conv2DBackpropFilterImpl(
-  backend: Backend,
-  x: TensorInfo,
-  dy: TensorInfo,
-  a: BackpropFilterAttrs,
-): TensorInfo | null {
+function conv2DBackpropFilterImpl(backend: Backend, x: TensorInfo, dy: TensorInfo, a: BackpropFilterAttrs): TensorInfo | null {
   const format: DataFormat = a.dataFormat === 'NCHW' ? 'NCHW' : 'NHWC';
   const info = backpropInfo(a, format, x.shape as Shape4, a.filterShape, [x, dy]);
   if (!info) return null;
@@ -198,11 +181,7 @@ function conv2DBackpropFilterImpl(
       bottom: filterHeight + (outHeight - 1) * strideHeight - top - inHeight,
       right: filterWidth + (outWidth - 1) * strideWidth - left - inWidth,
     });
-    const dwT = s.run(
-      'Conv2D',
-      { x: xIn, filter: dyT },
-      { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [strideHeight, strideWidth] },
-    ); // [Ci,fh,fw,Co]
+    const dwT = s.run('Conv2D', { x: xIn, filter: dyT }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [strideHeight, strideWidth] }); // [Ci,fh,fw,Co]
     if (!sameShape(dwT.shape, [info.inChannels, filterHeight, filterWidth, info.outChannels])) return null;
     return s.keep(s.run('Transpose', { x: dwT }, { perm: [1, 2, 0, 3] }));
   } finally {
@@ -227,12 +206,7 @@ interface BackpropInputAttrs extends BackpropAttrs {
  * convolved with stride 1 with W rotated by 180 degrees and transposed to
  * [fh,fw,Co,Ci].
  */
-function conv2DBackpropInputImpl(
-  backend: Backend,
-  dy: TensorInfo,
-  filter: TensorInfo,
-  a: BackpropInputAttrs,
-): TensorInfo | null {
+function conv2DBackpropInputImpl(backend: Backend, dy: TensorInfo, filter: TensorInfo, a: BackpropInputAttrs): TensorInfo | null {
   const format: DataFormat = a.dataFormat === 'NCHW' ? 'NCHW' : 'NHWC';
   const info = backpropInfo(a, format, a.inputShape, filter.shape as Shape4, [dy, filter]);
   if (!info) return null;
@@ -253,7 +227,17 @@ function conv2DBackpropInputImpl(
       const p6 = s.run(
         'PadV2',
         { x: r6 },
-        { paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0 },
+        {
+          paddings: [
+            [0, 0],
+            [0, 0],
+            [0, sh - 1],
+            [0, 0],
+            [0, sw - 1],
+            [0, 0],
+          ],
+          constantValue: 0,
+        },
       );
       dyD = s.run('Reshape', { x: p6 }, { shape: [batchSize, outHeight * sh, outWidth * sw, outChannels] });
     }
@@ -274,11 +258,7 @@ function conv2DBackpropInputImpl(
       left: padLeft,
       right: padRight,
     });
-    const dx = s.run(
-      'Conv2D',
-      { x: dyIn, filter: fR },
-      { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] },
-    );
+    const dx = s.run('Conv2D', { x: dyIn, filter: fR }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] });
     if (!sameShape(dx.shape, [batchSize, inHeight, inWidth, inChannels])) return null;
     if (format === 'NHWC') return s.keep(dx);
     return s.keep(s.run('Transpose', { x: dx }, { perm: [0, 3, 1, 2] }));

@@ -10,14 +10,7 @@
  * few hundred KB) and the stock kernel runs its XNNPACK path.
  */
 import * as tf from '@tensorflow/tfjs';
-import {
-  type Backend,
-  type KernelArgs,
-  type TensorInfo,
-  Scratch,
-  overrideWasmKernel,
-  stockWasmKernel,
-} from './wasm-kernel-util.js';
+import { type Backend, type KernelArgs, type TensorInfo, Scratch, overrideWasmKernel, stockWasmKernel } from './wasm-kernel-util.js';
 
 function swapLastTwo(rank: number): number[] {
   const perm = Array.from({ length: rank }, (_, i) => i);

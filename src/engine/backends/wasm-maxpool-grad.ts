@@ -34,12 +34,7 @@ function maxPoolGradKernel(args: KernelArgs): TensorInfo {
   );
   const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
   const { strideHeight, strideWidth, effectiveFilterHeight, effectiveFilterWidth } = info;
-  const dyShapeOk =
-    dy.shape.length === 4 &&
-    dy.shape[0] === batchSize &&
-    dy.shape[1] === outHeight &&
-    dy.shape[2] === outWidth &&
-    dy.shape[3] === channels;
+  const dyShapeOk = dy.shape.length === 4 && dy.shape[0] === batchSize && dy.shape[1] === outHeight && dy.shape[2] === outWidth && dy.shape[3] === channels;
   if (input.dtype !== 'float32' || dy.dtype !== 'float32' || !dyShapeOk || info.dilationHeight !== 1 || info.dilationWidth !== 1) {
     return fallbackOnCpu(tf.MaxPoolGrad, backend, args.inputs as Record<string, TensorInfo>, attrs);
   }

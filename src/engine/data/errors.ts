@@ -1,11 +1,6 @@
 /** Typed errors of the dataset layer. Every message names the file (or spec field) at fault. */
 
-export type DatasetErrorCode =
-  | 'DATASET_INVALID'
-  | 'DATASET_PATH'
-  | 'DATASET_FILE_MISSING'
-  | 'DATASET_CHECKSUM'
-  | 'IDX_FORMAT';
+export type DatasetErrorCode = 'DATASET_INVALID' | 'DATASET_PATH' | 'DATASET_FILE_MISSING' | 'DATASET_CHECKSUM' | 'IDX_FORMAT';
 
 export class DatasetError extends Error {
   // Typed `string`, not the literal: the subclasses below set their own names.

@@ -89,10 +89,7 @@ export function parseIdxHeader(bytes: Uint8Array, file: string, kind: IdxKind = 
   }
   const ndims = bytes[3] as number;
   if (expected !== null && magic !== expected) {
-    throw new IdxFormatError(
-      file,
-      `wrong IDX magic number ${hex32(magic)} (${ndims} dimension(s)): expected ${hex32(expected)} for an IDX ${kind} file`,
-    );
+    throw new IdxFormatError(file, `wrong IDX magic number ${hex32(magic)} (${ndims} dimension(s)): expected ${hex32(expected)} for an IDX ${kind} file`);
   }
   if (ndims < 1 || ndims > MAX_DIMS) {
     throw new IdxFormatError(file, `unsupported IDX dimension count ${ndims} (magic ${hex32(magic)}); expected 1..${MAX_DIMS}`);

@@ -119,9 +119,7 @@ async function namedFile(dataDir: string, spec: NamedDatasetSpec, role: DatasetF
 async function planNamed(spec: NamedDatasetSpec, dataDir: string): Promise<Plan> {
   const { limit, seed } = checkCommon(spec);
   const info = getDatasetInfo(spec.name);
-  const [trainImages, trainLabels, testImages, testLabels] = await Promise.all(
-    DATASET_FILE_ROLES.map((role) => namedFile(dataDir, spec, role)),
-  );
+  const [trainImages, trainLabels, testImages, testLabels] = await Promise.all(DATASET_FILE_ROLES.map((role) => namedFile(dataDir, spec, role)));
   return {
     source: `${spec.name} (${datasetDir(dataDir, spec.name)})`,
     trainImages: trainImages as FileRef,

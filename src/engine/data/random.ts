@@ -127,11 +127,7 @@ export function complementIndices(n: number, taken: Int32Array): Int32Array {
 }
 
 /** A seeded stratified split of 0..labels.length-1 into train and test (test has `testCount` indices). */
-export function stratifiedSplit(
-  labels: ArrayLike<number>,
-  testCount: number,
-  seed: number,
-): { train: Int32Array; test: Int32Array } {
+export function stratifiedSplit(labels: ArrayLike<number>, testCount: number, seed: number): { train: Int32Array; test: Int32Array } {
   const test = stratifiedSample(labels, testCount, seed);
   return { train: complementIndices(labels.length, test), test };
 }

@@ -68,19 +68,12 @@ const EMNIST_DOWNLOAD: DatasetDownload = {
 };
 const MNIST_DOWNLOAD: DatasetDownload = {
   kind: 'files',
-  baseUrls: [
-    'https://ossci-datasets.s3.amazonaws.com/mnist/',
-    'https://storage.googleapis.com/cvdf-datasets/mnist/',
-    'http://yann.lecun.com/exdb/mnist/',
-  ],
+  baseUrls: ['https://ossci-datasets.s3.amazonaws.com/mnist/', 'https://storage.googleapis.com/cvdf-datasets/mnist/', 'http://yann.lecun.com/exdb/mnist/'],
   homepage: 'http://yann.lecun.com/exdb/mnist/',
 };
 const FASHION_DOWNLOAD: DatasetDownload = {
   kind: 'files',
-  baseUrls: [
-    'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
-    'https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/',
-  ],
+  baseUrls: ['http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/', 'https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/'],
   homepage: 'https://github.com/zalandoresearch/fashion-mnist',
 };
 
@@ -91,18 +84,7 @@ const BALANCED_47 = chars('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt');
 const BYCLASS_62 = chars('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz');
 /** emnist-letters merges upper and lower case: class i (file label i+1) is 'Aa'..'Zz'. */
 const LETTERS_26 = Object.freeze([...'ABCDEFGHIJKLMNOPQRSTUVWXYZ'].map((c) => c + c.toLowerCase()));
-const FASHION_10 = Object.freeze([
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot',
-]);
+const FASHION_10 = Object.freeze(['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']);
 
 function files(dataset: NamedDatasetName, names: Record<DatasetFileRole, string>, verified: readonly DatasetFileRole[] = []) {
   const out = {} as Record<DatasetFileRole, OfficialFile>;
@@ -211,12 +193,10 @@ export const DATASETS: Readonly<Record<NamedDatasetName, NamedDatasetInfo>> = Ob
   'emnist-digits': emnist('emnist-digits', 'EMNIST Digits (10 classes)', DIGITS),
   'emnist-letters': emnist('emnist-letters', 'EMNIST Letters (26 case-merged classes; labels 1..26 in the files)', LETTERS_26, { labelOffset: 1 }),
   // Built in: datasets/emnist-sample (scripts/make-sample.ts; its SOURCE.md says how it was drawn).
-  'emnist-sample': emnist(
-    'emnist-sample',
-    'EMNIST sample, built in (47 classes; 3,760 train + 940 test real ByMerge characters, stratified)',
-    BALANCED_47,
-    { verified: ['trainImages', 'trainLabels', 'testImages', 'testLabels'], builtin: true },
-  ),
+  'emnist-sample': emnist('emnist-sample', 'EMNIST sample, built in (47 classes; 3,760 train + 940 test real ByMerge characters, stratified)', BALANCED_47, {
+    verified: ['trainImages', 'trainLabels', 'testImages', 'testLabels'],
+    builtin: true,
+  }),
   'emnist-mnist': emnist('emnist-mnist', 'EMNIST MNIST (10 classes, MNIST-sized)', DIGITS),
   mnist: lecun('mnist', 'MNIST handwritten digits', DIGITS, MNIST_DOWNLOAD),
   'fashion-mnist': lecun('fashion-mnist', 'Fashion-MNIST (Zalando article images)', FASHION_10, FASHION_DOWNLOAD),
@@ -253,9 +233,5 @@ export function downloadHint(name: NamedDatasetName, role: DatasetFileRole, data
     return `Get it from ${d.url} (member ${d.memberDir}${file} of the zip; see ${d.homepage}) and put it in ${dir}/.`;
   }
   const [first, ...mirrors] = d.baseUrls;
-  return (
-    `Download ${first}${file}` +
-    (mirrors.length ? ` (mirrors: ${mirrors.map((u) => u + file).join(', ')})` : '') +
-    ` and put it in ${dir}/.`
-  );
+  return `Download ${first}${file}` + (mirrors.length ? ` (mirrors: ${mirrors.map((u) => u + file).join(', ')})` : '') + ` and put it in ${dir}/.`;
 }

@@ -94,7 +94,11 @@ export async function registerGuards(app: FastifyInstance, opts: GuardOptions): 
         const seen = await failedLookups(request, { increment: false });
         if (!seen.isAllowed && seen.remaining === 0) {
           reply.header('retry-after', String(seen.ttlInSeconds));
-          throw new AppError(429, 'Too Many Requests', `more than ${max} requests with unknown API keys per minute from this address (RATE_LIMIT_PER_MINUTE); retry in ${seen.ttlInSeconds} seconds`);
+          throw new AppError(
+            429,
+            'Too Many Requests',
+            `more than ${max} requests with unknown API keys per minute from this address (RATE_LIMIT_PER_MINUTE); retry in ${seen.ttlInSeconds} seconds`,
+          );
         }
       }
       const outcome = await authenticate(request.headers.authorization, opts.auth.keys);

@@ -73,7 +73,9 @@ function collapseLiteralUnions(errors: AjvError[]): AjvError[] {
       out.push(e);
       continue;
     }
-    const allowed = here.flatMap((x) => (x.keyword === 'const' ? [x.params.allowedValue] : Array.isArray(x.params.allowedValues) ? x.params.allowedValues : []));
+    const allowed = here.flatMap((x) =>
+      x.keyword === 'const' ? [x.params.allowedValue] : Array.isArray(x.params.allowedValues) ? x.params.allowedValues : [],
+    );
     const kept = out.filter((x) => !here.includes(x));
     out.length = 0;
     out.push(...kept, { instancePath: e.instancePath, keyword: 'enum', params: { allowedValues: allowed } });
@@ -81,13 +83,7 @@ function collapseLiteralUnions(errors: AjvError[]): AjvError[] {
   return out;
 }
 
-export function sendProblem(
-  reply: FastifyReply,
-  status: number,
-  title: string,
-  detail: string,
-  errors?: FieldError[],
-): FastifyReply {
+export function sendProblem(reply: FastifyReply, status: number, title: string, detail: string, errors?: FieldError[]): FastifyReply {
   return reply
     .code(status)
     .type('application/problem+json')
@@ -141,7 +137,12 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
         ? [408, 'the request was not received in time']
         : [400, 'the request is not valid HTTP'];
   const title = STATUS_CODES[status] ?? 'Bad Request';
-  const body = JSON.stringify({ type: status === 400 ? 'about:blank' : `https://regula.dev/problems/${title.toLowerCase().replaceAll(' ', '-')}`, title, status, detail });
+  const body = JSON.stringify({
+    type: status === 400 ? 'about:blank' : `https://regula.dev/problems/${title.toLowerCase().replaceAll(' ', '-')}`,
+    title,
+    status,
+    detail,
+  });
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${status} ${title}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/problem+json\r\nConnection: close\r\n\r\n${body}`,
@@ -154,7 +155,11 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
 function unstorable(value: unknown): { pointer: string; detail: string } | null {
   const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
   const why = (s: string) =>
-    s.includes('\u0000') ? 'contains a NUL character (U+0000), which cannot be stored' : LONE_SURROGATE.test(s) ? 'contains an unpaired UTF-16 surrogate: not valid Unicode text' : null;
+    s.includes('\u0000')
+      ? 'contains a NUL character (U+0000), which cannot be stored'
+      : LONE_SURROGATE.test(s)
+        ? 'contains an unpaired UTF-16 surrogate: not valid Unicode text'
+        : null;
   const escapeToken = (k: string) => k.replaceAll('~', '~0').replaceAll('/', '~1');
   // Iterative: a deeply nested body must not overflow the stack of the process that serves others.
   const stack: [unknown, string][] = [[value, '']];

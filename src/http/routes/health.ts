@@ -12,9 +12,13 @@ const Checks = Type.Object({
 export const healthRoutes =
   (checks: Record<string, ReadinessCheck>): FastifyPluginAsync =>
   async (app) => {
-    app.get('/healthz', { schema: { tags: ['health'], summary: 'Liveness', security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({
-      status: 'ok' as const,
-    }));
+    app.get(
+      '/healthz',
+      { schema: { tags: ['health'], summary: 'Liveness', security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
+      async () => ({
+        status: 'ok' as const,
+      }),
+    );
 
     app.get(
       '/readyz',

@@ -41,10 +41,10 @@ export const queueRoutes =
       {
         schema: {
           tags: ['queue'],
-          summary: 'Queue depth by state, and a run\'s place in the queue',
+          summary: "Queue depth by state, and a run's place in the queue",
           description:
             'Workers take waiting runs by priority (1 first), then in submission order; a running run is never preempted. ' +
-            '`?runId=` gives that run\'s position among the waiting runs (404 for a run you cannot see).',
+            "`?runId=` gives that run's position among the waiting runs (404 for a run you cannot see).",
           querystring: Type.Object({ runId: Type.Optional(Type.String({ format: 'uuid' })) }),
           response: { 200: QueueViewSchema, 400: Problem, 401: Problem, 404: Problem, 429: Problem },
         },

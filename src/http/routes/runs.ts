@@ -53,7 +53,7 @@ export const runsRoutes =
           summary: 'Submit a training run',
           description:
             'Validates the spec (schema, then shape inference against the dataset), stores the run and queues it. ' +
-            'Defaults are the tutorial\'s: batch 250, 25 epochs, validation split 0.2, Adam, dataset emnist-balanced.',
+            "Defaults are the tutorial's: batch 250, 25 epochs, validation split 0.2, Adam, dataset emnist-balanced.",
           body: RunRequest,
           headers: IdempotencyHeaders,
           response: { 202: RunView, ...problems },
@@ -127,10 +127,7 @@ export const runsRoutes =
               ...(d?.weights ? { weights: d.weights } : {}),
             };
           }),
-          test:
-            run.testLoss !== null && run.testAccuracy !== null
-              ? { loss: run.testLoss, accuracy: run.testAccuracy, parts: run.testMetrics }
-              : null,
+          test: run.testLoss !== null && run.testAccuracy !== null ? { loss: run.testLoss, accuracy: run.testAccuracy, parts: run.testMetrics } : null,
         };
       },
     );
@@ -182,7 +179,7 @@ export const runsRoutes =
         schema: {
           tags: ['runs'],
           summary: 'The trained model as tfjs model.json',
-          description: 'Load it with `tf.loadLayersModel(\'<base>/v1/runs/<id>/model\')`: the weights manifest points at `model/weights.bin`.',
+          description: "Load it with `tf.loadLayersModel('<base>/v1/runs/<id>/model')`: the weights manifest points at `model/weights.bin`.",
           params: RunParams,
           response: { 200: ModelView, ...problems },
         },
@@ -200,22 +197,25 @@ export const runsRoutes =
 
     app.addContentTypeParser('image/png', { parseAs: 'buffer', bodyLimit: 1024 * 1024 }, (_req, body, done) => done(null, body));
 
-    const PredictBody = Type.Union([
-      Type.Object(
-        {
-          images: Type.Array(Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { minItems: PIXELS, maxItems: PIXELS }), {
-            minItems: 1,
-            maxItems: 256,
-            description: 'Upright 28×28 grayscale images, row-major, ink bright on a dark background (EMNIST style), values in [0, 1].',
-          }),
-        },
-        { additionalProperties: false },
-      ),
-      Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'One 28×28 PNG (Content-Type: image/png).' }),
-    ], {
-      // A vertical bar (an "I" or a "1"), so Swagger UI's "Try it out" works as it stands.
-      examples: [{ images: [Array.from({ length: PIXELS }, (_, i) => (i % 28 >= 12 && i % 28 < 16 && i >= 4 * 28 && i < 24 * 28 ? 1 : 0))] }],
-    });
+    const PredictBody = Type.Union(
+      [
+        Type.Object(
+          {
+            images: Type.Array(Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { minItems: PIXELS, maxItems: PIXELS }), {
+              minItems: 1,
+              maxItems: 256,
+              description: 'Upright 28×28 grayscale images, row-major, ink bright on a dark background (EMNIST style), values in [0, 1].',
+            }),
+          },
+          { additionalProperties: false },
+        ),
+        Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'One 28×28 PNG (Content-Type: image/png).' }),
+      ],
+      {
+        // A vertical bar (an "I" or a "1"), so Swagger UI's "Try it out" works as it stands.
+        examples: [{ images: [Array.from({ length: PIXELS }, (_, i) => (i % 28 >= 12 && i % 28 < 16 && i >= 4 * 28 && i < 24 * 28 ? 1 : 0))] }],
+      },
+    );
 
     app.post(
       '/runs/:id/predict',
@@ -225,7 +225,7 @@ export const runsRoutes =
           summary: 'Classify images with a trained run',
           description:
             'JSON `{"images": [[784 numbers], ...]}` or one 28×28 PNG as `image/png` (`?invert=true` for dark ink on white). ' +
-            'Returns each image\'s class probabilities and its top class as the dataset\'s character.',
+            "Returns each image's class probabilities and its top class as the dataset's character.",
           params: RunParams,
           querystring: Type.Object({
             invert: Type.Optional(Type.Boolean({ default: false, description: 'PNG only: the image has dark ink on a light background.' })),

@@ -84,8 +84,14 @@ function summaryView(s: StudySummary) {
 
 const Nullable = (t: ReturnType<typeof Type.Number>) => Type.Union([t, Type.Null()]);
 const Spread = Type.Object(
-  { n: Type.Integer(), mean: Type.Number(), sd: Type.Number({ description: 'Sample standard deviation (n − 1); 0 for one run.' }), min: Type.Number(), max: Type.Number() },
-  { description: 'Over the variant\'s finished runs.' },
+  {
+    n: Type.Integer(),
+    mean: Type.Number(),
+    sd: Type.Number({ description: 'Sample standard deviation (n − 1); 0 for one run.' }),
+    min: Type.Number(),
+    max: Type.Number(),
+  },
+  { description: "Over the variant's finished runs." },
 );
 const MaybeSpread = Type.Union([Spread, Type.Null()]);
 const ComparisonView = Type.Object({
@@ -107,7 +113,7 @@ const ComparisonView = Type.Object({
       finalPenalty: Nullable(Type.Number({ description: 'kernel + bias + activity penalty of the last epoch (training).' })),
       sparsity: Nullable(Type.Number({ description: 'Fraction of Conv2D/Dense kernel weights with |w| < 1e-3 in the final model.' })),
       trainingSeconds: Type.Number(),
-      deltaVsBaselinePp: Nullable(Type.Number({ description: 'Test accuracy minus the baseline run\'s, in percentage points.' })),
+      deltaVsBaselinePp: Nullable(Type.Number({ description: "Test accuracy minus the baseline run's, in percentage points." })),
     }),
   ),
   variants: Type.Array(
@@ -117,7 +123,7 @@ const ComparisonView = Type.Object({
       runs: Type.Integer(),
       finished: Type.Integer({ description: 'Succeeded runs: the ones the figures are over.' }),
       seeds: Type.Array(Type.Integer()),
-      collapsed: Type.Integer({ description: 'Finished runs whose test accuracy is within 0.5 pp of the test split\'s majority-class rate.' }),
+      collapsed: Type.Integer({ description: "Finished runs whose test accuracy is within 0.5 pp of the test split's majority-class rate." }),
       metrics: Type.Object({
         testAccuracy: MaybeSpread,
         testLoss: MaybeSpread,
@@ -127,7 +133,9 @@ const ComparisonView = Type.Object({
         trainingSeconds: MaybeSpread,
       }),
       deltaVsBaselinePp: Nullable(Type.Number({ description: "Mean test accuracy minus the baseline's mean, in percentage points." })),
-      overlapsWith: Type.Array(Type.String(), { description: 'Variants whose [min, max] test accuracy overlaps this one\'s: their order is not settled by these seeds.' }),
+      overlapsWith: Type.Array(Type.String(), {
+        description: "Variants whose [min, max] test accuracy overlaps this one's: their order is not settled by these seeds.",
+      }),
     }),
     { description: 'One row per variant with the spread over its seeds (one run per variant without `seeds`/`repeats`).' },
   ),
@@ -210,7 +218,8 @@ export const studiesRoutes =
             format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv'), Type.Literal('md')], { description: 'Overrides the Accept header.' })),
             table: Type.Optional(
               Type.Union([Type.Literal('variants'), Type.Literal('runs')], {
-                description: 'CSV and Markdown: one row per variant (mean, sd, min, max over its seeds) or per run. Default: variants when a variant has several runs.',
+                description:
+                  'CSV and Markdown: one row per variant (mean, sd, min, max over its seeds) or per run. Default: variants when a variant has several runs.',
               }),
             ),
           }),
@@ -246,7 +255,7 @@ export const studiesRoutes =
           tags: ['studies'],
           summary: 'Server-Sent Events of all runs of a study',
           description:
-            'The runs\' events (each with `runId` and `variant`), replayed then live. The event id is a cursor over all runs; ' +
+            "The runs' events (each with `runId` and `variant`), replayed then live. The event id is a cursor over all runs; " +
             'send it back as `Last-Event-ID` to resume. Ends with `study-completed`.',
           params: RunParams,
           produces: ['text/event-stream'],

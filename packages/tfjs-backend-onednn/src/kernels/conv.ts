@@ -70,14 +70,7 @@ function convForward({ inputs, backend, attrs }: KernelArgs, fused: boolean) {
     if (code === undefined) return null;
     act = code;
   }
-  const c = convInfo(
-    x.shape,
-    filter.shape,
-    attr(attrs, 'strides'),
-    attr(attrs, 'dilations'),
-    attr(attrs, 'pad'),
-    attr(attrs, 'dimRoundingMode'),
-  );
+  const c = convInfo(x.shape, filter.shape, attr(attrs, 'strides'), attr(attrs, 'dilations'), attr(attrs, 'pad'), attr(attrs, 'dimRoundingMode'));
   let bv: Float32Array | null = null;
   const bias = fused ? inputs.bias : null;
   if (bias != null) {

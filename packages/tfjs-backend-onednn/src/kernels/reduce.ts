@@ -45,9 +45,7 @@ function reduction(op: number, axisAttr: 'axis' | 'reductionIndices') {
     // Max/Min of an empty reduction is left to the cpu kernel's semantics.
     if (split.reduced === 0 && op !== REDUCE.sum) return null;
     const keepDims = attrs.keepDims === true;
-    const outShape = keepDims
-      ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
-      : x.shape.filter((_, i) => !axes.includes(i));
+    const outShape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
     const out = allocF32(size(outShape));
     backend.native.reduce(xv, out, split.outer, split.reduced, split.inner, op);
     return backend.output(out, outShape);

@@ -51,6 +51,4 @@ const seededDropoutOnCopy: KernelFunc = ({ inputs, backend, attrs }) => {
   return masked(b, x, Float32Array.from(b.data.get(x.dataId).values as ArrayLike<number>), p);
 };
 
-export const seededDropoutKernels: NativeKernel[] = [
-  { kernelName: SEEDED_DROPOUT, kernelFunc: seededDropout, fallback: () => seededDropoutOnCopy },
-];
+export const seededDropoutKernels: NativeKernel[] = [{ kernelName: SEEDED_DROPOUT, kernelFunc: seededDropout, fallback: () => seededDropoutOnCopy }];
