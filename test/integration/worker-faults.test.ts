@@ -42,6 +42,8 @@ async function finished(h: Harness, id: string, timeout = 60_000): Promise<RunVi
     async () => {
       const r = (await call<RunView>(h, 'GET', `/v1/runs/${id}`)).body;
       expect(['succeeded', 'failed', 'cancelled']).toContain(r.status);
+      // The status is set first and its terminal event stored right after it: wait for both.
+      expect(['completed', 'failed', 'cancelled']).toContain((await h.ctx.repo.events(id)).at(-1)?.type);
       return r;
     },
     { timeout, interval: 100 },

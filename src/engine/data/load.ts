@@ -119,7 +119,12 @@ async function namedFile(dataDir: string, spec: NamedDatasetSpec, role: DatasetF
 async function planNamed(spec: NamedDatasetSpec, dataDir: string): Promise<Plan> {
   const { limit, seed } = checkCommon(spec);
   const info = getDatasetInfo(spec.name);
-  const [trainImages, trainLabels, testImages, testLabels] = await Promise.all(DATASET_FILE_ROLES.map((role) => namedFile(dataDir, spec, role)));
+  // Checked together, but a missing file is reported in role order (train images first), not in
+  // the order the checks happened to fail: the same request always gets the same error.
+  const settled = await Promise.allSettled(DATASET_FILE_ROLES.map((role) => namedFile(dataDir, spec, role)));
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const [trainImages, trainLabels, testImages, testLabels] = settled.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof namedFile>>>).value);
   return {
     source: `${spec.name} (${datasetDir(dataDir, spec.name)})`,
     trainImages: trainImages as FileRef,
