@@ -2,10 +2,10 @@
  * What the run and study routes share: the run's JSON views, the problem responses, and how a
  * submission (POST /v1/runs, POST /v1/studies) reads its Idempotency-Key and answers a replay.
  */
-import type { FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { type Static, Type, type TSchema } from 'typebox';
 import type { RunRecord } from '../runs/records.js';
-import type { SubmitOptions } from '../runs/submission.js';
+import type { SubmitOptions, Submitted } from '../runs/submission.js';
 import { requestHash } from '../runs/idempotency.js';
 import { Problem, type RunView as RunViewT } from './schemas.js';
 import { scopeOf } from './plugins/guard.js';
@@ -78,7 +78,27 @@ export function submitOptions(request: FastifyRequest, route: string, key: strin
   return { owner: scopeOf(request), ...idempotencyOf(route, key, request.body) };
 }
 
-/** Marks the answer to a request whose Idempotency-Key was seen before. */
-export function markReplayed(reply: { header(name: string, value: string): unknown }, replayed: boolean): void {
-  if (replayed) reply.header('idempotent-replayed', 'true');
+/**
+ * Registers the POST that stores a submission (a run at /runs, a study at /studies): its body
+ * schema, the Idempotency-Key header, 202 with the stored thing's view and location (marked
+ * Idempotent-Replayed when an earlier request with the key stored it), or a problem.
+ */
+export function postSubmission<B extends TSchema, T extends { id: string }>(
+  app: FastifyInstance,
+  o: {
+    url: '/runs' | '/studies';
+    doc: { summary: string; description: string };
+    body: B;
+    view: TSchema;
+    submit: (body: Static<B>, opts: SubmitOptions) => Promise<Submitted<T>>;
+    render: (stored: T) => unknown;
+  },
+): void {
+  const schema = { tags: [o.url.slice(1)], ...o.doc, body: o.body, headers: IdempotencyHeaders, response: { 202: o.view, ...problems } };
+  app.post(o.url, { schema }, async (request, reply) => {
+    const key = (request.headers as { 'idempotency-key'?: string })['idempotency-key'];
+    const { value, replayed } = await o.submit(request.body as Static<B>, submitOptions(request, `POST /v1${o.url}`, key));
+    if (replayed) reply.header('idempotent-replayed', 'true');
+    return reply.code(202).header('location', `/v1${o.url}/${value.id}`).send(o.render(value));
+  });
 }

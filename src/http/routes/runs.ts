@@ -7,12 +7,20 @@ import type { RunsService } from '../../runs/service.js';
 import type { RunEventBus } from '../../events/bus.js';
 import type { RunRecord } from '../../runs/records.js';
 import { ListQuery, MetricsView, ModelView, Problem, RunList, RunParams, RunView, type RunView as RunViewT } from '../schemas.js';
-import { IdempotencyHeaders, markReplayed, problems, runSummary, runView, submitOptions } from '../views.js';
+import { postSubmission, problems, runSummary, runView } from '../views.js';
 import { lastEventId, MAX_EVENT_ID, streamRunEvents } from '../sse.js';
 import { fromArrays, fromPng, PIXELS } from '../images.js';
 import { scopeOf } from '../plugins/guard.js';
 import { AppError } from '../../errors.js';
 import { isTerminalStatus } from '../../events/run-events.js';
+
+/** POST /v1/runs in the OpenAPI document. */
+const SUBMIT_RUN = {
+  summary: 'Submit a training run',
+  description:
+    'Validates the spec (schema, then shape inference against the dataset), stores the run and queues it. ' +
+    "Defaults are the tutorial's: batch 250, 25 epochs, validation split 0.2, Adam, dataset emnist-balanced.",
+};
 
 export interface RunsRouteDeps {
   runs: RunsService;
@@ -45,26 +53,14 @@ export const runsRoutes =
     const { runs } = deps;
     const serializedViews = new WeakMap<RunRecord, string>();
 
-    app.post(
-      '/runs',
-      {
-        schema: {
-          tags: ['runs'],
-          summary: 'Submit a training run',
-          description:
-            'Validates the spec (schema, then shape inference against the dataset), stores the run and queues it. ' +
-            "Defaults are the tutorial's: batch 250, 25 epochs, validation split 0.2, Adam, dataset emnist-balanced.",
-          body: RunRequest,
-          headers: IdempotencyHeaders,
-          response: { 202: RunView, ...problems },
-        },
-      },
-      async (request, reply) => {
-        const { value: run, replayed } = await runs.submit(request.body, submitOptions(request, 'POST /v1/runs', request.headers['idempotency-key']));
-        markReplayed(reply, replayed);
-        return reply.code(202).header('location', `/v1/runs/${run.id}`).send(runView(run));
-      },
-    );
+    postSubmission(fastify, {
+      url: '/runs',
+      doc: SUBMIT_RUN,
+      body: RunRequest,
+      view: RunView,
+      submit: (body, opts) => runs.submit(body, opts),
+      render: runView,
+    });
 
     app.get(
       '/runs',

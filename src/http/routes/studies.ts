@@ -8,9 +8,17 @@ import { toCsv, toMarkdown } from '../../studies/comparison.js';
 import type { RunEventBus } from '../../events/bus.js';
 import type { RunsService } from '../../runs/service.js';
 import { Problem, RunParams, RunView } from '../schemas.js';
-import { IdempotencyHeaders, markReplayed, problems, runView, submitOptions } from '../views.js';
+import { postSubmission, problems, runView } from '../views.js';
 import { scopeOf } from '../plugins/guard.js';
 import { streamStudyEvents } from '../sse.js';
+
+/** POST /v1/studies in the OpenAPI document. */
+const CREATE_STUDY = {
+  summary: 'Create a study: one run per variant, all queued',
+  description:
+    'Exactly one of `preset: "tutorial"` (the eight configurations), `grid` (type × target × λ on every Conv2D/Dense layer of base.model) ' +
+    'or `variants`. Every run is validated before any is stored.',
+};
 
 export interface StudiesRouteDeps {
   studies: StudiesService;
@@ -153,26 +161,14 @@ export const studiesRoutes =
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
     const { studies } = deps;
 
-    app.post(
-      '/studies',
-      {
-        schema: {
-          tags: ['studies'],
-          summary: 'Create a study: one run per variant, all queued',
-          description:
-            'Exactly one of `preset: "tutorial"` (the eight configurations), `grid` (type × target × λ on every Conv2D/Dense layer of base.model) ' +
-            'or `variants`. Every run is validated before any is stored.',
-          body: StudyRequest,
-          headers: IdempotencyHeaders,
-          response: { 202: StudyView, ...problems },
-        },
-      },
-      async (request, reply) => {
-        const { value: s, replayed } = await studies.create(request.body, submitOptions(request, 'POST /v1/studies', request.headers['idempotency-key']));
-        markReplayed(reply, replayed);
-        return reply.code(202).header('location', `/v1/studies/${s.id}`).send(studyView(s));
-      },
-    );
+    postSubmission(fastify, {
+      url: '/studies',
+      doc: CREATE_STUDY,
+      body: StudyRequest,
+      view: StudyView,
+      submit: (body, opts) => studies.create(body, opts),
+      render: studyView,
+    });
 
     app.get(
       '/studies',
