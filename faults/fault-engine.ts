@@ -24,7 +24,24 @@
  */
 import pg from 'pg';
 import { fixtureDataset } from '../test/support/client.js';
-import { assertLoopback, check, faultDatabaseUrl, json, privateNames, type Proc, requireBuild, runFaultScript, say, serviceEnv, sleep, startProc, stopAndDrop, submitRun, until, waitForRun } from './support.js';
+import {
+  assertLoopback,
+  check,
+  faultDatabaseUrl,
+  json,
+  privateNames,
+  type Proc,
+  requireBuild,
+  runFaultScript,
+  say,
+  serviceEnv,
+  sleep,
+  startProc,
+  stopAndDrop,
+  submitRun,
+  until,
+  waitForRun,
+} from './support.js';
 
 const DB = faultDatabaseUrl();
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -55,7 +72,9 @@ const issueSpec = (batchSize: number, name: string) => ({
 const small = (name: string, priority = 50) => ({
   name,
   priority,
-  model: { layers: [{ type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }] },
+  model: {
+    layers: [{ type: 'Conv2D', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }],
+  },
   training: { epochs: 1, batchSize: 32 },
   dataset: { ...dataset, limit: 400 },
 });
@@ -101,7 +120,13 @@ async function main(): Promise<void> {
     'all',
     serviceEnv(
       { databaseUrl: `${DB}?schema=${schema}`, redisUrl: REDIS, prefix, port },
-      { METRICS_PORT: String(metricsPort), TFJS_BACKEND: 'wasm', RUN_TIME_LIMIT_S: String(LIMIT_S), TRAINING_STOP_GRACE_MS: String(GRACE_MS), PROGRESS_INTERVAL_MS: '0' },
+      {
+        METRICS_PORT: String(metricsPort),
+        TFJS_BACKEND: 'wasm',
+        RUN_TIME_LIMIT_S: String(LIMIT_S),
+        TRAINING_STOP_GRACE_MS: String(GRACE_MS),
+        PROGRESS_INTERVAL_MS: '0',
+      },
     ),
   );
   await until('the API', async () => ((await fetch(`${base}/readyz`).catch(() => null))?.ok ? true : undefined), 90_000);
@@ -123,7 +148,10 @@ async function main(): Promise<void> {
   } else {
     const at = await cancelWhenTraining(a, 0);
     va = await finished(a, GRACE_MS + 10_000);
-    check(va?.status === 'cancelled', `A: still training after ${TRAIN_S} s; cancelled, it ends cancelled within the grace period + 10 s (got ${va?.status ?? 'still running'}${at > 0 ? `, ${((performance.now() - at) / 1000).toFixed(1)} s after the cancel` : ''})`);
+    check(
+      va?.status === 'cancelled',
+      `A: still training after ${TRAIN_S} s; cancelled, it ends cancelled within the grace period + 10 s (got ${va?.status ?? 'still running'}${at > 0 ? `, ${((performance.now() - at) / 1000).toFixed(1)} s after the cancel` : ''})`,
+    );
   }
   check(va?.backend === 'wasm', `A: backend recorded is wasm (got ${va?.backend})`);
 
@@ -133,7 +161,10 @@ async function main(): Promise<void> {
   say(`B: submitted the issue's spec at batch 250 (${b}) and a small priority-1 run behind it (${urgent})`);
   const at = await cancelWhenTraining(b, 10_000);
   const vb = await finished(b, GRACE_MS + 30_000);
-  check(vb?.status === 'cancelled', `B: cancelled mid-training, it ends cancelled (got ${vb?.status ?? 'still running'}${at > 0 ? `, ${((performance.now() - at) / 1000).toFixed(1)} s after the cancel` : ''})`);
+  check(
+    vb?.status === 'cancelled',
+    `B: cancelled mid-training, it ends cancelled (got ${vb?.status ?? 'still running'}${at > 0 ? `, ${((performance.now() - at) / 1000).toFixed(1)} s after the cancel` : ''})`,
+  );
   const vu = await finished(urgent, 120_000);
   check(vu?.status === 'succeeded', `B: the priority-1 run behind it then succeeds (got ${vu?.status ?? 'unfinished'}${vu?.error ? `: ${vu.error}` : ''})`);
 
@@ -150,11 +181,18 @@ async function main(): Promise<void> {
   // Right after a thread was terminated its replacement may still be starting: /readyz says so.
   const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
   say(`the worker's /readyz right after C: ${ready.status} ${await ready.text()}`);
-  const back = await until('the worker /readyz to answer 200', async () => ((await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => null))?.status === 200 ? true : undefined), 60_000).catch(() => false);
+  const back = await until(
+    'the worker /readyz to answer 200',
+    async () => ((await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => null))?.status === 200 ? true : undefined),
+    60_000,
+  ).catch(() => false);
   check(back === true, "the worker's /readyz answers 200 once its thread is replaced (within 60 s)");
   const after = await submit(small('after everything'));
   const va2 = await finished(after, 120_000);
-  check(va2?.status === 'succeeded' && va2.backend === 'wasm', `a small run then succeeds on the same worker, on wasm (got ${va2?.status ?? 'unfinished'}, ${va2?.backend})`);
+  check(
+    va2?.status === 'succeeded' && va2.backend === 'wasm',
+    `a small run then succeeds on the same worker, on wasm (got ${va2?.status ?? 'unfinished'}, ${va2?.backend})`,
+  );
   const replaced = service.logs.filter((l) => l.msg === 'training thread terminated and replaced');
   say(`training threads replaced: ${replaced.length}${replaced.map((l) => `\n         ${String(l.reason)}`).join('')}`);
 }

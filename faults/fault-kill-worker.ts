@@ -28,7 +28,28 @@
  */
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
-import { assertLoopback, check, dropSchemas, faultDatabaseUrl, follow, json, MAIN, obliterateQueue, privateNames, type Proc, request, requireBuild, ROOT, runFaultScript, say, serviceEnv, startProc, stopProc, submitRun, until } from './support.js';
+import {
+  assertLoopback,
+  check,
+  dropSchemas,
+  faultDatabaseUrl,
+  follow,
+  json,
+  MAIN,
+  obliterateQueue,
+  privateNames,
+  type Proc,
+  request,
+  requireBuild,
+  ROOT,
+  runFaultScript,
+  say,
+  serviceEnv,
+  startProc,
+  stopProc,
+  submitRun,
+  until,
+} from './support.js';
 
 const EPOCHS = 6;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 300_000);
@@ -40,7 +61,14 @@ requireBuild();
 const { schema, prefix, port, base } = privateNames();
 const env = serviceEnv(
   { databaseUrl: `${DB}?schema=${schema}`, redisUrl: REDIS, prefix, port },
-  { TFJS_BACKEND: 'auto', WORKER_CONCURRENCY: '1', LOCK_DURATION_MS: '4000', STALLED_INTERVAL_MS: '2000', SHUTDOWN_GRACE_MS: '5000', PROGRESS_INTERVAL_MS: '1000' },
+  {
+    TFJS_BACKEND: 'auto',
+    WORKER_CONCURRENCY: '1',
+    LOCK_DURATION_MS: '4000',
+    STALLED_INTERVAL_MS: '2000',
+    SHUTDOWN_GRACE_MS: '5000',
+    PROGRESS_INTERVAL_MS: '1000',
+  },
 );
 
 const procs: Proc[] = [];
@@ -128,10 +156,14 @@ async function scenario(kind: 'kill' | 'sigterm', workers: Proc[]): Promise<{ su
       check(interrupted.length === 1 && expectedFrom >= storedAtSignal + 1, `one interrupted event, the job handed back to resume at epoch ${expectedFrom}`);
     }
     check(resumed.length === 1, `exactly one resumed event (got ${resumed.length})`);
-    check(resumed[0]?.data.fromEpoch === expectedFrom, `it resumed from epoch ${expectedFrom}, after the last epoch stored when the worker stopped (got ${String(resumed[0]?.data.fromEpoch)})`);
+    check(
+      resumed[0]?.data.fromEpoch === expectedFrom,
+      `it resumed from epoch ${expectedFrom}, after the last epoch stored when the worker stopped (got ${String(resumed[0]?.data.fromEpoch)})`,
+    );
     check(!events.some((e) => e.type === 'restarted'), 'no restarted event (nothing trained again from epoch 1)');
     check(
-      other.logs.some((l) => l.msg === 'run resumed from its checkpoint' && l.runId === runId) && other.logs.some((l) => l.msg === 'training succeeded' && l.runId === runId),
+      other.logs.some((l) => l.msg === 'run resumed from its checkpoint' && l.runId === runId) &&
+        other.logs.some((l) => l.msg === 'training succeeded' && l.runId === runId),
       `${other.name} resumed the run and finished it`,
     );
     const afterEpochs = events.filter((e) => e.type === 'epoch' && e.seq > (resumed[0]?.seq ?? Infinity)).map((e) => e.data.epoch);

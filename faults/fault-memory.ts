@@ -22,7 +22,21 @@ import { estimateMemory } from '../src/run-spec/shapes.js';
 import type { RunRequest } from '../src/run-spec/schema.js';
 import { SpecError } from '../src/run-spec/errors.js';
 import { fixtureDataset } from '../test/support/client.js';
-import { assertLoopback, check, faultDatabaseUrl, type Proc, runFaultScript, say, serviceEnv, startProc, stopAndDrop, stopProc, submitRun, until, waitForRun } from './support.js';
+import {
+  assertLoopback,
+  check,
+  faultDatabaseUrl,
+  type Proc,
+  runFaultScript,
+  say,
+  serviceEnv,
+  startProc,
+  stopAndDrop,
+  stopProc,
+  submitRun,
+  until,
+  waitForRun,
+} from './support.js';
 
 const DB = faultDatabaseUrl();
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -42,7 +56,13 @@ const SPECS: { label: string; body: Record<string, unknown> }[] = [
   {
     label: 'Conv2D 64 3x3 same, batch 1024 (activations)',
     body: {
-      model: { layers: [{ type: 'Conv2D', filters: 64, kernelSize: 3, padding: 'same', activation: 'relu' }, { type: 'Flatten' }, { type: 'Dense', units: 47, activation: 'softmax' }] },
+      model: {
+        layers: [
+          { type: 'Conv2D', filters: 64, kernelSize: 3, padding: 'same', activation: 'relu' },
+          { type: 'Flatten' },
+          { type: 'Dense', units: 47, activation: 'softmax' },
+        ],
+      },
       training: { epochs: 1, batchSize: 1024 },
       dataset,
     },
@@ -96,7 +116,9 @@ async function main(): Promise<void> {
     if (i === 0) baseline = m.peak;
     const need = m.peak - baseline;
     say(`${s.label}: ${m.status}${m.error ? ` (${m.error})` : ''}, peak RSS ${mb(m.peak)} MB, need ${mb(need)} MB, estimate ${mb(est.bytes)} MB`);
-    rows.push(`| ${s.label} | ${est.params.toLocaleString('en')} | ${mb(m.peak)} | ${i === 0 ? '(baseline)' : mb(need)} | ${mb(est.bytes)} | ${i === 0 || need <= 0 ? '' : (est.bytes / need).toFixed(2)} |`);
+    rows.push(
+      `| ${s.label} | ${est.params.toLocaleString('en')} | ${mb(m.peak)} | ${i === 0 ? '(baseline)' : mb(need)} | ${mb(est.bytes)} | ${i === 0 || need <= 0 ? '' : (est.bytes / need).toFixed(2)} |`,
+    );
     check(m.status === 'succeeded', `${s.label}: the run succeeded (got ${m.status})`);
     if (i > 0) check(est.bytes >= need, `${s.label}: the estimate (${mb(est.bytes)} MB) is not below the measured need (${mb(need)} MB)`);
   }
@@ -108,7 +130,10 @@ async function main(): Promise<void> {
     else throw err;
   }
   say(`the issue's Dense 58,000 spec at validation: ${refusal ? `${refusal.pointer}: ${refusal.message}` : 'accepted'}`);
-  check(refusal?.pointer === '/model/layers' && /needs about \d+ MB/.test(refusal.message), "the issue's 48 M-parameter Dense spec is refused at validation for its memory, naming /model/layers");
+  check(
+    refusal?.pointer === '/model/layers' && /needs about \d+ MB/.test(refusal.message),
+    "the issue's 48 M-parameter Dense spec is refused at validation for its memory, naming /model/layers",
+  );
   console.log('\n| spec | parameters | peak RSS MB | measured need MB | estimate MB | estimate / need |\n|---|---:|---:|---:|---:|---:|');
   for (const r of rows) console.log(r);
   console.log('');

@@ -31,7 +31,29 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import pg from 'pg';
-import { assertLoopback, check, checkRunSucceeds, checkSseDelivery, checkStoredRun, errorLogSummary, json, obliterateQueue, portOpen, privateNames, type Proc, request, requireBuild, runFaultScript, say, serviceEnv, sleep, startService, stopProc, submitAndFollow, until } from './support.js';
+import {
+  assertLoopback,
+  check,
+  checkRunSucceeds,
+  checkSseDelivery,
+  checkStoredRun,
+  errorLogSummary,
+  json,
+  obliterateQueue,
+  portOpen,
+  privateNames,
+  type Proc,
+  request,
+  requireBuild,
+  runFaultScript,
+  say,
+  serviceEnv,
+  sleep,
+  startService,
+  stopProc,
+  submitAndFollow,
+  until,
+} from './support.js';
 
 const EPOCHS = 24;
 const TIMEOUT_MS = Number(process.env.FAULT_TIMEOUT_MS ?? 300_000);
@@ -90,7 +112,8 @@ async function cleanup(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  if (existsSync(`/etc/postgresql/${PG_VERSION}/${CLUSTER}`)) throw new Error(`cluster ${PG_VERSION}/${CLUSTER} already exists: drop it (pg_dropcluster --stop ${PG_VERSION} ${CLUSTER}) or wait for whoever uses it`);
+  if (existsSync(`/etc/postgresql/${PG_VERSION}/${CLUSTER}`))
+    throw new Error(`cluster ${PG_VERSION}/${CLUSTER} already exists: drop it (pg_dropcluster --stop ${PG_VERSION} ${CLUSTER}) or wait for whoever uses it`);
   if (await portOpen(PG_PORT)) throw new Error(`port ${PG_PORT} is already in use`);
   const created = sh('pg_createcluster', [PG_VERSION!, CLUSTER, '-p', String(PG_PORT), '--', '--auth=trust']);
   if (!created.ok) throw new Error(`pg_createcluster failed: ${created.out}`);
@@ -127,18 +150,26 @@ async function main(): Promise<void> {
 
       const retrying = stored.filter((e) => e.type === 'retrying');
       const resumed = stored.filter((e) => e.type === 'resumed');
-      say(`${retrying.length} retrying, ${resumed.length} resumed event(s); worker log: ${service.logs.filter((l) => l.msg === 'attempt failed: BullMQ retries it').length} failed attempt(s), ${service.logs.filter((l) => l.msg === 'run resumed from its checkpoint').length} resume(s)`);
+      say(
+        `${retrying.length} retrying, ${resumed.length} resumed event(s); worker log: ${service.logs.filter((l) => l.msg === 'attempt failed: BullMQ retries it').length} failed attempt(s), ${service.logs.filter((l) => l.msg === 'run resumed from its checkpoint').length} resume(s)`,
+      );
       check(!stored.some((e) => e.type === 'restarted'), 'no restarted event (nothing trained again from epoch 1)');
       check(resumed.length >= retrying.length, `every retrying event has a resumed event (${retrying.length} retrying, ${resumed.length} resumed)`);
       for (const r of retrying) {
         const next = resumed.find((e) => e.seq > r.seq);
-        check(next?.data.fromEpoch === r.data.resumeFromEpoch, `retrying (seq ${r.seq}, resume ${String(r.data.resumeFromEpoch)}) is followed by resumed from the same epoch (got ${next ? `seq ${next.seq} from ${String(next.data.fromEpoch)}` : 'none'})`);
+        check(
+          next?.data.fromEpoch === r.data.resumeFromEpoch,
+          `retrying (seq ${r.seq}, resume ${String(r.data.resumeFromEpoch)}) is followed by resumed from the same epoch (got ${next ? `seq ${next.seq} from ${String(next.data.fromEpoch)}` : 'none'})`,
+        );
       }
       if (resumed.length) {
         const lastResume = resumed.at(-1)!;
         const from = Number(lastResume.data.fromEpoch);
         const after = stored.filter((e) => e.type === 'epoch' && e.seq > lastResume.seq).map((e) => Number(e.data.epoch));
-        check(JSON.stringify(after) === JSON.stringify(Array.from({ length: EPOCHS - from + 1 }, (_, i) => from + i)), `after the last resume, epochs ${from}..${EPOCHS} were trained once each (got [${after.join(', ')}])`);
+        check(
+          JSON.stringify(after) === JSON.stringify(Array.from({ length: EPOCHS - from + 1 }, (_, i) => from + i)),
+          `after the last resume, epochs ${from}..${EPOCHS} were trained once each (got [${after.join(', ')}])`,
+        );
       } else {
         say('no resume: the writes went through once PostgreSQL was back (or no write fell into the outage)');
       }
@@ -148,7 +179,10 @@ async function main(): Promise<void> {
       await client.end();
     }
     say(`service error log lines since the stop: ${errorLogSummary(service.logs, down)}`);
-    const ready = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
+    const ready = await fetch(`${base}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
     check(ready === 200, `/readyz answers 200 after the restart (got ${ready})`);
   } finally {
     abort.abort();

@@ -23,7 +23,27 @@
  * FAULT_REDIS_PORT (default 6392; must be free), FAULT_TIMEOUT_MS (default 420000).
  */
 import pg from 'pg';
-import { check, checkStoredEvents, describeEvents, faultDatabaseUrl, json, privateNames, PrivateRedis, type Proc, request, requireBuild, runFaultScript, say, serviceEnv, startService, stopAndDrop, type StoredEvent, submitRun, until, waitForRun } from './support.js';
+import {
+  check,
+  checkStoredEvents,
+  describeEvents,
+  faultDatabaseUrl,
+  json,
+  privateNames,
+  PrivateRedis,
+  type Proc,
+  request,
+  requireBuild,
+  runFaultScript,
+  say,
+  serviceEnv,
+  startService,
+  stopAndDrop,
+  type StoredEvent,
+  submitRun,
+  until,
+  waitForRun,
+} from './support.js';
 
 /** Epochs of the two waiting runs; the first trains FIRST_EPOCHS, long enough for reconciler passes during it. */
 const EPOCHS = 6;
@@ -46,7 +66,10 @@ async function main(): Promise<void> {
 
   service = await startService(
     base,
-    serviceEnv({ databaseUrl: `${DB}?schema=${schema}`, redisUrl: redis.url, prefix, port }, { TFJS_BACKEND: 'auto', PROGRESS_INTERVAL_MS: '1000', RECONCILE_INTERVAL_MS: '3000' }),
+    serviceEnv(
+      { databaseUrl: `${DB}?schema=${schema}`, redisUrl: redis.url, prefix, port },
+      { TFJS_BACKEND: 'auto', PROGRESS_INTERVAL_MS: '1000', RECONCILE_INTERVAL_MS: '3000' },
+    ),
   );
 
   const ids: string[] = [];
@@ -66,26 +89,34 @@ async function main(): Promise<void> {
   const flushed = redis.cli('flushall');
   const keysAfter = redis.cli('dbsize').out;
   check(flushed.ok && Number(keysBefore) > 0 && Number(keysAfter) <= 2, `Redis was emptied (${keysBefore} keys before, ${keysAfter} right after)`);
-  check(statuses[0] === 'running' && statuses[1] === 'queued' && statuses[2] === 'queued', `at the flush one run trained and two waited (${statuses.join(', ')})`);
+  check(
+    statuses[0] === 'running' && statuses[1] === 'queued' && statuses[2] === 'queued',
+    `at the flush one run trained and two waited (${statuses.join(', ')})`,
+  );
 
   const finals = await Promise.all(
-    ids.map((i) =>
-      waitForRun<{ status: string; error?: string | null }>(base, i, RUN_TIMEOUT_MS).catch(() => ({ status: 'still unfinished', error: null })),
-    ),
+    ids.map((i) => waitForRun<{ status: string; error?: string | null }>(base, i, RUN_TIMEOUT_MS).catch(() => ({ status: 'still unfinished', error: null }))),
   );
   const client = new pg.Client({ connectionString: DB });
   await client.connect();
   let firstFinished = Infinity;
   try {
-    firstFinished = (await client.query<{ f: Date | null }>(`SELECT "finishedAt" AS f FROM "${schema}"."Run" WHERE id = $1`, [first])).rows[0]?.f?.getTime() ?? Infinity;
+    firstFinished =
+      (await client.query<{ f: Date | null }>(`SELECT "finishedAt" AS f FROM "${schema}"."Run" WHERE id = $1`, [first])).rows[0]?.f?.getTime() ?? Infinity;
     for (const [k, i] of ids.entries()) {
       const epochs = k === 0 ? FIRST_EPOCHS : EPOCHS;
       check(finals[k]!.status === 'succeeded', `run ${k + 1} succeeded (got ${finals[k]!.status}${finals[k]!.error ? `: ${finals[k]!.error}` : ''})`);
-      const rows = (await client.query<{ epoch: number }>(`SELECT epoch FROM "${schema}"."EpochMetric" WHERE "runId" = $1 ORDER BY epoch`, [i])).rows.map((x) => x.epoch);
-      check(JSON.stringify(rows) === JSON.stringify(Array.from({ length: epochs }, (_, e) => e + 1)), `run ${k + 1}: epoch rows exactly 1..${epochs}, each once (got [${rows.join(', ')}])`);
+      const rows = (await client.query<{ epoch: number }>(`SELECT epoch FROM "${schema}"."EpochMetric" WHERE "runId" = $1 ORDER BY epoch`, [i])).rows.map(
+        (x) => x.epoch,
+      );
+      check(
+        JSON.stringify(rows) === JSON.stringify(Array.from({ length: epochs }, (_, e) => e + 1)),
+        `run ${k + 1}: epoch rows exactly 1..${epochs}, each once (got [${rows.join(', ')}])`,
+      );
       const cp = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}"."Checkpoint" WHERE "runId" = $1`, [i]);
       check(cp.rows[0]?.n === 0, `run ${k + 1}: no checkpoint row left`);
-      const stored = (await client.query<StoredEvent>(`SELECT seq, type, data, "createdAt" FROM "${schema}"."RunEvent" WHERE "runId" = $1 ORDER BY seq`, [i])).rows;
+      const stored = (await client.query<StoredEvent>(`SELECT seq, type, data, "createdAt" FROM "${schema}"."RunEvent" WHERE "runId" = $1 ORDER BY seq`, [i]))
+        .rows;
       say(`run ${k + 1} events (batch left out): ${describeEvents(stored)}`);
       checkStoredEvents(stored, epochs);
     }
@@ -96,7 +127,10 @@ async function main(): Promise<void> {
   const requeued = passes.flatMap((l) => (l.requeued as string[] | undefined) ?? []);
   say(`reconciler re-enqueued: ${requeued.join(', ') || 'nothing'}`);
   const at = passes[0]?.time ?? Infinity;
-  check(at < firstFinished, `the waiting runs were re-enqueued while the first run was still training (${((firstFinished - at) / 1000).toFixed(1)} s before it finished), so the heartbeat check was what kept it from being re-enqueued`);
+  check(
+    at < firstFinished,
+    `the waiting runs were re-enqueued while the first run was still training (${((firstFinished - at) / 1000).toFixed(1)} s before it finished), so the heartbeat check was what kept it from being re-enqueued`,
+  );
   check(requeued.includes(ids[1]!) && requeued.includes(ids[2]!), 'the reconciler re-enqueued both waiting runs');
   check(!requeued.includes(first), 'the reconciler left the training run alone (its worker heartbeat was alive)');
 }

@@ -29,7 +29,29 @@
  */
 import { Queue } from 'bullmq';
 import pg from 'pg';
-import { check, checkRunSucceeds, checkSseDelivery, checkStoredRun, errorLogSummary, faultDatabaseUrl, json, privateNames, PrivateRedis, type Proc, request, requireBuild, runFaultScript, say, serviceEnv, sleep, startService, stopAndDrop, submitAndFollow, until, waitForRun } from './support.js';
+import {
+  check,
+  checkRunSucceeds,
+  checkSseDelivery,
+  checkStoredRun,
+  errorLogSummary,
+  faultDatabaseUrl,
+  json,
+  privateNames,
+  PrivateRedis,
+  type Proc,
+  request,
+  requireBuild,
+  runFaultScript,
+  say,
+  serviceEnv,
+  sleep,
+  startService,
+  stopAndDrop,
+  submitAndFollow,
+  until,
+  waitForRun,
+} from './support.js';
 
 const DB = faultDatabaseUrl();
 const redis = PrivateRedis.fromEnv(6391, 'restarts');
@@ -75,7 +97,10 @@ async function main(): Promise<void> {
     await redis.start();
     const keysAfter = redis.cli('dbsize').out;
     say(`private Redis is back after ${Math.round(performance.now() - down)} ms with ${keysAfter} keys`);
-    check(keysBefore !== '0' && Number(keysAfter) <= 2, `Redis came back empty: the queue, the job and its lock are gone (${keysBefore} keys before, ${keysAfter} right after)`);
+    check(
+      keysBefore !== '0' && Number(keysAfter) <= 2,
+      `Redis came back empty: the queue, the job and its lock are gone (${keysBefore} keys before, ${keysAfter} right after)`,
+    );
 
     await checkRunSucceeds(base, runId, sse, 120_000, ' in PostgreSQL');
 
@@ -83,7 +108,15 @@ async function main(): Promise<void> {
     await client.connect();
     try {
       const stored = await checkStoredRun(client, schema, runId, EPOCHS);
-      check(!stored.some((e) => ['resumed', 'restarted', 'retrying'].includes(e.type)), `the worker kept training through the restart: no resumed/restarted/retrying event (got ${stored.filter((e) => ['resumed', 'restarted', 'retrying'].includes(e.type)).map((e) => e.type).join(', ') || 'none'})`);
+      check(
+        !stored.some((e) => ['resumed', 'restarted', 'retrying'].includes(e.type)),
+        `the worker kept training through the restart: no resumed/restarted/retrying event (got ${
+          stored
+            .filter((e) => ['resumed', 'restarted', 'retrying'].includes(e.type))
+            .map((e) => e.type)
+            .join(', ') || 'none'
+        })`,
+      );
 
       checkSseDelivery(sse, stored);
     } finally {
@@ -92,14 +125,23 @@ async function main(): Promise<void> {
 
     const q = new Queue('runs', { connection, prefix });
     const job = await q.getJob(runId);
-    say(`after the run: BullMQ ${job ? `has the job, state "${await job.getState()}"` : 'has no job for the run (it was lost with Redis; nothing moved it to completed)'}; counts ${JSON.stringify(await q.getJobCounts())}`);
+    say(
+      `after the run: BullMQ ${job ? `has the job, state "${await job.getState()}"` : 'has no job for the run (it was lost with Redis; nothing moved it to completed)'}; counts ${JSON.stringify(await q.getJobCounts())}`,
+    );
     await q.close();
     say(`service error log lines since the restart: ${errorLogSummary(service.logs, down)}`);
 
     // Does the service still work with the emptied Redis?
-    const ready = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
+    const ready = await fetch(`${base}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
     check(ready === 200, `/readyz answers 200 after the restart (got ${ready})`);
-    const second = await json<{ id: string }>(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(1, 'fault: after the Redis restart')) });
+    const second = await json<{ id: string }>(`${base}/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(request(1, 'fault: after the Redis restart')),
+    });
     say(`submitted a 1-epoch run after the restart: ${second.status} ${second.body.id ?? JSON.stringify(second.body)}`);
     let secondStatus = 'not submitted';
     if (second.status === 202) {

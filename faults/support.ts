@@ -112,7 +112,24 @@ export class PrivateRedis {
     const dir = this.dir;
     const r = spawnSync(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--daemonize', 'yes', '--save', '', '--appendonly', 'no', '--dir', dir, '--pidfile', path.join(dir, 'redis.pid'), '--logfile', path.join(dir, 'redis.log')],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--daemonize',
+        'yes',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        '--pidfile',
+        path.join(dir, 'redis.pid'),
+        '--logfile',
+        path.join(dir, 'redis.log'),
+      ],
       { encoding: 'utf8', timeout: 10_000 },
     );
     if (r.status !== 0) throw new Error(`redis-server failed: ${r.stderr || r.stdout}`);
@@ -120,7 +137,11 @@ export class PrivateRedis {
     await this.waitFor(true);
   }
   async waitFor(up: boolean): Promise<void> {
-    await until(`private Redis ${up ? 'up' : 'down'}`, async () => ((await portOpen(this.port)) === up && (!up || this.cli('ping').out === 'PONG') ? true : undefined), 15_000);
+    await until(
+      `private Redis ${up ? 'up' : 'down'}`,
+      async () => ((await portOpen(this.port)) === up && (!up || this.cli('ping').out === 'PONG') ? true : undefined),
+      15_000,
+    );
   }
   /** Shuts it down (if it was started) and removes its directory. */
   async close(): Promise<void> {
@@ -271,7 +292,10 @@ export async function startService(base: string, env: NodeJS.ProcessEnv): Promis
 }
 
 /** Submits `body`, says so, and follows the run's event stream until `abort`. */
-export async function submitAndFollow(base: string, body: { name: string; training: { epochs: number; batchSize: number } }): Promise<{ runId: string; sse: Follower; abort: AbortController }> {
+export async function submitAndFollow(
+  base: string,
+  body: { name: string; training: { epochs: number; batchSize: number } },
+): Promise<{ runId: string; sse: Follower; abort: AbortController }> {
   const runId = await submitRun(base, body);
   say(`submitted run ${runId} (${body.training.epochs} epochs, batch ${body.training.batchSize}, emnist-mini)`);
   const abort = new AbortController();
@@ -308,9 +332,14 @@ export async function checkRunSucceeds(base: string, runId: string, sse: Followe
   } catch (err) {
     say(`FINDING: ${err instanceof Error ? err.message : String(err)}`);
   }
-  await until('the SSE client to see a terminal event', () => (sse.done() ? true : undefined), 15_000).catch(() => say('the SSE client saw no terminal event within 15 s'));
+  await until('the SSE client to see a terminal event', () => (sse.done() ? true : undefined), 15_000).catch(() =>
+    say('the SSE client saw no terminal event within 15 s'),
+  );
   const run = await json<{ status: string; error?: string | null }>(`${base}/v1/runs/${runId}`);
-  check(run.body.status === 'succeeded', `run status is succeeded${where} (got ${run.body.status}${run.body.error ? `, error: ${run.body.error}` : ''}${final ? '' : `, still unfinished after ${timeoutMs / 1000} s`})`);
+  check(
+    run.body.status === 'succeeded',
+    `run status is succeeded${where} (got ${run.body.status}${run.body.error ? `, error: ${run.body.error}` : ''}${final ? '' : `, still unfinished after ${timeoutMs / 1000} s`})`,
+  );
 }
 
 export interface RunEvent {
@@ -426,9 +455,15 @@ export function checkStoredEvents(stored: readonly StoredEvent[], epochs: number
   check(outOfOrder < 0, `stored events' createdAt never goes backwards in seq order${outOfOrder >= 0 ? ` (at seq ${stored[outOfOrder]!.seq})` : ''}`);
   // Every attempt that trains emits its own `started` (after its `resumed`/`restarted`).
   const attempts = 1 + stored.filter((e) => e.type === 'resumed' || e.type === 'restarted').length;
-  check(stored.filter((e) => e.type === 'started').length === attempts, `one started event per training attempt: ${attempts} (got ${stored.filter((e) => e.type === 'started').length})`);
+  check(
+    stored.filter((e) => e.type === 'started').length === attempts,
+    `one started event per training attempt: ${attempts} (got ${stored.filter((e) => e.type === 'started').length})`,
+  );
   const terminal = stored.filter((e) => ['completed', 'failed', 'cancelled'].includes(e.type));
-  check(terminal.length === 1 && terminal[0]!.type === 'completed' && stored.at(-1)!.type === 'completed', `exactly one terminal event, completed, and it is the last (got [${terminal.map((e) => e.type).join(', ')}], last ${stored.at(-1)?.type})`);
+  check(
+    terminal.length === 1 && terminal[0]!.type === 'completed' && stored.at(-1)!.type === 'completed',
+    `exactly one terminal event, completed, and it is the last (got [${terminal.map((e) => e.type).join(', ')}], last ${stored.at(-1)?.type})`,
+  );
   const epochEvents = stored.filter((e) => e.type === 'epoch').map((e) => Number(e.data.epoch));
   check(
     JSON.stringify(epochEvents) === JSON.stringify(Array.from({ length: epochs }, (_, i) => i + 1)),
@@ -450,13 +485,19 @@ export interface StoredEvent {
  */
 export async function checkStoredRun(client: pg.Client, schema: string | null, runId: string, epochs: number): Promise<StoredEvent[]> {
   const table = (name: string) => (schema ? `"${schema}"."${name}"` : `"${name}"`);
-  const rows = (await client.query<{ epoch: number }>(`SELECT epoch FROM ${table('EpochMetric')} WHERE "runId" = $1 ORDER BY epoch`, [runId])).rows.map((r) => r.epoch);
-  check(JSON.stringify(rows) === JSON.stringify(Array.from({ length: epochs }, (_, i) => i + 1)), `epoch rows are exactly 1..${epochs}, each once (got [${rows.join(', ')}])`);
+  const rows = (await client.query<{ epoch: number }>(`SELECT epoch FROM ${table('EpochMetric')} WHERE "runId" = $1 ORDER BY epoch`, [runId])).rows.map(
+    (r) => r.epoch,
+  );
+  check(
+    JSON.stringify(rows) === JSON.stringify(Array.from({ length: epochs }, (_, i) => i + 1)),
+    `epoch rows are exactly 1..${epochs}, each once (got [${rows.join(', ')}])`,
+  );
   const cp = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table('Checkpoint')} WHERE "runId" = $1`, [runId]);
   check(cp.rows[0]?.n === 0, `the checkpoint row is gone (${cp.rows[0]?.n ?? '?'} left)`);
   const art = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table('ModelArtifact')} WHERE "runId" = $1`, [runId]);
   check(art.rows[0]?.n === 1, `the model artifact is stored (${art.rows[0]?.n ?? '?'} rows)`);
-  const stored = (await client.query<StoredEvent>(`SELECT seq, type, data, "createdAt" FROM ${table('RunEvent')} WHERE "runId" = $1 ORDER BY seq`, [runId])).rows;
+  const stored = (await client.query<StoredEvent>(`SELECT seq, type, data, "createdAt" FROM ${table('RunEvent')} WHERE "runId" = $1 ORDER BY seq`, [runId]))
+    .rows;
   say(`stored events (batch events left out): ${describeEvents(stored)}`);
   checkStoredEvents(stored, epochs);
   return stored;
@@ -464,7 +505,9 @@ export async function checkStoredRun(client: pg.Client, schema: string | null, r
 
 /** Reports the follower's connections and checks that it received every stored event once, in order. */
 export function checkSseDelivery(sse: Follower, stored: readonly StoredEvent[]): void {
-  say(`SSE client: ${sse.connections.length} connection(s): ${sse.connections.map((c) => `[${c.at} status ${c.status}, Last-Event-ID ${c.lastEventId ?? '-'}, ${c.ended ?? 'open'}]`).join(' ')}`);
+  say(
+    `SSE client: ${sse.connections.length} connection(s): ${sse.connections.map((c) => `[${c.at} status ${c.status}, Last-Event-ID ${c.lastEventId ?? '-'}, ${c.ended ?? 'open'}]`).join(' ')}`,
+  );
   if (sse.anomalies.length) say(`SSE client: out-of-sequence deliveries: ${sse.anomalies.join('; ')}`);
   const got = sse.events.map((e) => e.seq);
   const want = stored.map((e) => e.seq);
