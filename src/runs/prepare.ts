@@ -13,6 +13,7 @@ import type { NormalizedSpec } from '../run-spec/normalized.js';
 import { readLabelsInfo } from '../engine/data/load.js';
 import { DatasetError, DatasetFileMissingError, DatasetPathError, DatasetSpecError, IdxFormatError } from '../engine/data/errors.js';
 import { toDatasetSpec } from '../engine/dataset-spec.js';
+import type { DatasetSpec, LabelsInfo } from '../engine/data/types.js';
 import type { NewRun } from './records.js';
 
 export interface PreparedRun {
@@ -81,7 +82,39 @@ function datasetError(err: DatasetError, dataDir: string, dataset?: unknown): Ap
   return new AppError(status, 'Invalid dataset', `${relativePaths(err.message, dataDir)}${next}`, pointer);
 }
 
+/**
+ * What the dataset of a recent submission held, reused for a moment. A submission otherwise
+ * resolves, checks and stamps every file of its dataset again (four files: 16 file system calls
+ * through libuv's thread pool, the largest single cost of POST /v1/runs under load), although the
+ * label cache behind it already knows the answer. A file replaced in that window is seen by the
+ * first submission after it; a failed check is never kept; training reads the files itself and
+ * never uses this.
+ */
+export class RecentDatasets {
+  private readonly entries = new Map<string, { info: LabelsInfo; at: number }>();
+  private static readonly MAX = 256;
+
+  constructor(private readonly ttlMs: number) {}
+
+  async labelsInfo(spec: DatasetSpec, dataDir: string): Promise<LabelsInfo> {
+    // The counts do not depend on the sampling seed, which differs from run to run.
+    const { seed: _seed, ...counted } = spec;
+    const key = JSON.stringify(counted);
+    const hit = this.entries.get(key);
+    if (hit && Date.now() - hit.at < this.ttlMs) return hit.info;
+    const info = await readLabelsInfo(spec, dataDir);
+    if (this.entries.size >= RecentDatasets.MAX) this.entries.clear();
+    this.entries.set(key, { info, at: Date.now() });
+    return info;
+  }
+}
+
+/** How long a dataset check of one submission serves the next ones with the same dataset. */
+const DATASET_CHECK_REUSE_MS = 1000;
+
 export class RunPreparer {
+  private readonly datasets = new RecentDatasets(DATASET_CHECK_REUSE_MS);
+
   constructor(private readonly dataDir: string) {}
 
   /** Validates a run request against its dataset and normalizes it (no I/O but reading label files). */
@@ -101,7 +134,7 @@ export class RunPreparer {
     let numClasses: number;
     let trainCount: number;
     try {
-      const info = await readLabelsInfo(toDatasetSpec(normalizeDataset(request.dataset, seed)), this.dataDir);
+      const info = await this.datasets.labelsInfo(toDatasetSpec(normalizeDataset(request.dataset, seed)), this.dataDir);
       numClasses = info.numClasses;
       trainCount = info.trainCount;
     } catch (err) {
