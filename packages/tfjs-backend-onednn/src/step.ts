@@ -23,6 +23,27 @@ import { backend_util, type Tensor } from '@tensorflow/tfjs-core';
 import { allocF32, OnednnBackend } from './backend.js';
 import { dropoutScale, dropoutThreshold } from './kernels/seeded-dropout.js';
 
+/**
+ * The window geometry a convolution and a max pooling share in their plan rows (from index 4, in
+ * step.cc's order): output height, width and channels, window, strides, then the four paddings.
+ */
+function windowRow(info: backend_util.Conv2DInfo, outChannels: number): number[] {
+  const p = info.padInfo;
+  return [
+    info.outHeight,
+    info.outWidth,
+    outChannels,
+    info.filterHeight,
+    info.filterWidth,
+    info.strideHeight,
+    info.strideWidth,
+    p.top,
+    p.left,
+    p.bottom,
+    p.right,
+  ];
+}
+
 /** Numbers per layer in the native plan (src/native/step.cc, kRow). */
 export const STEP_ROW = 25;
 const KIND = { conv: 0, pool: 1, drop: 2, flat: 3, dense: 4 } as const;
@@ -110,43 +131,14 @@ export class OnednnSequentialStep {
           if (L.kernel.dtype !== 'float32' || ks.length !== 4 || ks[2] !== c) return `layer ${i}: Conv2D kernel shape ${JSON.stringify(ks)}`;
           const info = backend_util.computeConv2DInfo([1, h, w, c], ks as [number, number, number, number], L.strides, 1, L.padding);
           row[0] = KIND.conv;
-          row.splice(
-            4,
-            12,
-            info.outHeight,
-            info.outWidth,
-            info.outChannels,
-            info.filterHeight,
-            info.filterWidth,
-            info.strideHeight,
-            info.strideWidth,
-            info.padInfo.top,
-            info.padInfo.left,
-            info.padInfo.bottom,
-            info.padInfo.right,
-            ACTIVATION[L.activation],
-          );
+          row.splice(4, 12, ...windowRow(info, info.outChannels), ACTIVATION[L.activation]);
           [h, w, c] = [info.outHeight, info.outWidth, info.outChannels];
           break;
         }
         case 'maxPooling2d': {
           const info = backend_util.computePool2DInfo([1, h, w, c], L.poolSize, L.strides, 1, L.padding);
           row[0] = KIND.pool;
-          row.splice(
-            4,
-            11,
-            info.outHeight,
-            info.outWidth,
-            c,
-            info.filterHeight,
-            info.filterWidth,
-            info.strideHeight,
-            info.strideWidth,
-            info.padInfo.top,
-            info.padInfo.left,
-            info.padInfo.bottom,
-            info.padInfo.right,
-          );
+          row.splice(4, 11, ...windowRow(info, c));
           [h, w] = [info.outHeight, info.outWidth];
           break;
         }
