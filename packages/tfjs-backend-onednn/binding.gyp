@@ -10,7 +10,8 @@
         "src/native/eltwise.cc",
         "src/native/reduce.cc",
         "src/native/random.cc",
-        "src/native/step.cc"
+        "src/native/step.cc",
+        "src/native/conv-pool.cc"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags!": ["-fno-exceptions"],

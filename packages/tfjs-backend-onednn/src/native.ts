@@ -123,6 +123,8 @@ export interface NativeAddon {
   ): void;
   /** Per-layer process CPU ms per step (when created with ONEDNN_STEP_PROFILE=1). */
   stepProfile(handle: object): string;
+  /** Indices of the Conv2D layers that run fused with the max pooling after them (conv-pool.h). */
+  stepFused(handle: object): number[];
   /** Regula's seeded dropout: out[i] = mix32(key ^ mix32(i)) >= threshold ? x[i] * scale : 0. */
   seededDropout(x: Float32Array, out: Float32Array, key: number, threshold: number, scale: number): void;
 }

@@ -202,6 +202,17 @@ export class OnednnSequentialStep {
   }
 
   /**
+   * The Conv2D layers (indices) that run as one kernel with their ReLU and the max pooling after
+   * them, once the step has run (before: []). ONEDNN_STEP_FUSE=0 when the step is created turns
+   * the fusion off.
+   */
+  fusedLayers(): number[] {
+    const backend = tf.backend();
+    if (!this.handle || !(backend instanceof OnednnBackend)) return [];
+    return backend.native.stepFused(this.handle);
+  }
+
+  /**
    * One step on a batch: x [B, ...inputShape], labels [B, numClasses] (one-hot or soft),
    * `dropoutKeys[i]` the mask key of layer i (read for Dropout layers only).
    */

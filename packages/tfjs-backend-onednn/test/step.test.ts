@@ -35,6 +35,10 @@ interface Case {
   batch: number;
   classes: number;
   layers: (w: (shape: number[], seed: number) => tf.Variable) => SequentialLayer[];
+  /** Images (batch indices) whose pixels at even (row, column) all have one value. */
+  tieImages?: number[];
+  /** The Conv2D layers the native step fuses with their max pooling (default: the first one where the tutorial's stack starts). */
+  fused?: number[];
 }
 
 const l1: PenaltyFactors = { l1: 0.01, l2: 0 };
@@ -54,6 +58,15 @@ function tutorial(slots: { kernel?: PenaltyFactors; bias?: PenaltyFactors; activ
     { type: 'dense', kernel: w([64, 32], 5), bias: w([32], 6), activation: 'relu', ...pen },
     { type: 'dense', kernel: w([32, classes], 7), bias: w([classes], 8), activation: 'softmax', ...pen },
   ];
+}
+
+/** The kernel [2, 2, in, out] with every weight but the top-left one of each filter set to 0 (in place). */
+function topLeftOnly(k: tf.Variable): tf.Variable {
+  const [kh, kw, ci, co] = k.shape as [number, number, number, number];
+  const mask = tf.buffer([kh, kw, ci, co]);
+  for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) mask.set(1, 0, 0, i, o);
+  tf.tidy(() => k.assign(tf.mul(k, mask.toTensor())));
+  return k;
 }
 
 const CASES: Case[] = [
@@ -92,6 +105,40 @@ const CASES: Case[] = [
       { type: 'flatten' },
       { type: 'dense', kernel: w([800, 5], 25), bias: w([5], 26), activation: 'softmax' },
     ],
+  },
+  {
+    // The fused Conv2D+ReLU+max pooling kernel (conv-pool.h) on edges: 'same' padding, 2 input
+    // channels, 16 output channels, an odd output (15x15) whose last row and column no pooling
+    // window covers (they reach the loss only through the activity penalty).
+    name: 'fused conv + pool: same padding, uncovered edges, 16 channels, elastic net activity',
+    input: [15, 15, 2],
+    batch: 6,
+    classes: 4,
+    layers: (w) => [
+      { type: 'conv2d', kernel: w([3, 3, 2, 16], 31), bias: w([16], 32), strides: [1, 1], padding: 'same', activation: 'relu', activityPenalty: en },
+      { type: 'maxPooling2d', poolSize: [2, 2], strides: [2, 2], padding: 'valid' },
+      { type: 'flatten' },
+      { type: 'dense', kernel: w([7 * 7 * 16, 4], 33), bias: w([4], 34), activation: 'softmax' },
+    ],
+    fused: [0],
+  },
+  {
+    // Ties that change the gradient: the kernel sees only the top-left pixel of its 2x2 patch (the
+    // other weights are 0), and in the tie images those pixels are all equal while the others are
+    // not, so every 3x3 window ties and the gradients of the zero weights show which position got
+    // the pooling's gradient (the first maximum, in row-major order, as tfjs' cpu kernel chooses).
+    name: 'fused conv + pool: 3x3 pooling windows, strides 2, no bias, ties, no penalty',
+    input: [13, 13, 1],
+    batch: 5,
+    classes: 3,
+    tieImages: [0, 2, 3],
+    layers: (w) => [
+      { type: 'conv2d', kernel: topLeftOnly(w([2, 2, 1, 8], 41)), bias: null, strides: [2, 2], padding: 'valid', activation: 'relu' },
+      { type: 'maxPooling2d', poolSize: [3, 3], strides: [3, 3], padding: 'valid' },
+      { type: 'flatten' },
+      { type: 'dense', kernel: w([2 * 2 * 8, 3], 42), bias: w([3], 43), activation: 'softmax', kernelPenalty: l2 },
+    ],
+    fused: [0],
   },
 ];
 
@@ -157,11 +204,18 @@ function reference(layers: SequentialLayer[], x: tf.Tensor4D, y: tf.Tensor2D, ke
 }
 
 describe.skipIf(!nativeAvailable)('OnednnSequentialStep vs tfjs autodiff on cpu', () => {
-  for (const c of CASES) {
-    it(c.name, async () => {
+  // Each case with the fused Conv2D+ReLU+max pooling kernel where it applies, and without it.
+  for (const c of CASES.flatMap((c) => [
+    { ...c, fuse: true },
+    { ...c, fuse: false },
+  ])) {
+    it(`${c.name}${c.fuse ? '' : ' (ONEDNN_STEP_FUSE=0)'}`, async () => {
       const [h, w, ch] = c.input;
       const r = rng(99);
       const xv = randomArray(c.batch * h * w * ch, 5, 0, 1);
+      for (const b of c.tieImages ?? []) {
+        for (let i = 0; i < h; i += 2) for (let j = 0; j < w; j += 2) xv.fill(0.5, ((b * h + i) * w + j) * ch, ((b * h + i) * w + j + 1) * ch);
+      }
       const yv = new Float32Array(c.batch * c.classes);
       for (let b = 0; b < c.batch; b++) yv[b * c.classes + Math.floor(r() * c.classes)] = 1;
       const make = (shape: number[], seed: number) =>
@@ -194,12 +248,20 @@ describe.skipIf(!nativeAvailable)('OnednnSequentialStep vs tfjs autodiff on cpu'
       const step = OnednnSequentialStep.plan(c.input, layers);
       if (typeof step === 'string') throw new Error(step);
       const x = tf.tensor4d(xv, [c.batch, h, w, ch]);
+      const fuseBefore = process.env.ONEDNN_STEP_FUSE;
+      process.env.ONEDNN_STEP_FUSE = c.fuse ? '1' : '0';
       const y = tf.tensor2d(yv, [c.batch, c.classes]);
       const before = tf.memory().numTensors;
       let firstRun: Float32Array[] = [];
       for (let rep = 0; rep < 2; rep++) {
         // Twice: the second run reuses the cached primitives and buffers, and must be bit-identical.
         const res = step.run(x, y, keys);
+        if (rep === 0) {
+          if (fuseBefore === undefined) delete process.env.ONEDNN_STEP_FUSE;
+          else process.env.ONEDNN_STEP_FUSE = fuseBefore;
+          const tutorialStack = layers[0]?.type === 'conv2d' && layers[1]?.type === 'maxPooling2d' && layers[0].activation === 'relu';
+          expect(step.fusedLayers(), 'fused convolutions').toEqual(c.fuse ? (c.fused ?? (tutorialStack ? [0] : [])) : []);
+        }
         const bits = res.grads.map((g) => Float32Array.from(g.dataSync()));
         if (rep === 0) firstRun = bits;
         else bits.forEach((b, i) => expect(Buffer.from(b.buffer).equals(Buffer.from(firstRun[i]!.buffer)), `gradient ${i} differs between runs`).toBe(true));

@@ -131,6 +131,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"stepCreate", wrap<stepCreate>},
       {"stepRun", wrap<stepRun>},
       {"stepProfile", wrap<stepProfile>},
+      {"stepFused", wrap<stepFused>},
       {"seededDropout", wrap<seededDropout>},
   };
   for (const auto& e : table) {

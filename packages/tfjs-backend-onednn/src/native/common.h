@@ -175,6 +175,7 @@ napi_value describe(const Args& a);
 napi_value stepCreate(const Args& a);
 napi_value stepRun(const Args& a);
 napi_value stepProfile(const Args& a);
+napi_value stepFused(const Args& a);
 napi_value seededDropout(const Args& a);
 
 /** Appends a fused activation (codes of ACT in src/native.ts) to post-ops. */

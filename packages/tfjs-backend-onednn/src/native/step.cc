@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common.h"
+#include "conv-pool.h"
 
 namespace odnn {
 
@@ -40,6 +41,9 @@ struct Layer {
   uint32_t threshold;
   float scale;
   int var = -1;  // index of the kernel among the weights; the bias follows when hasBias
+  // A ReLU convolution and the max pooling after it that run as one fused kernel (conv-pool.h):
+  // `fused` on the convolution, `fusedInto` on the pooling.
+  bool fused = false, fusedInto = false;
   size_t inSize() const { return size_t(ih) * iw * ic; }
   size_t outSize() const { return size_t(oh) * ow * oc; }
   size_t kernelSize() const { return kind == kConv ? size_t(kh) * kw * ic * oc : size_t(ic) * oc; }
@@ -141,6 +145,10 @@ inline uint32_t mix32(uint32_t h) {
   h *= 0x846ca68bu;
   h ^= h >> 16;
   return h;
+}
+
+ConvPoolShape convPoolShape(const Layer& c, const Layer& p, int B) {
+  return ConvPoolShape{B, c.ih, c.iw, c.ic, c.oh, c.ow, c.oc, c.kh, c.kw, c.sh, c.sw, c.pt, c.pl, p.kh, p.kw, p.oh, p.ow};
 }
 
 // The gradient w.r.t. the input of layer i is needed when a weighted layer comes before it.
@@ -339,7 +347,13 @@ Instance& instanceFor(Net& net, int B) {
   for (size_t i = 0; i < n; i++) {
     const Layer& L = net.layers[i];
     const bool needDx = needsInputGrad(net, i);
+    if (L.fused) {
+      // Neither the activation nor its gradient exist: the pooling's output and argmax are all.
+      in->aux[i].resize(size_t(B) * net.layers[i + 1].outSize());
+      continue;
+    }
     if (L.kind != kFlat) in->out[i].resize(size_t(B) * L.outSize());
+    if (L.fusedInto) continue;  // its gradient passes through to the fused convolution unchanged
     if (needDx && L.kind != kFlat) in->gIn[i].resize(size_t(B) * L.inSize());
     switch (L.kind) {
       case kConv:
@@ -617,6 +631,23 @@ void dropoutBackward(const float* g, float* dx, const uint8_t* keep, size_t n, f
   for (size_t i = 0; i < n; i++) dx[i] = g[i] * (keep[i] ? scale : 0.f);
 }
 
+// Marks each ReLU convolution that needs no input gradient and is followed by a non-overlapping max
+// pooling with no padding, where the fused kernel handles the shape (conv-pool.h).
+// ONEDNN_STEP_FUSE=0 turns the fusion off (for before/after measurements and the differential tests).
+void planFusion(Net& net) {
+  const char* e = std::getenv("ONEDNN_STEP_FUSE");
+  if (e && std::string(e) == "0") return;
+  for (size_t i = 0; i + 1 < net.layers.size(); i++) {
+    Layer& c = net.layers[i];
+    Layer& p = net.layers[i + 1];
+    if (c.kind != kConv || c.act != aRelu || needsInputGrad(net, i)) continue;
+    if (p.kind != kPool || p.kh != p.sh || p.kw != p.sw || p.pt != 0 || p.pl != 0 || p.pb != 0 || p.pr != 0) continue;
+    if (!convPoolSupported(convPoolShape(c, p, 1))) continue;
+    c.fused = true;
+    p.fusedInto = true;
+  }
+}
+
 }  // namespace
 
 // stepCreate(plan: Float64Array) -> handle
@@ -657,6 +688,7 @@ napi_value stepCreate(const Args& a) {
     }
     net->layers.push_back(L);
   }
+  planFusion(*net);
   const char* prof = std::getenv("ONEDNN_STEP_PROFILE");
   net->profile = prof && std::string(prof) == "1";
   net->fwdMs.assign(net->layers.size(), 0.0);
@@ -754,6 +786,20 @@ napi_value stepRun(const Args& a) {
   for (size_t i = 0; i < nL; i++) {
     const Layer& L = net.layers[i];
     inputOf[i] = cur;
+    if (L.fused) {
+      const Layer& P = net.layers[i + 1];
+      convPoolForward(convPoolShape(L, P, B), cur, W[L.var], L.hasBias ? W[L.var + 1] : nullptr, in.out[i + 1].data(),
+                      in.aux[i].data());
+      outputOf[i] = nullptr;  // never stored
+      cur = in.out[i + 1].data();
+      lap(net.fwdMs[i]);
+      continue;
+    }
+    if (L.fusedInto) {
+      outputOf[i] = cur;  // written by the fused convolution before it
+      lap(net.fwdMs[i]);
+      continue;
+    }
     float* y = L.kind == kFlat ? nullptr : in.out[i].data();
     switch (L.kind) {
       case kConv: {
@@ -817,6 +863,23 @@ napi_value stepRun(const Args& a) {
   for (size_t ii = nL; ii-- > 0;) {
     const Layer& L = net.layers[ii];
     const bool needDx = needsInputGrad(net, ii);
+    if (L.fusedInto) {
+      // The fused convolution below takes the gradient w.r.t. the pooled output as it is.
+      lap(net.bwdMs[ii]);
+      continue;
+    }
+    if (L.fused) {
+      float* dB = L.hasBias ? G[L.var + 1] : nullptr;
+      double sa = 0, sq = 0;
+      convPoolBackward(convPoolShape(L, net.layers[ii + 1], B), inputOf[ii], W[L.var], L.hasBias ? W[L.var + 1] : nullptr,
+                       in.out[ii + 1].data(), in.aux[ii].data(), g, G[L.var], dB, L.activity(), L.aL1 * invB,
+                       2.f * L.aL2 * invB, sa, sq);
+      if (L.activity()) activityPen += (double(L.aL1) * sa + double(L.aL2) * sq) / B;
+      kernelPen += weightPenalty(W[L.var], G[L.var], L.kernelSize(), L.kL1, L.kL2);
+      if (dB) biasPen += weightPenalty(W[L.var + 1], dB, size_t(L.oc), L.bL1, L.bL2);
+      lap(net.bwdMs[ii]);
+      break;  // the fused convolution needs no input gradient: nothing below needs one either
+    }
     float* dx = needDx && L.kind != kFlat ? in.gIn[ii].data() : nullptr;
     switch (L.kind) {
       case kConv:
@@ -914,6 +977,21 @@ napi_value stepProfile(const Args& a) {
   snprintf(buf, sizeof buf, "loss %.2f\n", net.lossMs / n);
   out += buf;
   return makeString(a.env, out);
+}
+
+// stepFused(handle) -> indices of the convolutions that run fused with the max pooling after them.
+napi_value stepFused(const Args& a) {
+  Net& net = *netOf(a, 0);
+  napi_value arr;
+  napi_create_array(a.env, &arr);
+  uint32_t n = 0;
+  for (size_t i = 0; i < net.layers.size(); i++) {
+    if (!net.layers[i].fused) continue;
+    napi_value v;
+    napi_create_uint32(a.env, static_cast<uint32_t>(i), &v);
+    napi_set_element(a.env, arr, n++, v);
+  }
+  return arr;
 }
 
 // seededDropout(x, out, key, threshold, scale): Regula's seeded Keras dropout (src/engine/dropout.ts).
