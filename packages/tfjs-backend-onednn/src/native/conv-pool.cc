@@ -55,49 +55,54 @@ ODNN_AVX2 inline void storeArg(uint8_t* p, vi v) {
 }
 ODNN_AVX2 inline float hsum(vf v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
 
-// Offsets of a patch's values from its top-left input value, in hwio kernel order.
+// Where a position's patch values are: every patch lies inside the image, or inside a zero-padded
+// copy of it (padding, or windows past the edge), so a patch is its top-left value's address plus
+// fixed offsets, in hwio kernel order.
 struct Patches {
   int K = 0;
+  bool padded = false;
+  int hv = 0, wv = 0;  // the (padded) image's height and width
   int off[kMaxPatch];
   explicit Patches(const ConvPoolShape& s) : K(s.kh * s.kw * s.ic) {
+    const int needH = (s.oh - 1) * s.sh + s.kh, needW = (s.ow - 1) * s.sw + s.kw;
+    padded = s.pt > 0 || s.pl > 0 || needH > s.ih || needW > s.iw;
+    hv = padded ? needH : s.ih;
+    wv = padded ? needW : s.iw;
     int k = 0;
     for (int i = 0; i < s.kh; i++) {
       for (int j = 0; j < s.kw; j++) {
-        for (int ch = 0; ch < s.ic; ch++) off[k++] = (i * s.iw + j) * s.ic + ch;
+        for (int ch = 0; ch < s.ic; ch++) off[k++] = (i * wv + j) * s.ic + ch;
       }
     }
+  }
+  size_t imageSize(const ConvPoolShape& s) const { return size_t(hv) * wv * s.ic; }
+  // The image as the patches read it: itself, or its zero-padded copy in `buf`.
+  const float* image(const ConvPoolShape& s, const float* x, float* buf) const {
+    if (!padded) return x;
+    std::fill(buf, buf + imageSize(s), 0.f);
+    for (int y = 0; y < s.ih; y++) {
+      const int yy = y + s.pt;
+      if (yy < 0 || yy >= hv) continue;
+      for (int xx0 = 0; xx0 < s.iw; xx0++) {
+        const int xx = xx0 + s.pl;
+        if (xx < 0 || xx >= wv) continue;
+        for (int ch = 0; ch < s.ic; ch++) buf[(size_t(yy) * wv + xx) * s.ic + ch] = x[(size_t(y) * s.iw + xx0) * s.ic + ch];
+      }
+    }
+    return buf;
+  }
+  // The top-left value of the patch of output (oy, ox).
+  const float* at(const ConvPoolShape& s, const float* img, int oy, int ox) const {
+    return img + (size_t(oy) * s.sh * wv + size_t(ox) * s.sw) * s.ic;
   }
 };
 
-// The convolution's input patch at output (oy, ox), in hwio kernel order (zero outside the image).
-ODNN_AVX2 inline void gather(const ConvPoolShape& s, const Patches& P, const float* x, int oy, int ox, float* patch) {
-  const int y0 = oy * s.sh - s.pt, x0 = ox * s.sw - s.pl;
-  if (y0 >= 0 && x0 >= 0 && y0 + s.kh <= s.ih && x0 + s.kw <= s.iw) {
-    const float* base = x + (size_t(y0) * s.iw + x0) * s.ic;
-    for (int k = 0; k < P.K; k++) patch[k] = base[P.off[k]];
-    return;
-  }
-  int k = 0;
-  for (int i = 0; i < s.kh; i++) {
-    const int yy = y0 + i;
-    for (int j = 0; j < s.kw; j++) {
-      const int xx = x0 + j;
-      if (yy >= 0 && yy < s.ih && xx >= 0 && xx < s.iw) {
-        const float* src = x + (size_t(yy) * s.iw + xx) * s.ic;
-        for (int ch = 0; ch < s.ic; ch++) patch[k++] = src[ch];
-      } else {
-        for (int ch = 0; ch < s.ic; ch++) patch[k++] = 0.f;
-      }
-    }
-  }
-}
-
-// acc[v] = bias + Σ_k patch[k] · w[k, 8v..8v+7]
+// acc[v] = bias + Σ_k patch[k] · w[k, 8v..8v+7], patch[k] = at[off[k]]
 template <int NV>
-ODNN_AVX2 inline void convolve(const float* patch, const float* w, const float* bias, int K, vf* acc) {
+ODNN_AVX2 inline void convolve(const float* at, const int* off, const float* w, const float* bias, int K, vf* acc) {
   for (int v = 0; v < NV; v++) acc[v] = bias ? load(bias + 8 * v) : splat(0.f);
   for (int k = 0; k < K; k++) {
-    const vf p = splat(patch[k]);
+    const vf p = splat(at[off[k]]);
     const float* wk = w + size_t(k) * NV * 8;
     for (int v = 0; v < NV; v++) acc[v] += p * load(wk + 8 * v);
   }
@@ -105,10 +110,11 @@ ODNN_AVX2 inline void convolve(const float* patch, const float* w, const float* 
 
 // The same for two positions at once, sharing each weight load between them.
 template <int NV>
-ODNN_AVX2 inline void convolve2(const float* pa, const float* pb, const float* w, const float* bias, int K, vf* a, vf* b) {
+ODNN_AVX2 inline void convolve2(const float* pa, const float* pb, const int* off, const float* w, const float* bias, int K, vf* a,
+                                vf* b) {
   for (int v = 0; v < NV; v++) a[v] = b[v] = bias ? load(bias + 8 * v) : splat(0.f);
   for (int k = 0; k < K; k++) {
-    const vf sa = splat(pa[k]), sb = splat(pb[k]);
+    const vf sa = splat(pa[off[k]]), sb = splat(pb[off[k]]);
     const float* wk = w + size_t(k) * NV * 8;
     for (int v = 0; v < NV; v++) {
       const vf wv = load(wk + 8 * v);
@@ -119,11 +125,10 @@ ODNN_AVX2 inline void convolve2(const float* pa, const float* pb, const float* w
 }
 
 template <int NV>
-ODNN_AVX2 void forwardImage(const ConvPoolShape& s, const Patches& P, const float* x, const float* w, const float* bias,
+ODNN_AVX2 void forwardImage(const ConvPoolShape& s, const Patches& P, const float* img, const float* w, const float* bias,
                             float* pooled, uint8_t* arg) {
   const int K = P.K;
   const vf zero = splat(0.f);
-  alignas(32) float pa[kMaxPatch], pb[kMaxPatch];
   for (int py = 0; py < s.poh; py++) {
     for (int px = 0; px < s.pow; px++) {
       vf best[NV];
@@ -147,17 +152,14 @@ ODNN_AVX2 void forwardImage(const ConvPoolShape& s, const Patches& P, const floa
         const int oy = py * s.ph + dy;
         int dx = 0;
         for (; dx + 1 < s.pw; dx += 2) {
-          gather(s, P, x, oy, px * s.pw + dx, pa);
-          gather(s, P, x, oy, px * s.pw + dx + 1, pb);
           vf a[NV], b[NV];
-          convolve2<NV>(pa, pb, w, bias, K, a, b);
+          convolve2<NV>(P.at(s, img, oy, px * s.pw + dx), P.at(s, img, oy, px * s.pw + dx + 1), P.off, w, bias, K, a, b);
           fold(a, dy * s.pw + dx);
           fold(b, dy * s.pw + dx + 1);
         }
         if (dx < s.pw) {
-          gather(s, P, x, oy, px * s.pw + dx, pa);
           vf a[NV];
-          convolve<NV>(pa, w, bias, K, a);
+          convolve<NV>(P.at(s, img, oy, px * s.pw + dx), P.off, w, bias, K, a);
           fold(a, dy * s.pw + dx);
         }
       }
@@ -170,20 +172,22 @@ ODNN_AVX2 void forwardImage(const ConvPoolShape& s, const Patches& P, const floa
   }
 }
 
-// Scratch for one thread's backward: a row's patches and its gradients w.r.t. the convolution output.
+// Scratch for one thread: the padded image, and a row's patches and gradients w.r.t. the convolution output.
 struct Scratch {
-  std::vector<float> patches, gz;
+  std::vector<float> image;
+  std::vector<const float*> at;
+  std::vector<float> gz;
 };
 
 // One image's contribution, added into dW (K x C floats), dB (C), sa, sq.
 template <int NV>
-ODNN_AVX2 void backwardImage(const ConvPoolShape& s, const Patches& P, const float* x, const float* w, const float* bias, const float* pooled,
+ODNN_AVX2 void backwardImage(const ConvPoolShape& s, const Patches& P, const float* img, const float* w, const float* bias, const float* pooled,
                              const uint8_t* arg, const float* g, float* dW, float* dB, bool activity, float a1, float a2,
                              double& sa, double& sq, Scratch& scratch) {
   constexpr int C = NV * 8;
   const int K = P.K;
   const vf zero = splat(0.f), one = splat(1.f), va1 = splat(a1), va2 = splat(a2);
-  float* patches = scratch.patches.data();
+  const float** ats = scratch.at.data();
   float* gzRow = scratch.gz.data();
   for (int oy = 0; oy < s.oh; oy++) {
     const int py = oy / s.ph;
@@ -196,15 +200,14 @@ ODNN_AVX2 void backwardImage(const ConvPoolShape& s, const Patches& P, const flo
       const int px = ox / s.pw;
       const bool covered = rowCovered && px < s.pow;
       if (!covered && !activity) continue;
-      float* patch = patches + size_t(n) * K;
+      const float* at = ats[n] = P.at(s, img, oy, ox);
       float* gz = gzRow + size_t(n) * C;
       n++;
-      gather(s, P, x, oy, ox, patch);
       const vi qv = splatI((oy - py * s.ph) * s.pw + (ox - px * s.pw));
       const size_t o = covered ? (size_t(py) * s.pow + px) * C : 0;
       if (activity) {
         vf acc[NV];
-        convolve<NV>(patch, w, bias, K, acc);
+        convolve<NV>(at, P.off, w, bias, K, acc);
         for (int v = 0; v < NV; v++) {
           const vf a = acc[v] > zero ? acc[v] : zero;
           const vf gq = covered ? (loadArg(arg + o + 8 * v) == qv ? load(g + o + 8 * v) : zero) : zero;
@@ -238,8 +241,9 @@ ODNN_AVX2 void backwardImage(const ConvPoolShape& s, const Patches& P, const flo
     for (int k = 0; k < K; k++) {
       vf acc[NV];
       for (int v = 0; v < NV; v++) acc[v] = zero;
+      const int ok = P.off[k];
       for (int i = 0; i < n; i++) {
-        const vf p = splat(patches[size_t(i) * K + k]);
+        const vf p = splat(ats[i][ok]);
         for (int v = 0; v < NV; v++) acc[v] += p * load(gzRow + size_t(i) * C + 8 * v);
       }
       float* dk = dW + size_t(k) * C;
@@ -284,7 +288,8 @@ void convPoolForward(const ConvPoolShape& s, const float* x, const float* w, con
   {
     int lo, hi;
     span(s.B, omp_get_thread_num(), omp_get_num_threads(), lo, hi);
-    for (int b = lo; b < hi; b++) f(s, P, x + b * inImage, w, bias, pooled + b * outImage, arg + b * outImage);
+    std::vector<float> buf(P.padded ? P.imageSize(s) : 0);
+    for (int b = lo; b < hi; b++) f(s, P, P.image(s, x + b * inImage, buf.data()), w, bias, pooled + b * outImage, arg + b * outImage);
   }
 }
 
@@ -306,14 +311,15 @@ void convPoolBackward(const ConvPoolShape& s, const float* x, const float* w, co
     int lo, hi;
     span(s.B, t, omp_get_num_threads(), lo, hi);
     double* mine = part.data() + size_t(t) * stride;
-    Scratch scratch{std::vector<float>(size_t(s.ow) * K), std::vector<float>(size_t(s.ow) * C)};
+    Scratch scratch{std::vector<float>(P.padded ? P.imageSize(s) : 0), std::vector<const float*>(size_t(s.ow)),
+                    std::vector<float>(size_t(s.ow) * C)};
     // One image at a time in float (row sums in registers), then into the thread's doubles.
     std::vector<float> fw(K * C), fb(C);
     for (int b = lo; b < hi; b++) {
       std::fill(fw.begin(), fw.end(), 0.f);
       std::fill(fb.begin(), fb.end(), 0.f);
       double da = 0, dq = 0;
-      f(s, P, x + b * inImage, w, bias, pooled + b * outImage, arg + b * outImage, g + b * outImage, fw.data(), fb.data(),
+      f(s, P, P.image(s, x + b * inImage, scratch.image.data()), w, bias, pooled + b * outImage, arg + b * outImage, g + b * outImage, fw.data(), fb.data(),
         activity, a1, a2, da, dq, scratch);
       for (size_t i = 0; i < K * C; i++) mine[i] += fw[i];
       for (size_t c = 0; c < C; c++) mine[K * C + c] += fb[c];
