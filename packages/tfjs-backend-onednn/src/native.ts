@@ -123,8 +123,8 @@ export interface NativeAddon {
   ): void;
   /** Per-layer process CPU ms per step (when created with ONEDNN_STEP_PROFILE=1). */
   stepProfile(handle: object): string;
-  /** Indices of the Conv2D layers that run fused with the max pooling after them (conv-pool.h). */
-  stepFused(handle: object): number[];
+  /** The Conv2D layers that run fused with the max pooling (and Dropout) after them (conv-pool.h), with the layout of the last run's output. */
+  stepFused(handle: object): Array<{ layer: number; output: 'nhwc' | 'nChw8c' | 'nChw16c' }>;
   /** Regula's seeded dropout: out[i] = mix32(key ^ mix32(i)) >= threshold ? x[i] * scale : 0. */
   seededDropout(x: Float32Array, out: Float32Array, key: number, threshold: number, scale: number): void;
 }

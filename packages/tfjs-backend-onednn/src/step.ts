@@ -202,11 +202,12 @@ export class OnednnSequentialStep {
   }
 
   /**
-   * The Conv2D layers (indices) that run as one kernel with their ReLU and the max pooling after
-   * them, once the step has run (before: []). ONEDNN_STEP_FUSE=0 when the step is created turns
-   * the fusion off.
+   * The Conv2D layers that run as one kernel with their ReLU, the max pooling after them and the
+   * Dropout after that, if any, once the step has run (before: []), with the layout the last run
+   * wrote their output in: 'nhwc', or the blocked layout the next convolution reads ('nChw8c',
+   * 'nChw16c'). ONEDNN_STEP_FUSE=0 when the step is created turns the fusion off.
    */
-  fusedLayers(): number[] {
+  fusedLayers(): Array<{ layer: number; output: 'nhwc' | 'nChw8c' | 'nChw16c' }> {
     const backend = tf.backend();
     if (!this.handle || !(backend instanceof OnednnBackend)) return [];
     return backend.native.stepFused(this.handle);

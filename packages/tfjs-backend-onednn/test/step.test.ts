@@ -37,8 +37,8 @@ interface Case {
   layers: (w: (shape: number[], seed: number) => tf.Variable) => SequentialLayer[];
   /** Images (batch indices) whose pixels at even (row, column) all have one value. */
   tieImages?: number[];
-  /** The Conv2D layers the native step fuses with their max pooling (default: the first one where the tutorial's stack starts). */
-  fused?: number[];
+  /** The Conv2D layers the native step fuses with their max pooling, and their output layout (default: the tutorial stack's first, NHWC). */
+  fused?: Array<{ layer: number; output: 'nhwc' | 'nChw8c' | 'nChw16c' }>;
 }
 
 const l1: PenaltyFactors = { l1: 0.01, l2: 0 };
@@ -120,7 +120,7 @@ const CASES: Case[] = [
       { type: 'flatten' },
       { type: 'dense', kernel: w([7 * 7 * 16, 4], 33), bias: w([4], 34), activation: 'softmax' },
     ],
-    fused: [0],
+    fused: [{ layer: 0, output: 'nhwc' }],
   },
   {
     // Ties that change the gradient: the kernel sees only the top-left pixel of its 2x2 patch (the
@@ -138,7 +138,36 @@ const CASES: Case[] = [
       { type: 'flatten' },
       { type: 'dense', kernel: w([2 * 2 * 8, 3], 42), bias: w([3], 43), activation: 'softmax', kernelPenalty: l2 },
     ],
-    fused: [0],
+    fused: [{ layer: 0, output: 'nhwc' }],
+  },
+  {
+    // The tutorial's stack with 16 and 32 channels: the second convolution runs Winograd in oneDNN's
+    // blocked layout, which the fused kernel writes directly (after the dropout) and whose input
+    // gradient it reads in that layout.
+    name: 'fused conv + pool + dropout into a blocked Winograd convolution, elastic net everywhere',
+    input: [14, 14, 1],
+    batch: 7,
+    classes: 6,
+    layers: (w) => [
+      {
+        type: 'conv2d',
+        kernel: w([3, 3, 1, 16], 51),
+        bias: w([16], 52),
+        strides: [1, 1],
+        padding: 'valid',
+        activation: 'relu',
+        activityPenalty: en,
+        kernelPenalty: en,
+      },
+      { type: 'maxPooling2d', poolSize: [2, 2], strides: [2, 2], padding: 'valid' },
+      { type: 'dropout', rate: 0.25 },
+      { type: 'conv2d', kernel: w([3, 3, 16, 32], 53), bias: w([32], 54), strides: [1, 1], padding: 'valid', activation: 'relu', activityPenalty: en },
+      { type: 'maxPooling2d', poolSize: [2, 2], strides: [2, 2], padding: 'valid' },
+      { type: 'dropout', rate: 0.25 },
+      { type: 'flatten' },
+      { type: 'dense', kernel: w([2 * 2 * 32, 6], 55), bias: w([6], 56), activation: 'softmax' },
+    ],
+    fused: [{ layer: 0, output: 'nChw16c' }],
   },
 ];
 
@@ -260,7 +289,8 @@ describe.skipIf(!nativeAvailable)('OnednnSequentialStep vs tfjs autodiff on cpu'
           if (fuseBefore === undefined) delete process.env.ONEDNN_STEP_FUSE;
           else process.env.ONEDNN_STEP_FUSE = fuseBefore;
           const tutorialStack = layers[0]?.type === 'conv2d' && layers[1]?.type === 'maxPooling2d' && layers[0].activation === 'relu';
-          expect(step.fusedLayers(), 'fused convolutions').toEqual(c.fuse ? (c.fused ?? (tutorialStack ? [0] : [])) : []);
+          const expected = c.fused ?? (tutorialStack ? [{ layer: 0, output: 'nhwc' }] : []);
+          expect(step.fusedLayers(), 'fused convolutions').toEqual(c.fuse ? expected : []);
         }
         const bits = res.grads.map((g) => Float32Array.from(g.dataSync()));
         if (rep === 0) firstRun = bits;

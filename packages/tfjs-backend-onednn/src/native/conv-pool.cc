@@ -31,6 +31,7 @@ constexpr int kMaxVectors = 8;  // 64 channels
 
 typedef float vf __attribute__((vector_size(32)));
 typedef int32_t vi __attribute__((vector_size(32)));
+typedef uint32_t vu __attribute__((vector_size(32)));
 
 ODNN_AVX2 inline vf load(const float* p) {
   vf v;
@@ -53,6 +54,26 @@ ODNN_AVX2 inline void storeArg(uint8_t* p, vi v) {
   std::memcpy(p, &lo, 4);
   std::memcpy(p + 4, &hi, 4);
 }
+ODNN_AVX2 inline vu splatU(uint32_t i) { return vu{i, i, i, i, i, i, i, i}; }
+// step.cc's mix32, lane by lane.
+ODNN_AVX2 inline vu mix32v(vu h) {
+  h ^= h >> 16;
+  h *= 0x7feb352du;
+  h ^= h >> 15;
+  h *= 0x846ca68bu;
+  h ^= h >> 16;
+  return h;
+}
+
+constexpr uint8_t kNoGradient = 255;
+
+// Where 8 channels (8v..8v+7) of pooled position `pos` (py · pow + px) of an image lie in y.
+inline size_t outAt(const ConvPoolShape& s, const ConvPoolOut& out, int pos, int v) {
+  const int c = 8 * v;
+  if (out.block == 0) return size_t(pos) * s.oc + c;
+  return (size_t(c / out.block) * s.poh * s.pow + pos) * out.block + c % out.block;
+}
+
 ODNN_AVX2 inline float hsum(vf v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
 
 // Where a position's patch values are: every patch lies inside the image, or inside a zero-padded
@@ -125,10 +146,12 @@ ODNN_AVX2 inline void convolve2(const float* pa, const float* pb, const int* off
 }
 
 template <int NV>
-ODNN_AVX2 void forwardImage(const ConvPoolShape& s, const Patches& P, const float* img, const float* w, const float* bias,
-                            float* pooled, uint8_t* arg) {
+ODNN_AVX2 void forwardImage(const ConvPoolShape& s, const ConvPoolOut& out, const Patches& P, const float* img, const float* w,
+                            const float* bias, float* y, uint8_t* arg, uint32_t first) {
   const int K = P.K;
-  const vf zero = splat(0.f);
+  const vf zero = splat(0.f), scale = splat(out.scale);
+  const vu lanes = vu{0, 1, 2, 3, 4, 5, 6, 7}, key = splatU(out.key), threshold = splatU(out.threshold);
+  const vi none = splatI(kNoGradient);
   for (int py = 0; py < s.poh; py++) {
     for (int px = 0; px < s.pow; px++) {
       vf best[NV];
@@ -163,10 +186,19 @@ ODNN_AVX2 void forwardImage(const ConvPoolShape& s, const Patches& P, const floa
           fold(a, dy * s.pw + dx);
         }
       }
-      const size_t o = (size_t(py) * s.pow + px) * NV * 8;
+      const int pos = py * s.pow + px;
       for (int v = 0; v < NV; v++) {
-        store(pooled + o + 8 * v, best[v]);
-        storeArg(arg + o + 8 * v, bq[v]);
+        const size_t o = size_t(pos) * NV * 8 + 8 * v;  // NHWC within the image
+        vi q = best[v] > zero ? bq[v] : none;
+        vf value = best[v];
+        if (out.drop) {
+          // x · multiplier (not a select), as dropoutForward computes it: bit for bit the same.
+          const vi keep = mix32v(key ^ mix32v(splatU(first + uint32_t(o)) + lanes)) >= threshold;
+          value = value * (keep ? scale : zero);
+          q = keep ? q : none;
+        }
+        store(y + outAt(s, out, pos, v), value);
+        storeArg(arg + o, q);
       }
     }
   }
@@ -181,12 +213,12 @@ struct Scratch {
 
 // One image's contribution, added into dW (K x C floats), dB (C), sa, sq.
 template <int NV>
-ODNN_AVX2 void backwardImage(const ConvPoolShape& s, const Patches& P, const float* img, const float* w, const float* bias, const float* pooled,
-                             const uint8_t* arg, const float* g, float* dW, float* dB, bool activity, float a1, float a2,
+ODNN_AVX2 void backwardImage(const ConvPoolShape& s, const ConvPoolOut& out, const Patches& P, const float* img, const float* w,
+                             const float* bias, const uint8_t* arg, const float* g, float* dW, float* dB, bool activity, float a1, float a2,
                              double& sa, double& sq, Scratch& scratch) {
   constexpr int C = NV * 8;
   const int K = P.K;
-  const vf zero = splat(0.f), one = splat(1.f), va1 = splat(a1), va2 = splat(a2);
+  const vf zero = splat(0.f), one = splat(1.f), va1 = splat(a1), va2 = splat(a2), scale = splat(out.scale);
   const float** ats = scratch.at.data();
   float* gzRow = scratch.gz.data();
   for (int oy = 0; oy < s.oh; oy++) {
@@ -204,13 +236,14 @@ ODNN_AVX2 void backwardImage(const ConvPoolShape& s, const Patches& P, const flo
       float* gz = gzRow + size_t(n) * C;
       n++;
       const vi qv = splatI((oy - py * s.ph) * s.pw + (ox - px * s.pw));
-      const size_t o = covered ? (size_t(py) * s.pow + px) * C : 0;
+      const int pos = covered ? py * s.pow + px : 0;
+      const size_t o = size_t(pos) * C;
       if (activity) {
         vf acc[NV];
         convolve<NV>(at, P.off, w, bias, K, acc);
         for (int v = 0; v < NV; v++) {
           const vf a = acc[v] > zero ? acc[v] : zero;
-          const vf gq = covered ? (loadArg(arg + o + 8 * v) == qv ? load(g + o + 8 * v) : zero) : zero;
+          const vf gq = covered ? (loadArg(arg + o + 8 * v) == qv ? load(g + outAt(s, out, pos, v)) * scale : zero) : zero;
           const vi pos = a > zero;
           const vf sgn = pos ? one : zero;  // a >= 0 after the ReLU
           const vf t = gq + (va1 * sgn + va2 * a);
@@ -220,8 +253,8 @@ ODNN_AVX2 void backwardImage(const ConvPoolShape& s, const Patches& P, const flo
         }
       } else {
         for (int v = 0; v < NV; v++) {
-          const vi hit = (loadArg(arg + o + 8 * v) == qv) & (load(pooled + o + 8 * v) > zero);
-          store(gz + 8 * v, hit ? load(g + o + 8 * v) : zero);
+          // The dropout's backward (g · scale), the pooling's (to the argmax) and the ReLU's (255: none).
+          store(gz + 8 * v, loadArg(arg + o + 8 * v) == qv ? load(g + outAt(s, out, pos, v)) * scale : zero);
         }
       }
     }
@@ -252,9 +285,10 @@ ODNN_AVX2 void backwardImage(const ConvPoolShape& s, const Patches& P, const flo
   }
 }
 
-using ForwardFn = void (*)(const ConvPoolShape&, const Patches&, const float*, const float*, const float*, float*, uint8_t*);
-using BackwardFn = void (*)(const ConvPoolShape&, const Patches&, const float*, const float*, const float*, const float*, const uint8_t*,
-                            const float*, float*, float*, bool, float, float, double&, double&, Scratch&);
+using ForwardFn = void (*)(const ConvPoolShape&, const ConvPoolOut&, const Patches&, const float*, const float*, const float*, float*,
+                           uint8_t*, uint32_t);
+using BackwardFn = void (*)(const ConvPoolShape&, const ConvPoolOut&, const Patches&, const float*, const float*, const float*,
+                            const uint8_t*, const float*, float*, float*, bool, float, float, double&, double&, Scratch&);
 
 template <int... NV>
 struct Table {
@@ -275,11 +309,11 @@ inline void span(int B, int t, int T, int& lo, int& hi) {
 bool convPoolSupported(const ConvPoolShape& s) {
   static const bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return cpu && s.kh * s.kw * s.ic <= kMaxPatch && s.oc % 8 == 0 && s.oc / 8 >= 1 && s.oc / 8 <= kMaxVectors &&
-         s.ph * s.pw <= 255 && s.poh >= 1 && s.pow >= 1 && s.poh * s.ph <= s.oh && s.pow * s.pw <= s.ow;
+         s.ph * s.pw < kNoGradient && s.poh >= 1 && s.pow >= 1 && s.poh * s.ph <= s.oh && s.pow * s.pw <= s.ow;
 }
 
-void convPoolForward(const ConvPoolShape& s, const float* x, const float* w, const float* bias, float* pooled,
-                     uint8_t* arg) {
+void convPoolForward(const ConvPoolShape& s, const ConvPoolOut& out, const float* x, const float* w, const float* bias,
+                     float* y, uint8_t* arg) {
   const size_t inImage = size_t(s.ih) * s.iw * s.ic, outImage = size_t(s.poh) * s.pow * s.oc;
   const ForwardFn f = Kernels::fwd[s.oc / 8 - 1];
   const Patches P(s);
@@ -289,11 +323,14 @@ void convPoolForward(const ConvPoolShape& s, const float* x, const float* w, con
     int lo, hi;
     span(s.B, omp_get_thread_num(), omp_get_num_threads(), lo, hi);
     std::vector<float> buf(P.padded ? P.imageSize(s) : 0);
-    for (int b = lo; b < hi; b++) f(s, P, P.image(s, x + b * inImage, buf.data()), w, bias, pooled + b * outImage, arg + b * outImage);
+    for (int b = lo; b < hi; b++) {
+      f(s, out, P, P.image(s, x + b * inImage, buf.data()), w, bias, y + b * outImage, arg + b * outImage,
+        static_cast<uint32_t>(b * outImage));
+    }
   }
 }
 
-void convPoolBackward(const ConvPoolShape& s, const float* x, const float* w, const float* bias, const float* pooled,
+void convPoolBackward(const ConvPoolShape& s, const ConvPoolOut& out, const float* x, const float* w, const float* bias,
                       const uint8_t* arg, const float* g, float* dW, float* dBias, bool activity, float a1, float a2,
                       double& sa, double& sq) {
   const size_t inImage = size_t(s.ih) * s.iw * s.ic, outImage = size_t(s.poh) * s.pow * s.oc;
@@ -319,7 +356,7 @@ void convPoolBackward(const ConvPoolShape& s, const float* x, const float* w, co
       std::fill(fw.begin(), fw.end(), 0.f);
       std::fill(fb.begin(), fb.end(), 0.f);
       double da = 0, dq = 0;
-      f(s, P, P.image(s, x + b * inImage, scratch.image.data()), w, bias, pooled + b * outImage, arg + b * outImage, g + b * outImage, fw.data(), fb.data(),
+      f(s, out, P, P.image(s, x + b * inImage, scratch.image.data()), w, bias, arg + b * outImage, g + b * outImage, fw.data(), fb.data(),
         activity, a1, a2, da, dq, scratch);
       for (size_t i = 0; i < K * C; i++) mine[i] += fw[i];
       for (size_t c = 0; c < C; c++) mine[K * C + c] += fb[c];

@@ -41,9 +41,11 @@ struct Layer {
   uint32_t threshold;
   float scale;
   int var = -1;  // index of the kernel among the weights; the bias follows when hasBias
-  // A ReLU convolution and the max pooling after it that run as one fused kernel (conv-pool.h):
-  // `fused` on the convolution, `fusedInto` on the pooling.
+  // A ReLU convolution, the max pooling after it and the Dropout after that, if any, that run as
+  // one fused kernel (conv-pool.h): `fused` on the convolution, `fusedInto` on the others, and
+  // `fusedEnd` (on the convolution) the index of the last of them.
   bool fused = false, fusedInto = false;
+  int fusedEnd = -1;
   size_t inSize() const { return size_t(ih) * iw * ic; }
   size_t outSize() const { return size_t(oh) * ow * oc; }
   size_t kernelSize() const { return kind == kConv ? size_t(kh) * kw * ic * oc : size_t(ic) * oc; }
@@ -72,6 +74,9 @@ struct ConvPrims {
   // When the primitives chose their own (blocked) activation layout, activations and their
   // gradients are reordered in and out of it around the convolution.
   bool blocked = false;
+  // The fused kernel before this convolution writes its blocked input (srcP) and reads the
+  // gradient w.r.t. it from dxP: no reorder on that side.
+  bool srcFilled = false;
   memory srcP, dstP, gzP, dxP;
   dnnl::reorder srcIn, dstOut, gzIn, dxOut;
 };
@@ -96,7 +101,8 @@ struct Instance {
   std::vector<std::vector<float>> out;    // per layer: its output (after the activation; logits for softmax)
   std::vector<std::vector<float>> gIn;    // per layer: gradient w.r.t. its input (when needed)
   std::vector<std::vector<float>> gz;     // weighted layers: gradient w.r.t. the pre-activation
-  std::vector<std::vector<uint8_t>> aux;  // pool workspace / dropout keep mask
+  std::vector<std::vector<uint8_t>> aux;  // pool workspace / dropout keep mask / fused argmax
+  std::vector<int> block;                 // fused convolutions: their output's layout (ConvPoolOut::block)
   std::vector<std::unique_ptr<ConvPrims>> conv;
   std::vector<std::unique_ptr<PoolPrims>> pool;
   std::vector<std::unique_ptr<DensePrims>> dense;
@@ -107,14 +113,16 @@ struct Net {
   std::vector<Layer> layers;
   int nWeights = 0;
   std::unordered_map<int, std::unique_ptr<Instance>> inst;
-  // ONEDNN_STEP_PROFILE=1: process CPU ms per layer (forward, backward) and for the loss, summed over runs.
+  // ONEDNN_STEP_PROFILE=1: process CPU ms and wall ms per layer (forward, backward) and for the loss,
+  // summed over runs. CPU over wall is how well a part uses the threads.
   bool profile = false;
-  std::vector<double> fwdMs, bwdMs;
-  double lossMs = 0;
+  std::vector<double> fwdMs, bwdMs, fwdWall, bwdWall;
+  double lossMs = 0, lossWall = 0;
   int runs = 0;
   // Bytes of buffers held, as reported to V8 (napi_adjust_external_memory): a run's ~100 MB of
   // activations hang off a small JS object, which V8 would otherwise collect lazily.
   int64_t reportedBytes = 0;
+  int lastB = 0;  // the batch size of the last run
 };
 
 int64_t instanceBytes(const Instance& in) {
@@ -130,6 +138,12 @@ int64_t instanceBytes(const Instance& in) {
     }
   }
   return b;
+}
+
+double wallMs() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
 double cpuMs() {
@@ -348,12 +362,16 @@ Instance& instanceFor(Net& net, int B) {
     const Layer& L = net.layers[i];
     const bool needDx = needsInputGrad(net, i);
     if (L.fused) {
-      // Neither the activation nor its gradient exist: the pooling's output and argmax are all.
+      // Neither the activation nor its gradient exist: the fused output and the argmax are all.
       in->aux[i].resize(size_t(B) * net.layers[i + 1].outSize());
       continue;
     }
+    if (L.fusedInto) {
+      // Only the last fused layer's output exists (NHWC, unless the next convolution takes it blocked).
+      if (i == size_t(net.layers[i - (L.kind == kDrop ? 2 : 1)].fusedEnd)) in->out[i].resize(size_t(B) * L.outSize());
+      continue;  // its gradient passes through to the fused convolution
+    }
     if (L.kind != kFlat) in->out[i].resize(size_t(B) * L.outSize());
-    if (L.fusedInto) continue;  // its gradient passes through to the fused convolution unchanged
     if (needDx && L.kind != kFlat) in->gIn[i].resize(size_t(B) * L.inSize());
     switch (L.kind) {
       case kConv:
@@ -367,6 +385,25 @@ Instance& instanceFor(Net& net, int B) {
       case kPool: buildPool(*in, L, i); break;
       case kDrop: in->aux[i].resize(size_t(B) * L.outSize()); break;
       default: break;
+    }
+  }
+  // A fused kernel writes the blocked input of the convolution after it directly, where that
+  // convolution's primitives chose nChw8c / nChw16c.
+  in->block.assign(n, 0);
+  for (size_t i = 0; i < n; i++) {
+    const Layer& L = net.layers[i];
+    const size_t j = size_t(L.fusedEnd) + 1;
+    if (!L.fused || j >= n || net.layers[j].kind != kConv || !in->conv[j] || !in->conv[j]->blocked) continue;
+    ConvPrims& c = *in->conv[j];
+    const Layer& J = net.layers[j];
+    for (const auto& [bs, t] : {std::pair{16, tag::nChw16c}, std::pair{8, tag::nChw8c}}) {
+      if (J.ic % bs == 0 && c.fpd.src_desc() == memory::desc({B, J.ic, J.ih, J.iw}, dt::f32, t)) {
+        in->block[i] = bs;
+        c.srcFilled = true;
+        in->gIn[j] = {};  // the gradient w.r.t. its input stays in dxP
+        in->out[size_t(L.fusedEnd)] = {};
+        break;
+      }
     }
   }
   in->probs.resize(size_t(B) * net.layers.back().oc);
@@ -631,8 +668,23 @@ void dropoutBackward(const float* g, float* dx, const uint8_t* keep, size_t n, f
   for (size_t i = 0; i < n; i++) dx[i] = g[i] * (keep[i] ? scale : 0.f);
 }
 
+// The output of fused convolution i: its layout, and the Dropout after its pooling.
+ConvPoolOut fusedOut(const Instance& in, const Net& net, size_t i, const double* keys) {
+  ConvPoolOut o;
+  o.block = in.block[i];
+  const size_t e = size_t(net.layers[i].fusedEnd);
+  const Layer& E = net.layers[e];
+  if (E.kind == kDrop) {
+    o.drop = true;
+    o.key = static_cast<uint32_t>(keys[e]);
+    o.threshold = E.threshold;
+    o.scale = E.scale;
+  }
+  return o;
+}
+
 // Marks each ReLU convolution that needs no input gradient and is followed by a non-overlapping max
-// pooling with no padding, where the fused kernel handles the shape (conv-pool.h).
+// pooling with no padding (and maybe a Dropout), where the fused kernel handles the shape (conv-pool.h).
 // ONEDNN_STEP_FUSE=0 turns the fusion off (for before/after measurements and the differential tests).
 void planFusion(Net& net) {
   const char* e = std::getenv("ONEDNN_STEP_FUSE");
@@ -645,6 +697,11 @@ void planFusion(Net& net) {
     if (!convPoolSupported(convPoolShape(c, p, 1))) continue;
     c.fused = true;
     p.fusedInto = true;
+    c.fusedEnd = int(i + 1);
+    if (i + 2 < net.layers.size() && net.layers[i + 2].kind == kDrop) {
+      net.layers[i + 2].fusedInto = true;
+      c.fusedEnd = int(i + 2);
+    }
   }
 }
 
@@ -693,6 +750,8 @@ napi_value stepCreate(const Args& a) {
   net->profile = prof && std::string(prof) == "1";
   net->fwdMs.assign(net->layers.size(), 0.0);
   net->bwdMs.assign(net->layers.size(), 0.0);
+  net->fwdWall.assign(net->layers.size(), 0.0);
+  net->bwdWall.assign(net->layers.size(), 0.0);
   const Layer& last = net->layers.back();
   if (last.kind != kDense || last.act != aSoftmax) throw ArgError("stepCreate: the last layer must be Dense + softmax");
   for (size_t i = 0; i + 1 < net->layers.size(); i++) {
@@ -761,6 +820,7 @@ napi_value stepRun(const Args& a) {
   }
 
   const bool fresh = net.inst.find(B) == net.inst.end();
+  net.lastB = B;
   Instance& in = instanceFor(net, B);
   if (fresh) {
     int64_t bytes = 0, ignored;
@@ -776,28 +836,32 @@ napi_value stepRun(const Args& a) {
   // Forward.
   std::vector<const float*> inputOf(nL), outputOf(nL);
   const float* cur = x;
-  double t0 = profiling ? cpuMs() : 0;
-  auto lap = [&](double& acc) {
+  double t0 = profiling ? cpuMs() : 0, w0 = profiling ? wallMs() : 0;
+  auto lap = [&](double& acc, double& wacc) {
     if (!profiling) return;
-    const double t = cpuMs();
+    const double t = cpuMs(), w = wallMs();
     acc += t - t0;
+    wacc += w - w0;
     t0 = t;
+    w0 = w;
   };
   for (size_t i = 0; i < nL; i++) {
     const Layer& L = net.layers[i];
     inputOf[i] = cur;
     if (L.fused) {
-      const Layer& P = net.layers[i + 1];
-      convPoolForward(convPoolShape(L, P, B), cur, W[L.var], L.hasBias ? W[L.var + 1] : nullptr, in.out[i + 1].data(),
+      const ConvPoolOut o = fusedOut(in, net, i, keys);
+      float* y = o.block ? static_cast<float*>(in.conv[size_t(L.fusedEnd) + 1]->srcP.get_data_handle())
+                         : in.out[size_t(L.fusedEnd)].data();
+      convPoolForward(convPoolShape(L, net.layers[i + 1], B), o, cur, W[L.var], L.hasBias ? W[L.var + 1] : nullptr, y,
                       in.aux[i].data());
       outputOf[i] = nullptr;  // never stored
-      cur = in.out[i + 1].data();
-      lap(net.fwdMs[i]);
+      cur = y;  // blocked: only the convolution after it reads it, from srcP
+      lap(net.fwdMs[i], net.fwdWall[i]);
       continue;
     }
     if (L.fusedInto) {
       outputOf[i] = cur;  // written by the fused convolution before it
-      lap(net.fwdMs[i]);
+      lap(net.fwdMs[i], net.fwdWall[i]);
       continue;
     }
     float* y = L.kind == kFlat ? nullptr : in.out[i].data();
@@ -806,7 +870,7 @@ napi_value stepRun(const Args& a) {
         ConvPrims& p = *in.conv[i];
         memory wu(p.userW, eng, W[L.var]);
         memory xu(p.src, eng, const_cast<float*>(cur)), yu(p.dst, eng, y);
-        if (p.blocked) p.srcIn.execute(s, xu, p.srcP);
+        if (p.blocked && !p.srcFilled) p.srcIn.execute(s, xu, p.srcP);
         std::unordered_map<int, memory> args{{DNNL_ARG_SRC, p.blocked ? p.srcP : xu}, {DNNL_ARG_DST, p.blocked ? p.dstP : yu}};
         if (p.fReorder) {
           p.fReorderPrim.execute(s, wu, p.fW);
@@ -845,7 +909,7 @@ napi_value stepRun(const Args& a) {
     }
     outputOf[i] = y;
     cur = y;
-    lap(net.fwdMs[i]);
+    lap(net.fwdMs[i], net.fwdWall[i]);
   }
 
   // Loss and the gradient w.r.t. the logits.
@@ -856,7 +920,7 @@ napi_value stepRun(const Args& a) {
   double kernelPen = 0, biasPen = 0, activityPen = 0;
   if (last.activity()) activityPen += (double(last.aL1) * lo.pa + double(last.aL2) * lo.pq) / B;
 
-  lap(net.lossMs);
+  lap(net.lossMs, net.lossWall);
 
   // Backward.
   const float* g = nullptr;  // gradient w.r.t. the output of layer i
@@ -865,19 +929,19 @@ napi_value stepRun(const Args& a) {
     const bool needDx = needsInputGrad(net, ii);
     if (L.fusedInto) {
       // The fused convolution below takes the gradient w.r.t. the pooled output as it is.
-      lap(net.bwdMs[ii]);
+      lap(net.bwdMs[ii], net.bwdWall[ii]);
       continue;
     }
     if (L.fused) {
       float* dB = L.hasBias ? G[L.var + 1] : nullptr;
       double sa = 0, sq = 0;
-      convPoolBackward(convPoolShape(L, net.layers[ii + 1], B), inputOf[ii], W[L.var], L.hasBias ? W[L.var + 1] : nullptr,
-                       in.out[ii + 1].data(), in.aux[ii].data(), g, G[L.var], dB, L.activity(), L.aL1 * invB,
+      convPoolBackward(convPoolShape(L, net.layers[ii + 1], B), fusedOut(in, net, ii, keys), inputOf[ii], W[L.var],
+                       L.hasBias ? W[L.var + 1] : nullptr, in.aux[ii].data(), g, G[L.var], dB, L.activity(), L.aL1 * invB,
                        2.f * L.aL2 * invB, sa, sq);
       if (L.activity()) activityPen += (double(L.aL1) * sa + double(L.aL2) * sq) / B;
       kernelPen += weightPenalty(W[L.var], G[L.var], L.kernelSize(), L.kL1, L.kL2);
       if (dB) biasPen += weightPenalty(W[L.var + 1], dB, size_t(L.oc), L.bL1, L.bL2);
-      lap(net.bwdMs[ii]);
+      lap(net.bwdMs[ii], net.bwdWall[ii]);
       break;  // the fused convolution needs no input gradient: nothing below needs one either
     }
     float* dx = needDx && L.kind != kFlat ? in.gIn[ii].data() : nullptr;
@@ -910,14 +974,18 @@ napi_value stepRun(const Args& a) {
                                    {DNNL_ARG_DIFF_DST, gzm},
                                    {DNNL_ARG_DIFF_WEIGHTS, p.wReorder ? p.diffW : dwu}});
           if (p.wReorder) p.wReorderPrim.execute(s, p.diffW, dwu);
-          if (dx) {
+          if (needDx) {
             memory wu(p.userW, eng, W[L.var]);
             memory dxu(p.src, eng, dx);
             if (p.dReorder) p.dReorderPrim.execute(s, wu, p.dW);
             p.bwdData.execute(s, {{DNNL_ARG_DIFF_DST, gzm},
                                   {DNNL_ARG_WEIGHTS, p.dReorder ? p.dW : wu},
                                   {DNNL_ARG_DIFF_SRC, p.blocked ? p.dxP : dxu}});
-            if (p.blocked) p.dxOut.execute(s, p.dxP, dxu);
+            if (p.srcFilled) {
+              dx = static_cast<float*>(p.dxP.get_data_handle());  // the fused kernel below reads it blocked
+            } else if (p.blocked) {
+              p.dxOut.execute(s, p.dxP, dxu);
+            }
           }
           s.wait();
         } else {
@@ -950,7 +1018,7 @@ napi_value stepRun(const Args& a) {
         break;
       case kFlat: dx = const_cast<float*>(g); break;
     }
-    lap(net.bwdMs[ii]);
+    lap(net.bwdMs[ii], net.bwdWall[ii]);
     if (!needDx) break;  // nothing below needs a gradient
     g = dx;
   }
@@ -963,33 +1031,45 @@ napi_value stepRun(const Args& a) {
   return undefinedValue(a.env);
 }
 
-// stepProfile(handle) -> "layer kind fwd bwd" lines, process CPU ms per run (ONEDNN_STEP_PROFILE=1).
+// stepProfile(handle) -> "layer kind fwd bwd" lines, process CPU ms and wall ms per run (ONEDNN_STEP_PROFILE=1).
 napi_value stepProfile(const Args& a) {
   Net& net = *netOf(a, 0);
   static const char* kinds[] = {"conv", "pool", "dropout", "flatten", "dense"};
-  std::string out = "layer kind fwd_ms bwd_ms (process CPU per step, " + std::to_string(net.runs) + " steps)\n";
+  std::string out = "layer kind fwd_cpu_ms bwd_cpu_ms fwd_wall_ms bwd_wall_ms (per step, " + std::to_string(net.runs) + " steps)\n";
   const double n = net.runs > 0 ? net.runs : 1;
-  char buf[160];
+  char buf[200];
+  double cpu = net.lossMs, wall = net.lossWall;
   for (size_t i = 0; i < net.layers.size(); i++) {
-    snprintf(buf, sizeof buf, "%zu %s %.2f %.2f\n", i, kinds[net.layers[i].kind], net.fwdMs[i] / n, net.bwdMs[i] / n);
+    const char* kind = net.layers[i].fused ? "conv+relu+pool" : net.layers[i].fusedInto ? "(fused)" : kinds[net.layers[i].kind];
+    snprintf(buf, sizeof buf, "%zu %s %.2f %.2f %.2f %.2f\n", i, kind, net.fwdMs[i] / n, net.bwdMs[i] / n, net.fwdWall[i] / n,
+             net.bwdWall[i] / n);
     out += buf;
+    cpu += net.fwdMs[i] + net.bwdMs[i];
+    wall += net.fwdWall[i] + net.bwdWall[i];
   }
-  snprintf(buf, sizeof buf, "loss %.2f\n", net.lossMs / n);
+  snprintf(buf, sizeof buf, "loss %.2f cpu, %.2f wall\nstep %.2f cpu, %.2f wall\n", net.lossMs / n, net.lossWall / n, cpu / n, wall / n);
   out += buf;
   return makeString(a.env, out);
 }
 
-// stepFused(handle) -> indices of the convolutions that run fused with the max pooling after them.
+// stepFused(handle) -> [{layer, output}] for each convolution that runs fused with the max pooling
+// (and Dropout) after it; output: the layout the last run wrote ("nhwc", "nChw8c", "nChw16c").
 napi_value stepFused(const Args& a) {
   Net& net = *netOf(a, 0);
   napi_value arr;
   napi_create_array(a.env, &arr);
+  auto it = net.inst.find(net.lastB);
   uint32_t n = 0;
   for (size_t i = 0; i < net.layers.size(); i++) {
     if (!net.layers[i].fused) continue;
-    napi_value v;
-    napi_create_uint32(a.env, static_cast<uint32_t>(i), &v);
-    napi_set_element(a.env, arr, n++, v);
+    const int block = it != net.inst.end() ? it->second->block[i] : 0;
+    napi_value o, layer, output;
+    napi_create_object(a.env, &o);
+    napi_create_uint32(a.env, static_cast<uint32_t>(i), &layer);
+    output = makeString(a.env, block == 16 ? "nChw16c" : block == 8 ? "nChw8c" : "nhwc");
+    napi_set_named_property(a.env, o, "layer", layer);
+    napi_set_named_property(a.env, o, "output", output);
+    napi_set_element(a.env, arr, n++, o);
   }
   return arr;
 }
