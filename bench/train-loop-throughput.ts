@@ -4,7 +4,7 @@
  * (onednn) and wasm beside them, on real EMNIST ByMerge images.
  *
  *   node --import tsx bench/train-loop-throughput.ts [--steps 40] [--threads 2] [--epochs 2]
- *        [--presets baseline,l2-activity] [--tfjs-step] [--fit] [--wasm] [--md bench/results/train-loop-….md]
+ *        [--presets baseline,l2-activity] [--rounds 1] [--tfjs-step] [--fit] [--wasm] [--md bench/results/train-loop-….md]
  *
  * Data: the ByMerge test split (../shared/data/emnist-bymerge-test, IDX gz) loaded with the engine's
  * data layer (src/engine/data) as a seeded `limit` sample sized so that one epoch is exactly
@@ -17,6 +17,11 @@
  * after the native one, so before/after share the machine's load.
  * `--fit`: the same images through the tutorial CNN's model.fit on onednn; `--wasm`: model.fit on
  * wasm (2 steps, it is ~10x slower).
+ * `--rounds N`: the presets run N times, in reverse order every other round, and each one's warm
+ * figure is its best over the rounds. Why: this machine's speed drifts by ±20 % from one minute to
+ * the next (a shared host), so one pass through the presets in a fixed order compares a preset run
+ * in a fast minute with one run in a slow minute; interleaving and taking each one's best compares
+ * them at the machine's speed, not at its weather.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -31,6 +36,7 @@ const { values: opts } = parseArgs({
     steps: { type: 'string', default: '40' },
     threads: { type: 'string', default: '2' },
     epochs: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '1' },
     presets: { type: 'string' },
     /** Also run each preset with the tfjs autodiff step (ONEDNN_DISABLE=SequentialStep), interleaved. */
     'tfjs-step': { type: 'boolean', default: false },
@@ -52,6 +58,8 @@ interface ChildResult {
   rates: number[];
   /** CPU ms (user + system, all threads) per step, per epoch (loop only). */
   cpuMs?: number[];
+  /** With --rounds: rates and cpuMs of each round (rates/cpuMs above are round 1's). */
+  rounds?: Array<{ rates: number[]; cpuMs: number[] }>;
   numTensors: number[];
   rssMB: number;
   error?: string;
@@ -174,7 +182,16 @@ const self = fileURLToPath(import.meta.url);
 const load0 = os.loadavg();
 const t0 = Date.now();
 const results: ChildResult[] = [];
-for (const job of jobs) {
+const rounds = Math.max(1, Number(opts.rounds));
+const byJob = new Map<string, ChildResult>();
+const order: string[] = [];
+for (let round = 0; round < rounds; round++) {
+  const loops = jobs.filter((j) => j.includes('loop='));
+  // model.fit and wasm are reference points: once, in the first round.
+  const thisRound = round === 0 ? jobs : round % 2 === 1 ? [...loops].reverse() : loops;
+  for (const job of thisRound) order.push(job);
+}
+for (const job of order) {
   const args = ['--import', 'tsx', self, '--child', job, '--steps', opts.steps!, '--threads', opts.threads!, '--epochs', opts.epochs!, '--data', opts.data!];
   const env = job.startsWith('tfjsloop=') ? { ...process.env, ONEDNN_DISABLE: 'SequentialStep' } : process.env;
   const res = spawnSync(
@@ -186,7 +203,14 @@ for (const job of jobs) {
   const r: ChildResult = line
     ? (JSON.parse(line.slice(7)) as ChildResult)
     : { label: job, description: job, rates: [], numTensors: [], rssMB: 0, error: `child failed (status ${res.status}): ${res.stderr.slice(-800)}` };
-  results.push(r);
+  const seen = byJob.get(job);
+  if (!seen) {
+    r.rounds = [{ rates: r.rates, cpuMs: r.cpuMs ?? [] }];
+    byJob.set(job, r);
+    results.push(r);
+  } else if (!r.error) {
+    seen.rounds!.push({ rates: r.rates, cpuMs: r.cpuMs ?? [] });
+  }
   console.error(r.error ? `${job}: ${r.error}` : `${job}: ${r.rates.map((x) => x.toFixed(0)).join(', ')} samples/s`);
 }
 const load1 = os.loadavg();
@@ -196,8 +220,14 @@ function median(xs: number[]): number {
   const m = Math.floor(v.length / 2);
   return v.length === 0 ? NaN : v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 }
-const warmCpu = (r: ChildResult) => median((r.cpuMs ?? []).length > 1 ? r.cpuMs!.slice(1) : (r.cpuMs ?? []));
-const warm = (r: ChildResult) => (r.rates.length > 1 ? Math.max(...r.rates.slice(1)) : (r.rates[0] ?? NaN));
+// Warm: epochs ≥ 2 of every round (epoch 1 creates the primitives); the best rate, the median CPU.
+const warmOf = (xs: number[]) => (xs.length > 1 ? xs.slice(1) : xs);
+const allRounds = (r: ChildResult) => r.rounds ?? [{ rates: r.rates, cpuMs: r.cpuMs ?? [] }];
+const warmCpu = (r: ChildResult) => median(allRounds(r).flatMap((x) => warmOf(x.cpuMs)));
+const warm = (r: ChildResult) => {
+  const rates = allRounds(r).flatMap((x) => warmOf(x.rates));
+  return rates.length > 0 ? Math.max(...rates) : NaN;
+};
 const base = results.find((r) => r.label === 'baseline' && !r.error && r.description.includes('native'));
 const tfjsBase = results.find((r) => r.label === 'baseline' && !r.error && r.description.includes('tfjs step'));
 const lines: string[] = [];
@@ -209,7 +239,9 @@ lines.push(`- load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start,
 lines.push(
   `- data: EMNIST ByMerge test split, seeded sample: ${opts.steps} batches of ${BATCH} per epoch (+ ${VALIDATION} validation), ${opts.epochs} epoch(s) per preset`,
 );
-lines.push('- figure: the run\'s own samplesPerSec per epoch (training batches only); "warm" is the best epoch after the first');
+lines.push(
+  `- figure: the run's own samplesPerSec per epoch (training batches only); "warm" is the best epoch after the first${rounds > 1 ? `, over ${rounds} rounds (the presets in reverse order every other round; rounds separated by " / ")` : ''}`,
+);
 lines.push('');
 lines.push('- CPU ms/step: process CPU time (user + system, all threads) per step from batch 2 to the last, per epoch. Wall time on a busy');
 lines.push('  machine includes waiting for a core, CPU time does not: `250 * 1000 * threads / CPU ms` is what the threads would give on idle cores.');
@@ -229,13 +261,19 @@ for (const r of results) {
   const w = warm(r);
   const ref = r.description.includes('tfjs step') ? tfjsBase : r.description.includes('native') ? base : undefined;
   const rel = ref ? `${((w / warm(ref) - 1) * 100).toFixed(1)} %` : '';
-  const cpu = (r.cpuMs ?? []).map((x) => x.toFixed(1)).join(', ');
+  const cpu = allRounds(r)
+    .map((x) => x.cpuMs.map((c) => c.toFixed(1)).join(', '))
+    .join(' / ');
   const wc = warmCpu(r);
   const refCpu = ref ? warmCpu(ref) : NaN;
   const cpuRel = Number.isFinite(wc) && Number.isFinite(refCpu) ? `${((wc / refCpu - 1) * 100).toFixed(1)} %` : '';
   const est = Number.isFinite(wc) ? ((BATCH * 1000 * Number(opts.threads)) / wc).toFixed(0) : '';
   lines.push(
-    `| ${r.label} (${r.description}) | ${r.rates.map((x) => x.toFixed(0)).join(', ')} | ${w.toFixed(0)} | ${rel} | ${cpu} | ${Number.isFinite(wc) ? wc.toFixed(1) : ''} | ${cpuRel} | ${est} | ${r.numTensors.join(', ')} | ${r.rssMB.toFixed(0)} |`,
+    `| ${r.label} (${r.description}) | ${allRounds(r)
+      .map((x) => x.rates.map((v) => v.toFixed(0)).join(', '))
+      .join(
+        ' / ',
+      )} | ${w.toFixed(0)} | ${rel} | ${cpu} | ${Number.isFinite(wc) ? wc.toFixed(1) : ''} | ${cpuRel} | ${est} | ${r.numTensors.join(', ')} | ${r.rssMB.toFixed(0)} |`,
   );
 }
 const text = lines.join('\n') + '\n';
