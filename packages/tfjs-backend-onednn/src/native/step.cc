@@ -77,6 +77,9 @@ struct ConvPrims {
   // The fused kernel before this convolution writes its blocked input (srcP) and reads the
   // gradient w.r.t. it from dxP: no reorder on that side.
   bool srcFilled = false;
+  // The max pooling after it reads dstP and gives the gradient in that layout: no reorder on
+  // that side either.
+  bool dstToPool = false;
   memory srcP, dstP, gzP, dxP;
   dnnl::reorder srcIn, dstOut, gzIn, dxOut;
 };
@@ -87,6 +90,13 @@ struct PoolPrims {
   dnnl::pooling_backward::primitive_desc bpd;
   dnnl::pooling_backward bwd;
   memory::desc src, dst;
+  // After a convolution whose primitives chose a blocked output: the pooling runs on that layout,
+  // reading the convolution's dstP in place and writing the gradient w.r.t. it as the
+  // convolution's backward reads it (gSrc); only the small pooled tensor and its gradient are
+  // reordered to and from NHWC (dstB -> out, g -> gB).
+  bool blocked = false;
+  memory dstB, gB, gSrc;
+  dnnl::reorder dstOut, gIn;
 };
 
 struct DensePrims {
@@ -287,16 +297,26 @@ void buildConv(Instance& in, const Layer& L, size_t i, bool needDx) {
   in.conv[i] = std::move(p);
 }
 
-void buildPool(Instance& in, const Layer& L, size_t i) {
+// layout: tag::nhwc, or the blocked layout of the convolution before it (PoolPrims::blocked).
+void buildPool(Instance& in, const Layer& L, size_t i, tag layout = tag::nhwc) {
   auto& eng = engine();
   auto p = std::make_unique<PoolPrims>();
   const int B = in.B;
-  p->src = memory::desc({B, L.ic, L.ih, L.iw}, dt::f32, tag::nhwc);
-  p->dst = memory::desc({B, L.oc, L.oh, L.ow}, dt::f32, tag::nhwc);
+  p->blocked = layout != tag::nhwc;
+  p->src = memory::desc({B, L.ic, L.ih, L.iw}, dt::f32, layout);
+  p->dst = memory::desc({B, L.oc, L.oh, L.ow}, dt::f32, layout);
   dnnl::pooling_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max, p->src, p->dst,
                                  {L.sh, L.sw}, {L.kh, L.kw}, {L.pt, L.pl}, {L.pb, L.pr});
   p->fpd = dnnl::pooling_forward::primitive_desc(fd, eng);
   p->fwd = dnnl::pooling_forward(p->fpd);
+  if (p->blocked) {
+    const memory::desc nhwc({B, L.oc, L.oh, L.ow}, dt::f32, tag::nhwc);
+    p->dstB = memory(p->dst, eng);
+    p->gB = memory(p->dst, eng);
+    p->gSrc = memory(p->src, eng);
+    p->dstOut = dnnl::reorder(p->dstB, memory(nhwc, eng, nullptr));
+    p->gIn = dnnl::reorder(memory(nhwc, eng, nullptr), p->gB);
+  }
   dnnl::pooling_backward::desc bd(dnnl::algorithm::pooling_max, p->src, p->dst, {L.sh, L.sw}, {L.kh, L.kw}, {L.pt, L.pl},
                                   {L.pb, L.pr});
   p->bpd = dnnl::pooling_backward::primitive_desc(bd, eng, p->fpd);
@@ -404,6 +424,22 @@ Instance& instanceFor(Net& net, int B) {
         in->out[size_t(L.fusedEnd)] = {};
         break;
       }
+    }
+  }
+  // A max pooling after a convolution with a blocked nChw8c / nChw16c output runs on that layout.
+  for (size_t j = 0; j + 1 < n; j++) {
+    const Layer& L = net.layers[j];
+    const Layer& P = net.layers[j + 1];
+    if (L.kind != kConv || L.fused || P.kind != kPool || P.fusedInto || !in->conv[j] || !in->conv[j]->blocked) continue;
+    ConvPrims& c = *in->conv[j];
+    for (const auto t : {tag::nChw16c, tag::nChw8c}) {
+      if (c.fpd.dst_desc() != memory::desc({B, L.oc, L.oh, L.ow}, dt::f32, t)) continue;
+      buildPool(*in, P, j + 1, t);
+      c.dstToPool = true;
+      in->out[j] = {};  // the convolution's output stays in dstP, its gradient goes to gzP
+      in->gz[j] = {};
+      in->gIn[j + 1] = {};
+      break;
     }
   }
   in->probs.resize(size_t(B) * net.layers.back().oc);
@@ -550,6 +586,40 @@ void activationBackward(const float* g, const float* y, float* gz, float* dbias,
     const int64_t lo = std::min(rows, t * chunk), hi = std::min(rows, lo + chunk);
     double* mine = part.data() + size_t(t) * stride;
     if (hi > lo) activationRows(g, y, gz, dbias ? mine : nullptr, lo, hi, C, relu, activity, a1, a2, mine[C], mine[C + 1]);
+  }
+  sa = 0;
+  sq = 0;
+  std::vector<double> total(size_t(C), 0.0);
+  for (int t = 0; t < nt; t++) {
+    const double* p = part.data() + size_t(t) * stride;
+    for (int64_t c = 0; c < C; c++) total[c] += p[c];
+    sa += p[C];
+    sq += p[C + 1];
+  }
+  if (dbias) {
+    for (int64_t c = 0; c < C; c++) dbias[c] = static_cast<float>(total[c]);
+  }
+}
+
+// activationBackward on a blocked nChw{bs}c tensor of B images, C channels, hw positions: chunk
+// (n, cb) holds hw rows of bs channels cb·bs … cb·bs + bs − 1.
+void activationBackwardBlocked(const float* g, const float* y, float* gz, float* dbias, int64_t B, int64_t C, int64_t hw,
+                               int bs, bool relu, bool activity, float a1, float a2, double& sa, double& sq) {
+  const int64_t CB = C / bs, chunks = B * CB, chunk = hw * bs;
+  const int nt = threadsFor(size_t(chunks * chunk));
+  const size_t stride = size_t(C) + 2;
+  std::vector<double> part(size_t(nt) * stride, 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t per = (chunks + T - 1) / T;
+    const int64_t lo = std::min(chunks, t * per), hi = std::min(chunks, lo + per);
+    double* mine = part.data() + size_t(t) * stride;
+    for (int64_t k = lo; k < hi; k++) {
+      const int64_t off = k * chunk, cb = k % CB;
+      activationRows(g + off, y + off, gz + off, dbias ? mine + cb * bs : nullptr, 0, hw, bs, relu, activity, a1, a2, mine[C],
+                     mine[C + 1]);
+    }
   }
   sa = 0;
   sq = 0;
@@ -880,15 +950,20 @@ napi_value stepRun(const Args& a) {
         }
         if (L.hasBias) args.emplace(DNNL_ARG_BIAS, memory(p.bias, eng, W[L.var + 1]));
         p.fwd.execute(s, args);
-        if (p.blocked) p.dstOut.execute(s, p.dstP, yu);
+        if (p.blocked && !p.dstToPool) p.dstOut.execute(s, p.dstP, yu);
         s.wait();
         break;
       }
       case kPool: {
         PoolPrims& p = *in.pool[i];
-        p.fwd.execute(s, {{DNNL_ARG_SRC, memory(p.src, eng, const_cast<float*>(cur))},
-                          {DNNL_ARG_DST, memory(p.dst, eng, y)},
-                          {DNNL_ARG_WORKSPACE, memory(p.fpd.workspace_desc(), eng, in.aux[i].data())}});
+        const memory ws(p.fpd.workspace_desc(), eng, in.aux[i].data());
+        if (p.blocked) {
+          p.fwd.execute(s, {{DNNL_ARG_SRC, in.conv[i - 1]->dstP}, {DNNL_ARG_DST, p.dstB}, {DNNL_ARG_WORKSPACE, ws}});
+          memory yu(memory::desc({B, L.oc, L.oh, L.ow}, dt::f32, tag::nhwc), eng, y);
+          p.dstOut.execute(s, p.dstB, yu);
+        } else {
+          p.fwd.execute(s, {{DNNL_ARG_SRC, memory(p.src, eng, const_cast<float*>(cur))}, {DNNL_ARG_DST, memory(p.dst, eng, y)}, {DNNL_ARG_WORKSPACE, ws}});
+        }
         s.wait();
         break;
       }
@@ -948,11 +1023,20 @@ napi_value stepRun(const Args& a) {
     switch (L.kind) {
       case kConv:
       case kDense: {
-        float* gz = in.gz[ii].data();
+        const bool toPool = L.kind == kConv && in.conv[ii]->dstToPool;
+        float* gz = toPool ? static_cast<float*>(in.conv[ii]->gzP.get_data_handle()) : in.gz[ii].data();
         float* dW = G[L.var];
         float* dB = L.hasBias ? G[L.var + 1] : nullptr;
         const int64_t C = L.oc, rows = int64_t(B) * L.oh * L.ow;
-        if (ii != li) {
+        if (toPool) {
+          // g, y and gz in the convolution's blocked layout.
+          const ConvPrims& p = *in.conv[ii];
+          const int bs = p.fpd.dst_desc() == memory::desc({B, L.oc, L.oh, L.ow}, dt::f32, tag::nChw16c) ? 16 : 8;
+          double sa = 0, sq = 0;
+          activationBackwardBlocked(g, static_cast<const float*>(p.dstP.get_data_handle()), gz, dB, B, C, int64_t(L.oh) * L.ow, bs,
+                                    L.act == aRelu, L.activity(), L.aL1 * invB, 2.f * L.aL2 * invB, sa, sq);
+          if (L.activity()) activityPen += (double(L.aL1) * sa + double(L.aL2) * sq) / B;
+        } else if (ii != li) {
           double sa = 0, sq = 0;
           activationBackward(g, outputOf[ii], gz, dB, rows, C, L.act == aRelu, L.activity(), L.aL1 * invB, 2.f * L.aL2 * invB,
                              sa, sq);
@@ -968,7 +1052,7 @@ napi_value stepRun(const Args& a) {
           ConvPrims& p = *in.conv[ii];
           memory dwu(p.userW, eng, dW);
           memory gzu(p.dst, eng, gz);
-          if (p.blocked) p.gzIn.execute(s, gzu, p.gzP);
+          if (p.blocked && !p.dstToPool) p.gzIn.execute(s, gzu, p.gzP);
           const memory& gzm = p.blocked ? p.gzP : gzu;
           p.bwdWeights.execute(s, {{DNNL_ARG_SRC, p.blocked ? p.srcP : memory(p.src, eng, const_cast<float*>(inputOf[ii]))},
                                    {DNNL_ARG_DIFF_DST, gzm},
@@ -1005,11 +1089,17 @@ napi_value stepRun(const Args& a) {
         break;
       }
       case kPool:
-        if (dx) {
+        if (needDx) {
           PoolPrims& p = *in.pool[ii];
-          p.bwd.execute(s, {{DNNL_ARG_DIFF_DST, memory(p.dst, eng, const_cast<float*>(g))},
-                            {DNNL_ARG_DIFF_SRC, memory(p.src, eng, dx)},
-                            {DNNL_ARG_WORKSPACE, memory(p.bpd.workspace_desc(), eng, in.aux[ii].data())}});
+          const memory ws(p.bpd.workspace_desc(), eng, in.aux[ii].data());
+          if (p.blocked) {
+            memory gu(memory::desc({B, L.oc, L.oh, L.ow}, dt::f32, tag::nhwc), eng, const_cast<float*>(g));
+            p.gIn.execute(s, gu, p.gB);
+            p.bwd.execute(s, {{DNNL_ARG_DIFF_DST, p.gB}, {DNNL_ARG_DIFF_SRC, p.gSrc}, {DNNL_ARG_WORKSPACE, ws}});
+            dx = static_cast<float*>(p.gSrc.get_data_handle());  // the convolution below reads it blocked
+          } else {
+            p.bwd.execute(s, {{DNNL_ARG_DIFF_DST, memory(p.dst, eng, const_cast<float*>(g))}, {DNNL_ARG_DIFF_SRC, memory(p.src, eng, dx)}, {DNNL_ARG_WORKSPACE, ws}});
+          }
           s.wait();
         }
         break;
