@@ -171,6 +171,66 @@ const CASES: Case[] = [
   },
 ];
 
+/**
+ * Seeded random Conv2D -> MaxPooling2D -> [Dropout] -> Flatten -> Dense stacks around the fused
+ * kernel's conditions (channel counts on and off its multiples of 8, patches of 1..36 values, strides,
+ * 'same' padding, overlapping and non-overlapping pooling, odd outputs), each with the layers it must
+ * fuse: only where the fused kernel's conditions hold, and then the same math as the reference.
+ */
+function generatedCases(n: number, seed: number): Case[] {
+  const r = rng(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const out: Case[] = [];
+  while (out.length < n) {
+    const [h, w, ch] = [int(7, 15), int(7, 15), int(1, 4)];
+    const [kh, kw, stride] = [int(1, 3), int(1, 3), int(1, 2)];
+    const convPad = pick(['valid', 'same'] as const);
+    const filters = pick([8, 16, 24, 32, 40, 64, 12, 72]);
+    const activation = pick(['relu', 'relu', 'relu', 'linear'] as const);
+    const oh = convPad === 'same' ? Math.ceil(h / stride) : Math.floor((h - kh) / stride) + 1;
+    const ow = convPad === 'same' ? Math.ceil(w / stride) : Math.floor((w - kw) / stride) + 1;
+    const pool = int(1, 3);
+    const poolStride = pick([pool, pool, Math.max(1, pool - 1)]);
+    const poolPad = pick(['valid', 'valid', 'same'] as const);
+    const ph = poolPad === 'same' ? Math.ceil(oh / poolStride) : Math.floor((oh - pool) / poolStride) + 1;
+    const pw = poolPad === 'same' ? Math.ceil(ow / poolStride) : Math.floor((ow - pool) / poolStride) + 1;
+    if (oh < 1 || ow < 1 || ph < 1 || pw < 1) continue;
+    const dropout = r() < 0.5;
+    const activity = pick([null, l1, l2, en]);
+    const bias = r() < 0.8;
+    const classes = int(3, 5);
+    const i = out.length;
+    // 'same' pooling that needs no padding (e.g. 1x1 windows) is the unpadded pooling the kernel takes.
+    const unpadded = poolPad === 'valid' || ((ph - 1) * poolStride + pool <= oh && (pw - 1) * poolStride + pool <= ow);
+    const fuses = activation === 'relu' && filters % 8 === 0 && filters <= 64 && poolStride === pool && unpadded;
+    out.push({
+      name: `generated ${i}: ${h}x${w}x${ch}, conv ${kh}x${kw}/${stride} ${convPad} ${activation} -> ${filters}, pool ${pool}/${poolStride} ${poolPad}${dropout ? ', dropout' : ''}${activity ? ', activity' : ''}${fuses ? ' (fused)' : ''}`,
+      input: [h, w, ch],
+      batch: int(2, 6),
+      classes,
+      layers: (wt) => [
+        {
+          type: 'conv2d',
+          kernel: wt([kh, kw, ch, filters], 60 + 10 * i),
+          bias: bias ? wt([filters], 61 + 10 * i) : null,
+          strides: [stride, stride],
+          padding: convPad,
+          activation,
+          activityPenalty: activity,
+        },
+        { type: 'maxPooling2d', poolSize: [pool, pool], strides: [poolStride, poolStride], padding: poolPad },
+        ...(dropout ? [{ type: 'dropout' as const, rate: 0.3 }] : []),
+        { type: 'flatten' },
+        { type: 'dense', kernel: wt([ph * pw * filters, classes], 62 + 10 * i), bias: wt([classes], 63 + 10 * i), activation: 'softmax' },
+      ],
+      fused: fuses ? [{ layer: 0, output: 'nhwc' }] : [],
+    });
+  }
+  return out;
+}
+CASES.push(...generatedCases(24, 2026));
+
 /** The reference: tfjs ops on the cpu backend, differentiated by tfjs. */
 function reference(layers: SequentialLayer[], x: tf.Tensor4D, y: tf.Tensor2D, keys: number[]) {
   const B = x.shape[0];
