@@ -78,8 +78,9 @@ struct ConvPrims {
   // gradient w.r.t. it from dxP: no reorder on that side.
   bool srcFilled = false;
   // The max pooling after it reads dstP and gives the gradient in that layout: no reorder on
-  // that side either.
+  // that side either. dstBlock: that layout's channel block (nChw16c: 16, nChw8c: 8).
   bool dstToPool = false;
+  int dstBlock = 0;
   memory srcP, dstP, gzP, dxP;
   dnnl::reorder srcIn, dstOut, gzIn, dxOut;
 };
@@ -432,10 +433,11 @@ Instance& instanceFor(Net& net, int B) {
     const Layer& P = net.layers[j + 1];
     if (L.kind != kConv || L.fused || P.kind != kPool || P.fusedInto || !in->conv[j] || !in->conv[j]->blocked) continue;
     ConvPrims& c = *in->conv[j];
-    for (const auto t : {tag::nChw16c, tag::nChw8c}) {
+    for (const auto& [bs, t] : {std::pair{16, tag::nChw16c}, std::pair{8, tag::nChw8c}}) {
       if (c.fpd.dst_desc() != memory::desc({B, L.oc, L.oh, L.ow}, dt::f32, t)) continue;
       buildPool(*in, P, j + 1, t);
       c.dstToPool = true;
+      c.dstBlock = bs;
       in->out[j] = {};  // the convolution's output stays in dstP, its gradient goes to gzP
       in->gz[j] = {};
       in->gIn[j + 1] = {};
@@ -573,6 +575,24 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void activationRows
   }
 }
 
+// The per-thread partial sums of activationBackward(Blocked) — C bias sums, then Σ|y|, Σy² per
+// thread — added in thread order (the same bits on every run).
+void sumParts(const std::vector<double>& part, int nt, int64_t C, float* dbias, double& sa, double& sq) {
+  const size_t stride = size_t(C) + 2;
+  sa = 0;
+  sq = 0;
+  std::vector<double> total(size_t(C), 0.0);
+  for (int t = 0; t < nt; t++) {
+    const double* p = part.data() + size_t(t) * stride;
+    for (int64_t c = 0; c < C; c++) total[c] += p[c];
+    sa += p[C];
+    sq += p[C + 1];
+  }
+  if (dbias) {
+    for (int64_t c = 0; c < C; c++) dbias[c] = static_cast<float>(total[c]);
+  }
+}
+
 void activationBackward(const float* g, const float* y, float* gz, float* dbias, int64_t rows, int64_t C, bool relu,
                         bool activity, float a1, float a2, double& sa, double& sq) {
   const int nt = threadsFor(size_t(rows * C));
@@ -587,18 +607,7 @@ void activationBackward(const float* g, const float* y, float* gz, float* dbias,
     double* mine = part.data() + size_t(t) * stride;
     if (hi > lo) activationRows(g, y, gz, dbias ? mine : nullptr, lo, hi, C, relu, activity, a1, a2, mine[C], mine[C + 1]);
   }
-  sa = 0;
-  sq = 0;
-  std::vector<double> total(size_t(C), 0.0);
-  for (int t = 0; t < nt; t++) {
-    const double* p = part.data() + size_t(t) * stride;
-    for (int64_t c = 0; c < C; c++) total[c] += p[c];
-    sa += p[C];
-    sq += p[C + 1];
-  }
-  if (dbias) {
-    for (int64_t c = 0; c < C; c++) dbias[c] = static_cast<float>(total[c]);
-  }
+  sumParts(part, nt, C, dbias, sa, sq);
 }
 
 // activationBackward on a blocked nChw{bs}c tensor of B images, C channels, hw positions: chunk
@@ -621,18 +630,7 @@ void activationBackwardBlocked(const float* g, const float* y, float* gz, float*
                      mine[C + 1]);
     }
   }
-  sa = 0;
-  sq = 0;
-  std::vector<double> total(size_t(C), 0.0);
-  for (int t = 0; t < nt; t++) {
-    const double* p = part.data() + size_t(t) * stride;
-    for (int64_t c = 0; c < C; c++) total[c] += p[c];
-    sa += p[C];
-    sq += p[C + 1];
-  }
-  if (dbias) {
-    for (int64_t c = 0; c < C; c++) dbias[c] = static_cast<float>(total[c]);
-  }
+  sumParts(part, nt, C, dbias, sa, sq);
 }
 
 struct LossOut {
@@ -1031,9 +1029,8 @@ napi_value stepRun(const Args& a) {
         if (toPool) {
           // g, y and gz in the convolution's blocked layout.
           const ConvPrims& p = *in.conv[ii];
-          const int bs = p.fpd.dst_desc() == memory::desc({B, L.oc, L.oh, L.ow}, dt::f32, tag::nChw16c) ? 16 : 8;
           double sa = 0, sq = 0;
-          activationBackwardBlocked(g, static_cast<const float*>(p.dstP.get_data_handle()), gz, dB, B, C, int64_t(L.oh) * L.ow, bs,
+          activationBackwardBlocked(g, static_cast<const float*>(p.dstP.get_data_handle()), gz, dB, B, C, int64_t(L.oh) * L.ow, p.dstBlock,
                                     L.act == aRelu, L.activity(), L.aL1 * invB, 2.f * L.aL2 * invB, sa, sq);
           if (L.activity()) activityPen += (double(L.aL1) * sa + double(L.aL2) * sq) / B;
         } else if (ii != li) {
