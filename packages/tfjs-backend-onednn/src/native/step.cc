@@ -575,10 +575,21 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void activationRows
   }
 }
 
-// The per-thread partial sums of activationBackward(Blocked) — C bias sums, then Σ|y|, Σy² per
-// thread — added in thread order (the same bits on every run).
-void sumParts(const std::vector<double>& part, int nt, int64_t C, float* dbias, double& sa, double& sq) {
+// Runs rows(lo, hi, mine) over [0, items) split statically between the threads, each with its own
+// partial sums `mine` — C bias sums, then Σ|y|, Σy² — and adds them in thread order (the same bits
+// on every run): dbias (when not null), sa and sq.
+template <typename Rows>
+void activationParts(int64_t items, size_t work, int64_t C, float* dbias, double& sa, double& sq, Rows rows) {
+  const int nt = threadsFor(work);
   const size_t stride = size_t(C) + 2;
+  std::vector<double> part(size_t(nt) * stride, 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t per = (items + T - 1) / T;
+    const int64_t lo = std::min(items, t * per), hi = std::min(items, lo + per);
+    if (hi > lo) rows(lo, hi, part.data() + size_t(t) * stride);
+  }
   sa = 0;
   sq = 0;
   std::vector<double> total(size_t(C), 0.0);
@@ -595,42 +606,23 @@ void sumParts(const std::vector<double>& part, int nt, int64_t C, float* dbias, 
 
 void activationBackward(const float* g, const float* y, float* gz, float* dbias, int64_t rows, int64_t C, bool relu,
                         bool activity, float a1, float a2, double& sa, double& sq) {
-  const int nt = threadsFor(size_t(rows * C));
-  // Per thread: C bias sums, then Σ|y|, Σy²; added in thread order afterwards (deterministic).
-  const size_t stride = size_t(C) + 2;
-  std::vector<double> part(size_t(nt) * stride, 0.0);
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-    const int64_t chunk = (rows + T - 1) / T;
-    const int64_t lo = std::min(rows, t * chunk), hi = std::min(rows, lo + chunk);
-    double* mine = part.data() + size_t(t) * stride;
-    if (hi > lo) activationRows(g, y, gz, dbias ? mine : nullptr, lo, hi, C, relu, activity, a1, a2, mine[C], mine[C + 1]);
-  }
-  sumParts(part, nt, C, dbias, sa, sq);
+  activationParts(rows, size_t(rows * C), C, dbias, sa, sq, [&](int64_t lo, int64_t hi, double* mine) {
+    activationRows(g, y, gz, dbias ? mine : nullptr, lo, hi, C, relu, activity, a1, a2, mine[C], mine[C + 1]);
+  });
 }
 
 // activationBackward on a blocked nChw{bs}c tensor of B images, C channels, hw positions: chunk
 // (n, cb) holds hw rows of bs channels cb·bs … cb·bs + bs − 1.
 void activationBackwardBlocked(const float* g, const float* y, float* gz, float* dbias, int64_t B, int64_t C, int64_t hw,
                                int bs, bool relu, bool activity, float a1, float a2, double& sa, double& sq) {
-  const int64_t CB = C / bs, chunks = B * CB, chunk = hw * bs;
-  const int nt = threadsFor(size_t(chunks * chunk));
-  const size_t stride = size_t(C) + 2;
-  std::vector<double> part(size_t(nt) * stride, 0.0);
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-    const int64_t per = (chunks + T - 1) / T;
-    const int64_t lo = std::min(chunks, t * per), hi = std::min(chunks, lo + per);
-    double* mine = part.data() + size_t(t) * stride;
+  const int64_t CB = C / bs, chunk = hw * bs;
+  activationParts(B * CB, size_t(B * C * hw), C, dbias, sa, sq, [&](int64_t lo, int64_t hi, double* mine) {
     for (int64_t k = lo; k < hi; k++) {
       const int64_t off = k * chunk, cb = k % CB;
       activationRows(g + off, y + off, gz + off, dbias ? mine + cb * bs : nullptr, 0, hw, bs, relu, activity, a1, a2, mine[C],
                      mine[C + 1]);
     }
-  }
-  sumParts(part, nt, C, dbias, sa, sq);
+  });
 }
 
 struct LossOut {
